@@ -1,0 +1,69 @@
+"""Cheap byte scan: does a file mention any name of interest as a whole identifier?
+
+Python's `re` is slow on a large alternation (about 40 s for drivers/), while `bytes.find` runs
+at memory speed. So every name is reduced to an anchor substring it contains ("read", "write",
+or the name itself), the anchors are found with `bytes.find`, and each hit is widened to the
+identifier around it and looked up in the name set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_COMMON_ANCHORS = (b"read", b"write")
+
+
+class NameScanner:
+    """Answers `mentions(data)` for a fixed set of identifiers."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(n.encode("ascii") for n in names)
+        anchors: set[bytes] = set()
+        for name in self.names:
+            anchor = next((a for a in _COMMON_ANCHORS if a in name), name)
+            anchors.add(anchor)
+        # Drop anchors that contain another anchor: the shorter one finds them too.
+        self.anchors = tuple(sorted(a for a in anchors
+                                    if not any(b != a and b in a for b in anchors)))
+        # The bytes that may stand just before and just after each anchor inside a name
+        # (-1 for "nothing": the anchor starts or ends the name). Most hits of "read" are
+        # "thread", "already" or "ready", rejected here by one byte without widening.
+        self._before: dict[bytes, frozenset[int]] = {}
+        self._after: dict[bytes, frozenset[int]] = {}
+        for anchor in self.anchors:
+            before: set[int] = set()
+            after: set[int] = set()
+            for name in self.names:
+                pos = name.find(anchor)
+                while pos >= 0:
+                    end = pos + len(anchor)
+                    before.add(name[pos - 1] if pos else -1)
+                    after.add(name[end] if end < len(name) else -1)
+                    pos = name.find(anchor, pos + 1)
+            self._before[anchor] = frozenset(before)
+            self._after[anchor] = frozenset(after)
+
+    def mentions(self, data: bytes) -> bool:
+        size = len(data)
+        for anchor in self.anchors:
+            before, after = self._before[anchor], self._after[anchor]
+            start = data.find(anchor)
+            while start >= 0:
+                end = start + len(anchor)
+                prev = data[start - 1] if start else -1
+                nxt = data[end] if end < size else -1
+                if ((prev in before or prev not in _WORD) and (nxt in after or nxt not in _WORD)
+                        and self._identifier_at(data, start, end) in self.names):
+                    return True
+                start = data.find(anchor, end)
+        return False
+
+    @staticmethod
+    def _identifier_at(data: bytes, start: int, end: int) -> bytes:
+        while start > 0 and data[start - 1] in _WORD:
+            start -= 1
+        size = len(data)
+        while end < size and data[end] in _WORD:
+            end += 1
+        return data[start:end]

@@ -1,0 +1,143 @@
+"""Byte-preserving clean-up of kernel C before tree-sitter sees it.
+
+Every rewrite keeps the byte length and every newline, so lines and columns reported from the
+parse tree are the positions in the original file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Kernel annotations that tree-sitter-c does not know and that derail its error recovery.
+# Bare keywords are blanked; the ones taking a parenthesised argument are blanked with it.
+_BARE = (
+    "__iomem __user __kernel __force __rcu __percpu __bitwise __nocast __safe __private "
+    "__init __exit __initdata __exitdata __initconst __exitconst __ref __refdata __refconst "
+    "__meminit __meminitdata __init_or_module __devinit __devexit __cpuinit __always_inline "
+    "noinline __noinline __must_check __maybe_unused __always_unused __used __cold __hot "
+    "__pure __weak __visible __sched __latent_entropy notrace asmlinkage __packed "
+    "__randomize_layout __no_randomize_layout __ro_after_init __read_mostly "
+    "__cacheline_aligned __cacheline_aligned_in_smp ____cacheline_aligned "
+    "____cacheline_aligned_in_smp __noreturn __malloc __nonstring __flatten __noclone "
+    "__irq_entry __kprobes __nocfi __noinstr noinstr __always_used __initlatent "
+    "__no_sanitize_address __no_kcsan __fix_address __attribute_const__ __mustcheck "
+    "__deprecated __nostackprotector __naked __lockdep_no_validate__ __iomem_ptr "
+    "__init_memblock __initdata_memblock __ksym __weak_alias __tracepoint_string "
+    "__always_inline_nogc __opencl __stringify_placeholder"
+).split()
+_WITH_ARG = (
+    "__acquires __releases __must_hold __printf __scanf __section __aligned __counted_by "
+    "__alloc_size __cleanup __free __guarded_by __pt_guarded_by __cond_acquires "
+    "__cond_releases __assume_aligned __diag_ignore __nocapture __realloc_size "
+    "__no_sanitize_or_inline __designated_init __counted_by_le __counted_by_be"
+).split()
+
+_BARE_RE = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in _BARE) + rb")\b")
+# One level of nested parentheses is enough for the kernel's uses (e.g. __aligned(sizeof(x))).
+_WITH_ARG_RE = re.compile(
+    rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in _WITH_ARG) + rb")\s*"
+    rb"\((?:[^()\n]|\((?:[^()\n]|\([^()\n]*\))*\))*\)"
+)
+# Iterator macros (`list_for_each_entry(pos, head, member) { ... }`) look like a call followed
+# by a block, which is not C. Renaming the macro to `while` (padded) keeps the arguments as an
+# expression, so calls inside them are still found, and the block parses as a loop body.
+_FOR_EACH_RE = re.compile(rb"\b[A-Za-z_]\w*for_each\w*(?=\s*\()")
+_DIRECTIVE_RE = re.compile(rb"^[ \t]*#[ \t]*(\w+)(.*)$", re.MULTILINE)
+
+
+def _spaces(match: re.Match[bytes]) -> bytes:
+    return re.sub(rb"[^\n]", b" ", match.group(0))
+
+
+def _whileize(match: re.Match[bytes]) -> bytes:
+    return b"while" + b" " * (len(match.group(0)) - 5)
+
+
+def _line_starts_directive(data: bytes, pos: int) -> bool:
+    """True when pos lies on a preprocessor line (or its backslash continuations)."""
+    start = data.rfind(b"\n", 0, pos) + 1
+    while True:
+        if data[start:pos].lstrip(b" \t").startswith(b"#"):
+            return True
+        # Walk back over continued lines: the previous line ends with a backslash.
+        if start < 2 or data[start - 2:start] != b"\\\n":
+            return False
+        start = data.rfind(b"\n", 0, start - 1) + 1
+
+
+def blank_annotations(data: bytes) -> bytes:
+    """Blank kernel annotations and turn iterator macros into `while` loops, length-preserving."""
+    data = _WITH_ARG_RE.sub(_spaces, data)
+    data = _BARE_RE.sub(_spaces, data)
+    out = bytearray(data)
+    for match in _FOR_EACH_RE.finditer(data):
+        if len(match.group(0)) < 5 or _line_starts_directive(data, match.start()):
+            continue
+        out[match.start():match.end()] = _whileize(match)
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Inactive:
+    """A byte range the preprocessor never compiles (`#if 0` and the dead side of `#if 1`)."""
+
+    start: int
+    end: int
+
+
+def _condition_value(text: bytes) -> bool | None:
+    """Literal value of an #if condition, or None when it depends on configuration."""
+    cond = re.sub(rb"/\*.*?\*/|//.*", b"", text).strip()
+    if cond in (b"0", b"(0)", b"false"):
+        return False
+    if cond in (b"1", b"(1)", b"true"):
+        return True
+    return None
+
+
+def inactive_ranges(data: bytes) -> tuple[Inactive, ...]:
+    """Find `#if 0` blocks (and the `#else`/`#elif` side of `#if 1`), nesting-aware."""
+    ranges: list[Inactive] = []
+    stack: list[_Cond] = []
+    for m in _DIRECTIVE_RE.finditer(data):
+        word = m.group(1)
+        outer_dead = any(c.dead_start >= 0 for c in stack)
+        if word in (b"if", b"ifdef", b"ifndef"):
+            value = _condition_value(m.group(2)) if word == b"if" else None
+            dead = value is False and not outer_dead
+            stack.append(_Cond(m.end() if dead else -1, False, value is True))
+        elif word in (b"else", b"elif") and stack:
+            cond = stack[-1]
+            outer_dead = any(c.dead_start >= 0 for c in stack[:-1])
+            if cond.dead_start >= 0 and not cond.until_endif:
+                ranges.append(Inactive(cond.dead_start, m.start()))
+                stack[-1] = _Cond(-1, False, False)
+            elif cond.dead_start < 0 and not outer_dead and cond.literally_true:
+                # After a literally-true branch every later branch is dead.
+                stack[-1] = _Cond(m.end(), True, False)
+        elif word == b"endif" and stack:
+            cond = stack.pop()
+            if cond.dead_start >= 0:
+                ranges.append(Inactive(cond.dead_start, m.start()))
+    for cond in stack:  # unterminated: dead to the end of the file
+        if cond.dead_start >= 0:
+            ranges.append(Inactive(cond.dead_start, len(data)))
+    return tuple(sorted(ranges, key=lambda r: r.start))
+
+
+@dataclass(slots=True)
+class _Cond:
+    dead_start: int  # start of the dead region, -1 while live
+    until_endif: bool  # dead because an earlier branch was literally true
+    literally_true: bool  # the open branch is `#if 1`
+
+
+def blank_ranges(data: bytes, ranges: tuple[Inactive, ...]) -> bytes:
+    """Replace every byte of the ranges but newlines with spaces."""
+    if not ranges:
+        return data
+    out = bytearray(data)
+    for r in ranges:
+        out[r.start:r.end] = re.sub(rb"[^\n]", b" ", data[r.start:r.end])
+    return bytes(out)

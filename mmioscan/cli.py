@@ -1,0 +1,117 @@
+"""Command line: argv -> options -> use case -> output. The only module that prints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mmioscan import __version__
+from mmioscan.catalogue import Catalogue, RuleError, load_catalogue
+from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
+from mmioscan.model import ScanResult
+from mmioscan.progress import ProgressBar
+from mmioscan.report import json as json_report
+from mmioscan.report import text as text_report
+from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.tree import TreeError
+
+RENDERERS: dict[str, Callable[[ScanResult], str]] = {
+    "text": text_report.render,
+    "json": json_report.render,
+}
+
+
+class UsageError(Exception):
+    """Unusable arguments: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mmioscan" / "facts"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mmioscan", description="Find every MMIO access in a Linux kernel "
+                     "tree and say what it does in a confidential-computing (TDX) guest.")
+    parser.add_argument("--version", action="version", version=f"mmioscan {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    scan = sub.add_parser("scan", help="list every MMIO accessor use under the given paths")
+    scan.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                      help="a kernel tree, or any folder or file inside one")
+    scan.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
+    scan.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    scan.add_argument("-o", "--output", type=Path, help="write the output to FILE")
+    scan.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                      help="parallel parser processes (default: all cores)")
+    scan.add_argument("--cache-dir", type=Path, default=None,
+                      help=f"facts cache folder (default: {default_cache_dir()})")
+    scan.add_argument("--no-cache", action="store_true", help="parse every file afresh")
+    scan.add_argument("--rules", type=Path, help="an alternative accessors.toml")
+    scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    kernel = sub.add_parser("kernel-tree", help="print (installing if needed) Debian's "
+                            "linux-source-6.12 tree, or with --config its cloud .config")
+    kernel.add_argument("--config", action="store_true",
+                        help="print the cloud-amd64 .config path instead")
+    return parser
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    catalogue: Catalogue = load_catalogue(args.rules)
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    options = ScanOptions(paths=tuple(args.paths), root=args.root, jobs=args.jobs,
+                          cache_dir=cache_dir)
+    bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
+    try:
+        result = run_scan(options, catalogue, bar)
+    finally:
+        if bar is not None:
+            bar.finish()
+    _write(RENDERERS[args.format](result), args.output)
+    return 0
+
+
+def _cmd_kernel_tree(args: argparse.Namespace) -> int:
+    path = ensure_cloud_config() if args.config else ensure_tree()
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 usage or input error)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "scan":
+            return _cmd_scan(args)
+        if args.command == "kernel-tree":
+            return _cmd_kernel_tree(args)
+        raise UsageError("a command is required: scan or kernel-tree (see --help)")
+    except (UsageError, TreeError, RuleError, KernelSourceError) as exc:
+        print(f"mmioscan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmioscan: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    sys.exit(main(sys.argv[1:]))

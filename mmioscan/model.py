@@ -1,0 +1,111 @@
+"""Frozen records passed between the pipeline's stages.
+
+Workers return these (picklable, immutable); later stages derive variants with
+`dataclasses.replace` instead of filling fields in after construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ScopeKind = Literal["function", "macro", "object-macro"]
+UseKind = Literal["call", "reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A function definition or a macro definition in one file."""
+
+    name: str
+    kind: ScopeKind
+    line: int
+    end_line: int
+    static: bool = False
+    inline: bool = False
+    params: tuple[str, ...] = ()
+    # Names called in the body (unique, sorted): the edges of the call graph.
+    callees: tuple[str, ...] = ()
+    # Catalogued names used as values in the body (unique, sorted).
+    values: tuple[str, ...] = ()
+    has_error: bool = False  # tree-sitter found a syntax error inside this function
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call of a plain identifier (`name(...)`), with its position and enclosing scope."""
+
+    name: str
+    line: int
+    column: int
+    scope: int  # index into FileFacts.scopes, -1 at file scope
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """Everything the later stages need from one source file."""
+
+    path: str  # POSIX, relative to the tree root
+    digest: str
+    size: int
+    parsed: bool  # False when the cheap byte scan showed nothing of interest
+    error_nodes: int = 0  # tree-sitter ERROR/MISSING nodes after annotation blanking
+    scopes: tuple[Scope, ...] = ()
+    calls: tuple[Call, ...] = ()  # calls of identifiers, in source order
+    # Catalogued names used as values (not called), same shape as calls.
+    references: tuple[Call, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+SiteKind = Literal["direct", "wrapper", "reference", "deref", "regmap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One MMIO (or port I/O) access site; the unit of every output format."""
+
+    path: str
+    line: int
+    column: int
+    function: str | None
+    callee: str
+    accessor: str
+    kind: SiteKind
+    access: str
+    width: int | None
+    family: str
+    active: bool = True
+    via: tuple[str, ...] = field(default=())
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line, self.column, self.callee)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    files_listed: int
+    files_parsed: int
+    files_skipped: int
+    files_with_errors: int
+    functions: int
+    functions_with_errors: int
+    macros: int
+    cache_hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    root: str
+    kernel_version: str | None
+    scanned: tuple[str, ...]
+    sites: tuple[Site, ...]
+    problems: tuple[Problem, ...]
+    stats: ScanStats
+    facts: tuple[FileFacts, ...] = field(default=(), repr=False, compare=False)

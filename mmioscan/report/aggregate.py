@@ -1,0 +1,56 @@
+"""Counts shared by the renderers (text summary, JSON stats)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from posixpath import dirname
+
+from mmioscan.model import ScanResult, Site
+
+
+def active_sites(result: ScanResult) -> list[Site]:
+    return [s for s in result.sites if s.active]
+
+
+def count_by(sites: Iterable[Site], key: Callable[[Site], str]) -> dict[str, int]:
+    """Counts in a deterministic order: largest first, then by name."""
+    counts = Counter(key(s) for s in sites)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def folder_of(path: str, depth: int = 3) -> str:
+    parts = dirname(path).split("/")
+    return "/".join(parts[:depth]) or "."
+
+
+def top_folders(sites: Iterable[Site], limit: int = 15, depth: int = 3) -> list[tuple[str, int]]:
+    return list(count_by(sites, lambda s: folder_of(s.path, depth)).items())[:limit]
+
+
+def parse_error_share(result: ScanResult) -> float:
+    parsed = result.stats.files_parsed
+    return result.stats.files_with_errors / parsed if parsed else 0.0
+
+
+def stats_dict(result: ScanResult) -> dict[str, object]:
+    """The JSON `stats` object: counts over active sites plus parse quality."""
+    sites = active_sites(result)
+    st = result.stats
+    return {
+        "files": st.files_listed,
+        "files_parsed": st.files_parsed,
+        "files_skipped_by_prefilter": st.files_skipped,
+        "files_with_parse_errors": st.files_with_errors,
+        "parse_error_share": round(parse_error_share(result), 4),
+        "functions": st.functions,
+        "functions_with_parse_errors": st.functions_with_errors,
+        "macros": st.macros,
+        "sites": len(sites),
+        "inactive_sites": len(result.sites) - len(sites),
+        "by_kind": count_by(sites, lambda s: s.kind),
+        "by_family": count_by(sites, lambda s: s.family),
+        "by_access": count_by(sites, lambda s: s.access),
+        "by_accessor": count_by(sites, lambda s: s.accessor),
+        "problems": len(result.problems),
+    }

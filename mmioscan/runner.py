@@ -1,0 +1,155 @@
+"""Facts for many files: cache look-up, cheap byte prefilter, parse in a process pool."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmioscan import __version__
+from mmioscan.cache import FactsCache
+from mmioscan.cfront.extract import Extractor
+from mmioscan.cfront.prefilter import NameScanner
+from mmioscan.model import FileFacts, Problem
+
+# Bump when the extractor's output changes, so cached facts are rebuilt.
+EXTRACTOR_VERSION = "1"
+_CHUNK = 8
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    facts: tuple[FileFacts, ...]  # sorted by path
+    problems: tuple[Problem, ...]
+    cache_hits: int
+
+
+class _Worker:
+    """Per-process state: the parser and the name scanner are built once per worker."""
+
+    extractor: Extractor | None = None
+    scanner: NameScanner | None = None
+
+
+def _init_worker(names: frozenset[str]) -> None:
+    _Worker.extractor = Extractor(names)
+    _Worker.scanner = NameScanner(names)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+def facts_for_bytes(rel: str, data: bytes) -> FileFacts:
+    """Facts of one file's bytes; never raises (an internal error becomes a problem)."""
+    assert _Worker.extractor is not None and _Worker.scanner is not None
+    digest = _digest(data)
+    if b"\0" in data:
+        return FileFacts(rel, digest, len(data), parsed=False,
+                         problems=(Problem(rel, "binary file (NUL bytes): not scanned"),))
+    notes: tuple[Problem, ...] = ()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        notes = (Problem(rel, f"not valid UTF-8 at byte {exc.start}: scanned as raw bytes"),)
+    if not _Worker.scanner.mentions(data):
+        return FileFacts(rel, digest, len(data), parsed=False, problems=notes)
+    try:
+        facts = _Worker.extractor.extract(rel, digest, data)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
+        return FileFacts(rel, digest, len(data), parsed=False,
+                         problems=(*notes, Problem(rel, f"internal error while parsing: {exc}")))
+    return dataclasses.replace(facts, problems=notes + facts.problems) if notes else facts
+
+
+def _process(job: tuple[str, str]) -> tuple[str, int, int, FileFacts]:
+    absolute, rel = job
+    try:
+        st = os.stat(absolute)
+        with open(absolute, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return absolute, -1, -1, FileFacts(rel, "", 0, parsed=False,
+                                           problems=(Problem(rel, f"cannot read: {reason}"),))
+    return absolute, st.st_size, st.st_mtime_ns, facts_for_bytes(rel, data)
+
+
+def _relocated(facts: FileFacts, rel: str) -> FileFacts:
+    """Cached facts are keyed by content: give them the path they are found at now."""
+    if facts.path == rel:
+        return facts
+    problems = tuple(dataclasses.replace(p, path=rel) for p in facts.problems)
+    return dataclasses.replace(facts, path=rel, problems=problems)
+
+
+def _parse_all(jobs: list[tuple[str, str]], names: frozenset[str], workers: int,
+               progress: Progress | None, done: int, total: int
+               ) -> Iterator[tuple[str, int, int, FileFacts]]:
+    if workers <= 1 or len(jobs) < 2 * _CHUNK:
+        _init_worker(names)
+        results: Iterator[tuple[str, int, int, FileFacts]] = map(_process, jobs)
+        pool = None
+    else:
+        ctx = multiprocessing.get_context("fork")
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(names,))
+        results = pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
+    try:
+        for item in results:
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield item
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+
+def collect_facts(root: Path, files: tuple[str, ...], names: frozenset[str], rules_digest: str,
+                  workers: int, cache_dir: Path | None,
+                  progress: Progress | None = None) -> RunResult:
+    """Facts for every file, from the cache where the file is unchanged, else parsed."""
+    cache = FactsCache(cache_dir, f"{__version__}/{EXTRACTOR_VERSION}/{rules_digest}")
+    problems: list[Problem] = []
+    if cache.problem:
+        problems.append(Problem(".", cache.problem))
+    absolute = {rel: str(root / rel) for rel in files}
+    stamps = cache.stamps(absolute.values())
+    hits = _cache_hits(absolute, stamps, cache)
+    jobs = [(absolute[rel], rel) for rel in files if rel not in hits]
+    fresh: list[tuple[str, int, int, FileFacts]] = []
+    for item in _parse_all(jobs, names, workers, progress, len(hits), len(files)):
+        fresh.append(item)
+    cache.store((a, s, m, f) for a, s, m, f in fresh if s >= 0 and f.digest)
+    if cache.problem and not problems:
+        problems.append(Problem(".", cache.problem))
+    cache.close()
+    by_path = dict(hits)
+    by_path.update((f.path, f) for _, _, _, f in fresh)
+    ordered = tuple(by_path[rel] for rel in files)
+    return RunResult(ordered, tuple(problems), len(hits))
+
+
+def _cache_hits(absolute: dict[str, str], stamps: dict[str, tuple[int, int, str]],
+                cache: FactsCache) -> dict[str, FileFacts]:
+    """Files whose size and mtime match a stamp and whose facts are cached."""
+    unchanged: dict[str, str] = {}
+    for rel, path in absolute.items():
+        stamp = stamps.get(path)
+        if stamp is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns) == stamp[:2]:
+            unchanged[rel] = stamp[2]
+    cached = cache.facts(unchanged.values())
+    return {rel: _relocated(cached[d], rel) for rel, d in unchanged.items() if d in cached}
