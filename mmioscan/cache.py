@@ -76,17 +76,17 @@ class FactsCache:
                     found[digest] = decode(blob)
         return found
 
-    def store(self, entries: Iterable[tuple[str, int, int, FileFacts]]) -> None:
-        """Record (absolute path, size, mtime_ns, facts) for each freshly parsed file."""
+    def store(self, entries: Iterable[tuple[str, int, int, str, bytes]]) -> None:
+        """Record (absolute path, size, mtime_ns, digest, encoded facts) of fresh files."""
         if self._db is None:
             return
         try:
             with self._db:
-                for path, size, mtime_ns, facts in entries:
+                for path, size, mtime_ns, digest, blob in entries:
                     self._db.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
-                                     (path, size, mtime_ns, facts.digest))
+                                     (path, size, mtime_ns, digest))
                     self._db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)",
-                                     (facts.digest, self.salt, encode(facts)))
+                                     (digest, self.salt, blob))
         except sqlite3.Error as exc:
             self.problem = f"cache not updated: {exc}"
 

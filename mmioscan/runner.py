@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan import __version__
-from mmioscan.cache import FactsCache
+from mmioscan.cache import FactsCache, decode, encode
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.model import FileFacts, Problem
@@ -68,7 +68,8 @@ def facts_for_bytes(rel: str, data: bytes) -> FileFacts:
     return dataclasses.replace(facts, problems=notes + facts.problems) if notes else facts
 
 
-def _process(job: tuple[str, str]) -> tuple[str, int, int, FileFacts]:
+def _process(job: tuple[str, str]) -> tuple[str, int, int, bytes]:
+    """Facts of one file, already encoded: the worker pickles once, for the pipe and the cache."""
     absolute, rel = job
     try:
         st = os.stat(absolute)
@@ -76,9 +77,10 @@ def _process(job: tuple[str, str]) -> tuple[str, int, int, FileFacts]:
             data = fh.read()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        return absolute, -1, -1, FileFacts(rel, "", 0, parsed=False,
-                                           problems=(Problem(rel, f"cannot read: {reason}"),))
-    return absolute, st.st_size, st.st_mtime_ns, facts_for_bytes(rel, data)
+        facts = FileFacts(rel, "", 0, parsed=False,
+                          problems=(Problem(rel, f"cannot read: {reason}"),))
+        return absolute, -1, -1, encode(facts)
+    return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data))
 
 
 def _relocated(facts: FileFacts, rel: str) -> FileFacts:
@@ -91,10 +93,10 @@ def _relocated(facts: FileFacts, rel: str) -> FileFacts:
 
 def _parse_all(jobs: list[tuple[str, str]], names: frozenset[str], workers: int,
                progress: Progress | None, done: int, total: int
-               ) -> Iterator[tuple[str, int, int, FileFacts]]:
+               ) -> Iterator[tuple[str, int, int, bytes]]:
     if workers <= 1 or len(jobs) < 2 * _CHUNK:
         _init_worker(names)
-        results: Iterator[tuple[str, int, int, FileFacts]] = map(_process, jobs)
+        results: Iterator[tuple[str, int, int, bytes]] = map(_process, jobs)
         pool = None
     else:
         ctx = multiprocessing.get_context("fork")
@@ -124,15 +126,15 @@ def collect_facts(root: Path, files: tuple[str, ...], names: frozenset[str], rul
     stamps = cache.stamps(absolute.values())
     hits = _cache_hits(absolute, stamps, cache)
     jobs = [(absolute[rel], rel) for rel in files if rel not in hits]
-    fresh: list[tuple[str, int, int, FileFacts]] = []
-    for item in _parse_all(jobs, names, workers, progress, len(hits), len(files)):
-        fresh.append(item)
-    cache.store((a, s, m, f) for a, s, m, f in fresh if s >= 0 and f.digest)
+    fresh: list[tuple[str, int, int, bytes, FileFacts]] = [
+        (a, s, m, blob, decode(blob))
+        for a, s, m, blob in _parse_all(jobs, names, workers, progress, len(hits), len(files))]
+    cache.store((a, s, m, f.digest, blob) for a, s, m, blob, f in fresh if s >= 0 and f.digest)
     if cache.problem and not problems:
         problems.append(Problem(".", cache.problem))
     cache.close()
     by_path = dict(hits)
-    by_path.update((f.path, f) for _, _, _, f in fresh)
+    by_path.update((f.path, f) for *_, f in fresh)
     ordered = tuple(by_path[rel] for rel in files)
     return RunResult(ordered, tuple(problems), len(hits))
 

@@ -23,7 +23,10 @@ def _site(facts: FileFacts, call: Call, kind: SiteKind, catalogue: Catalogue) ->
 
 
 def file_sites(facts: FileFacts, catalogue: Catalogue) -> Iterator[Site]:
+    names = catalogue.accessors
     for call in facts.calls:
+        if call.name not in names:
+            continue
         site = _site(facts, call, "direct", catalogue)
         if site is not None:
             yield site

@@ -9,6 +9,7 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import lexer
+from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import Inactive, blank_annotations, blank_ranges, inactive_ranges
 from mmioscan.model import Call, FileFacts, Problem, Scope
 
@@ -65,8 +66,7 @@ class Extractor:
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
-        names = " ".join(f'"{n}"' for n in sorted(self.interesting))
-        self.names_query = ts.Query(self.language, f"((identifier) @name (#any-of? @name {names}))")
+        self.scanner = NameScanner(self.interesting)
 
     def extract(self, path: str, digest: str, data: bytes) -> FileFacts:
         problems: list[Problem] = []
@@ -82,7 +82,7 @@ class Extractor:
             row, col = node.start_point
             calls.append(Call(_text(node), row + 1, col + 1,
                               self._scope_at(starts, ends, node.start_byte)))
-        self._interesting_uses(root, starts, ends, calls, references)
+        self._interesting_uses(clean, root, starts, ends, calls, references)
         macro_scopes = self._macro_scopes(caps, len(scopes), calls, references)
         scopes.extend(macro_scopes)
         self._inactive_uses(data, dead, calls, references)
@@ -122,10 +122,17 @@ class Extractor:
         i = bisect.bisect_right(starts, offset) - 1
         return i if i >= 0 and offset < ends[i] else -1
 
-    def _interesting_uses(self, root: ts.Node, starts: list[int], ends: list[int],
+    def _interesting_uses(self, clean: bytes, root: ts.Node, starts: list[int], ends: list[int],
                           calls: list[Call], references: list[Call]) -> None:
-        """Catalogued names outside well-formed calls: values, and calls in broken code."""
-        for node in ts.QueryCursor(self.names_query).captures(root).get("name", []):
+        """Catalogued names outside well-formed calls: values, and calls in broken code.
+
+        The names are found by the byte scanner and looked up in the tree: far cheaper than a
+        query with a 150-name predicate, which walks the whole tree once more.
+        """
+        for start, end, _ in self.scanner.occurrences(clean):
+            node = root.named_descendant_for_byte_range(start, end)
+            if node is None or node.type != "identifier" or node.end_byte != end:
+                continue  # in a comment, a string, a macro body (lexed separately), ...
             parent = node.parent
             if parent is None:
                 continue

@@ -8,7 +8,7 @@ identifier around it and looked up in the name set.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _COMMON_ANCHORS = (b"read", b"write")
@@ -45,6 +45,10 @@ class NameScanner:
             self._after[anchor] = frozenset(after)
 
     def mentions(self, data: bytes) -> bool:
+        return next(self.occurrences(data), None) is not None
+
+    def occurrences(self, data: bytes) -> Iterator[tuple[int, int, str]]:
+        """(start, end, name) of each whole-identifier occurrence, per anchor in turn."""
         size = len(data)
         for anchor in self.anchors:
             before, after = self._before[anchor], self._after[anchor]
@@ -53,17 +57,18 @@ class NameScanner:
                 end = start + len(anchor)
                 prev = data[start - 1] if start else -1
                 nxt = data[end] if end < size else -1
-                if ((prev in before or prev not in _WORD) and (nxt in after or nxt not in _WORD)
-                        and self._identifier_at(data, start, end) in self.names):
-                    return True
+                if (prev in before or prev not in _WORD) and (nxt in after or nxt not in _WORD):
+                    first, last = self._identifier_at(data, start, end)
+                    word = data[first:last]
+                    if word in self.names:
+                        yield first, last, word.decode("ascii")
                 start = data.find(anchor, end)
-        return False
 
     @staticmethod
-    def _identifier_at(data: bytes, start: int, end: int) -> bytes:
+    def _identifier_at(data: bytes, start: int, end: int) -> tuple[int, int]:
         while start > 0 and data[start - 1] in _WORD:
             start -= 1
         size = len(data)
         while end < size and data[end] in _WORD:
             end += 1
-        return data[start:end]
+        return start, end

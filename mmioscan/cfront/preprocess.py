@@ -33,25 +33,56 @@ _WITH_ARG = (
     "__no_sanitize_or_inline __designated_init __counted_by_le __counted_by_be"
 ).split()
 
-_BARE_RE = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in _BARE) + rb")\b")
-# One level of nested parentheses is enough for the kernel's uses (e.g. __aligned(sizeof(x))).
-_WITH_ARG_RE = re.compile(
-    rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in _WITH_ARG) + rb")\s*"
-    rb"\((?:[^()\n]|\((?:[^()\n]|\([^()\n]*\))*\))*\)"
-)
+_BARE_SET = frozenset(w.encode() for w in _BARE)
+_WITH_ARG_SET = frozenset(w.encode() for w in _WITH_ARG)
+# Every pattern below starts with a literal so that `re` can skip ahead quickly; the context
+# before the match (a word boundary, a `(` or `,`) is checked in Python. A 100-word alternation
+# or a leading look-behind makes `re` try every byte and costs seconds on drivers/.
+_CANDIDATE_RES = (re.compile(rb"__\w+"), re.compile(rb"(?:noinline|notrace|noinstr|asmlinkage)\b"))
 # Iterator macros (`list_for_each_entry(pos, head, member) { ... }`) look like a call followed
 # by a block, which is not C. Renaming the macro to `while` (padded) keeps the arguments as an
 # expression, so calls inside them are still found, and the block parses as a loop body.
-_FOR_EACH_RE = re.compile(rb"\b[A-Za-z_]\w*for_each\w*(?=\s*\()")
+_FOR_EACH_RE = re.compile(rb"for_each\w*(?=\s*\()")
+# Types passed to macros (`container_of(p, struct foo, member)`, `min_t(unsigned int, a, b)`)
+# are not expressions. Joining the words with `_` turns each into one identifier, a valid
+# argument, without moving a byte.
+_TYPE_ARG_RE = re.compile(
+    rb"(?:struct|union|enum|unsigned|signed)(?:\s+(?:long|int|short|char))*\s+\w+(?=\s*[,)])")
+# GNU case ranges (`case 1 ... 4:`): `+0+` keeps it an expression of the same length.
+_CASE_RANGE_RE = re.compile(rb"case\b[^:\n]*?\.\.\.")
+# printk level prefixes glued to a string literal (`KERN_INFO DRV "text"`).
+_KERN_LEVEL_RE = re.compile(rb"KERN_(?:EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|CONT|"
+                            rb"DEFAULT|SOH)\b(?=[ \t]*[\"A-Za-z_])")
+# `static SIMPLE_DEV_PM_OPS(...);` defines an object through a macro; without `static` the
+# line parses as a call at file scope instead of an error.
+_STATIC_MACRO_RE = re.compile(rb"static(?:[ \t]+const)?(?=[ \t]+[A-Z][A-Z0-9_]*[ \t]*\()")
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _DIRECTIVE_RE = re.compile(rb"^[ \t]*#[ \t]*(\w+)(.*)$", re.MULTILINE)
 
 
-def _spaces(match: re.Match[bytes]) -> bytes:
-    return re.sub(rb"[^\n]", b" ", match.group(0))
+def _closing_paren(data: bytes, start: int) -> int:
+    """Index after the `)` matching the `(` at or after start (skipping blanks), else -1."""
+    i = start
+    while i < len(data) and data[i] in b" \t":
+        i += 1
+    if i >= len(data) or data[i] != ord("("):
+        return -1
+    depth = 0
+    for j in range(i, min(len(data), i + 400)):
+        c = data[j]
+        if c == ord("("):
+            depth += 1
+        elif c == ord(")"):
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        elif c == ord("\n"):
+            return -1
+    return -1
 
 
-def _whileize(match: re.Match[bytes]) -> bytes:
-    return b"while" + b" " * (len(match.group(0)) - 5)
+def _blank(out: bytearray, start: int, end: int) -> None:
+    out[start:end] = bytes(b if b == 10 else 32 for b in out[start:end])
 
 
 def _line_starts_directive(data: bytes, pos: int) -> bool:
@@ -66,16 +97,65 @@ def _line_starts_directive(data: bytes, pos: int) -> bool:
         start = data.rfind(b"\n", 0, start - 1) + 1
 
 
+def _starts_word(data: bytes, pos: int) -> bool:
+    return pos == 0 or data[pos - 1] not in _WORD
+
+
+def _after_open_or_comma(data: bytes, pos: int) -> bool:
+    """Is pos the start of a macro argument (after `(` or `,`, blanks between)?"""
+    i = pos - 1
+    while i >= 0 and data[i] in b" \t\n":
+        i -= 1
+    return i >= 0 and data[i] in b"(,"
+
+
+def _at_line_start(data: bytes, pos: int) -> bool:
+    return pos == 0 or data[pos - 1] == ord("\n")
+
+
 def blank_annotations(data: bytes) -> bytes:
-    """Blank kernel annotations and turn iterator macros into `while` loops, length-preserving."""
-    data = _WITH_ARG_RE.sub(_spaces, data)
-    data = _BARE_RE.sub(_spaces, data)
+    """Blank kernel annotations and rewrite macro idioms tree-sitter cannot parse.
+
+    Length-preserving: every rewrite keeps byte offsets, lines and columns.
+    """
     out = bytearray(data)
-    for match in _FOR_EACH_RE.finditer(data):
-        if len(match.group(0)) < 5 or _line_starts_directive(data, match.start()):
-            continue
-        out[match.start():match.end()] = _whileize(match)
+    _blank_keywords(data, out)
+    for m in _FOR_EACH_RE.finditer(data):
+        start = m.start()
+        while start > 0 and data[start - 1] in _WORD:
+            start -= 1
+        if m.end() - start >= 5 and not _line_starts_directive(data, start):
+            out[start:m.end()] = b"while".ljust(m.end() - start)
+    for m in _TYPE_ARG_RE.finditer(data):
+        if _starts_word(data, m.start()) and _after_open_or_comma(data, m.start()):
+            text = m.group(0)
+            if b"\n" not in text:
+                out[m.start():m.end()] = re.sub(rb"\s", b"_", text)
+    for m in _CASE_RANGE_RE.finditer(data):
+        if _starts_word(data, m.start()):
+            out[m.end() - 3:m.end()] = b"+0+"
+    for m in _KERN_LEVEL_RE.finditer(data):
+        if _starts_word(data, m.start()):
+            _blank(out, m.start(), m.end())
+    for m in _STATIC_MACRO_RE.finditer(data):
+        if _at_line_start(data, m.start()):
+            _blank(out, m.start(), m.end())
     return bytes(out)
+
+
+def _blank_keywords(data: bytes, out: bytearray) -> None:
+    for rx in _CANDIDATE_RES:
+        for m in rx.finditer(data):
+            if not _starts_word(data, m.start()):
+                continue
+            word = m.group(0)
+            if word == b"__always_inline":
+                out[m.start():m.end()] = b"inline".ljust(len(word))
+            elif word in _BARE_SET:
+                _blank(out, m.start(), m.end())
+            elif word in _WITH_ARG_SET:
+                end = _closing_paren(data, m.end())
+                _blank(out, m.start(), end if end > 0 else m.end())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,176 @@
+"""The facts cache: warm scans give the same output, changed files are parsed again."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from mmioscan.catalogue import load_catalogue
+from mmioscan.model import ScanResult
+from mmioscan.scan import ScanOptions, run_scan
+
+from .helpers import copy_tree, run_cli
+
+
+def _scan(root: Path, cache: Path | None, jobs: int = 1) -> ScanResult:
+    return run_scan(ScanOptions(paths=(root,), jobs=jobs, cache_dir=cache), load_catalogue())
+
+
+def _json(root: Path, out: Path, *extra: str) -> str:
+    code = run_cli(["scan", str(root), "--format", "json", "-o", str(out), "--no-progress",
+                    *extra])
+    assert code == 0
+    return out.read_text(encoding="utf-8")
+
+
+def _sites(result: ScanResult) -> list[tuple[str, int, int, str, str, bool]]:
+    return [(s.path, s.line, s.column, s.accessor, s.kind, s.active) for s in result.sites]
+
+
+def test_second_scan_hits_the_cache_and_gives_identical_json(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _json(root, tmp_path / "cold.json", "--cache-dir", str(cache))
+    assert (cache / "facts.sqlite3").exists()
+    warm = _json(root, tmp_path / "warm.json", "--cache-dir", str(cache))
+    assert warm == cold
+    fresh = _json(root, tmp_path / "fresh.json", "--no-cache")
+    assert fresh == cold
+
+
+def test_cache_hits_are_counted(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(root, cache)
+    assert cold.stats.cache_hits == 0
+    warm = _scan(root, cache)
+    assert warm.stats.cache_hits == warm.stats.files_listed == cold.stats.files_listed
+    assert _sites(warm) == _sites(cold)
+    assert warm.problems == cold.problems
+    assert warm.stats.files_parsed == cold.stats.files_parsed
+
+
+def test_text_output_reports_cache_hits(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = copy_tree(tmp_path / "linux")
+    args = ["scan", str(root), "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    assert run_cli(args) == 0
+    first = capsys.readouterr().out
+    assert run_cli(args) == 0
+    second = capsys.readouterr().out
+    files = len(list(root.rglob("*.[ch]")))
+    assert re.search(r"\b0 from cache", first)
+    assert re.search(rf"\b{files} from cache", second), second
+
+
+def test_changed_file_is_parsed_again(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    target = root / "drivers/bar/bar_core.c"
+    before = _scan(root, cache)
+    assert ("drivers/bar/bar_core.c", "ioread32") in {(s.path, s.accessor) for s in before.sites}
+    text = target.read_text()
+    target.write_text(text.replace("ioread32(regs + 0x0c)", "ioread16(regs + 0x0c)")
+                      + "/* grown */\n")
+    after = _scan(root, cache)
+    assert after.stats.cache_hits == before.stats.files_listed - 1
+    accessors = {s.accessor for s in after.sites if s.path == "drivers/bar/bar_core.c"}
+    assert "ioread16" in accessors and "ioread32" not in accessors
+    assert _sites(_scan(root, None)) == _sites(after)
+
+
+def test_same_size_change_with_new_mtime_is_parsed_again(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    target = root / "drivers/bar/bar_core.c"
+    _scan(root, cache)
+    text = target.read_text()
+    changed = text.replace("writel(1, doorbell)", "writeb(1, doorbell)")
+    assert len(changed) == len(text)
+    st = target.stat()
+    target.write_text(changed)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    after = _scan(root, cache)
+    accessors = {s.accessor for s in after.sites if s.path == "drivers/bar/bar_core.c"}
+    assert "writeb" in accessors and "writel" not in accessors
+
+
+def test_file_that_gains_accessors_is_parsed(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    target = root / "drivers/bar/bar_nothing.c"
+    before = _scan(root, cache)
+    assert not [s for s in before.sites if s.path == "drivers/bar/bar_nothing.c"]
+    target.write_text(target.read_text() + "\nstatic void bar_poke(void __iomem *p)\n{\n"
+                      "\twritel(0, p);\n}\n")
+    after = _scan(root, cache)
+    assert [(s.accessor, s.function) for s in after.sites
+            if s.path == "drivers/bar/bar_nothing.c"] == [("writel", "bar_poke")]
+
+
+def test_copied_tree_reuses_facts_under_its_own_paths(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    a = copy_tree(tmp_path / "a")
+    first = _scan(a, cache)
+    b = copy_tree(tmp_path / "b")
+    second = _scan(b, cache)
+    assert _sites(second) == _sites(first)
+    assert second.root == str(b.resolve())
+
+
+def test_other_rules_do_not_reuse_facts(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    _scan(root, cache)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[accessor]]\nname = "inb"\nfamily = "pio"\naccess = "read"\nwidth = 8\n'
+                     'header = "arch/x86/include/asm/shared/io.h"\n')
+    result = run_scan(ScanOptions(paths=(root,), cache_dir=cache), load_catalogue(rules))
+    assert result.stats.cache_hits == 0
+    assert {s.accessor for s in result.sites} == {"inb"}
+
+
+def test_no_cache_option_touches_no_cache(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    _json(root, tmp_path / "o.json", "--no-cache", "--cache-dir", str(cache))
+    assert not cache.exists()
+    result = _scan(root, None)
+    assert result.stats.cache_hits == 0
+
+
+def test_no_cache_after_a_warm_cache_still_parses(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    _scan(root, cache)
+    assert _scan(root, None).stats.cache_hits == 0
+
+
+def test_default_cache_dir_follows_xdg_cache_home(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    root = copy_tree(tmp_path / "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _json(root, tmp_path / "o.json")
+    assert (tmp_path / "xdg/mmioscan/facts/facts.sqlite3").exists()
+
+
+def test_unusable_cache_dir_degrades_to_a_problem(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    result = _scan(root, blocker)
+    assert result.sites
+    assert any("cache" in p.message for p in result.problems)
+
+
+def test_corrupt_cache_file_degrades_to_a_problem_or_a_rebuild(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "facts.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    result = _scan(root, cache)
+    assert _sites(result) == _sites(_scan(root, None))
