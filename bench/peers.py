@@ -107,7 +107,9 @@ emit("FUNC", q, g)
 """
 
 _ERROR_RE = re.compile(r'^\s*= File "(?P<file>[^"]+)", line (?P<line>\d+)')
-_TIMEOUT_RE = re.compile(r"timeout", re.IGNORECASE)
+# With -j, a file whose processing raised (a --timeout, typically) is reported on one line.
+_EXN_RE = re.compile(r"^EXN: (?P<exn>\S+) in (?P<file>\S+)\s*$")
+_ABORT_RE = re.compile(r"^timeout \(we abort\): (?P<file>\S+)\s*$")
 _IDENT_CALL = r"\s*\("
 
 
@@ -120,7 +122,8 @@ class CoccinelleRun:
     functions: set[tuple[str, str]] = field(default_factory=set)
     # path -> sorted lines where a parse error was reported (one per failed toplevel element).
     parse_errors: dict[str, list[int]] = field(default_factory=dict)
-    timeouts: list[str] = field(default_factory=list)  # stderr lines mentioning a timeout
+    # path -> exception for files spatch gave up on (Common.Timeout after --timeout seconds).
+    failures: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # folder -> wall time
 
     def sites_in(self, folder: str) -> set[Site]:
@@ -129,9 +132,12 @@ class CoccinelleRun:
 
 
 def _rel(tree: Path, path: str) -> str:
+    """POSIX path relative to the tree (spatch and rg print the paths they were given)."""
     p = Path(path)
-    if not p.is_absolute():
-        p = Path.cwd() / p
+    try:
+        return p.relative_to(tree).as_posix()
+    except ValueError:
+        pass
     try:
         return p.resolve().relative_to(tree.resolve()).as_posix()
     except ValueError:
@@ -153,6 +159,7 @@ def run_coccinelle(tree: Path, folders: list[str], names: Iterable[str], jobs: i
     exe = shutil.which(spatch)
     if exe is None:
         raise FileNotFoundError(f"{spatch} not found on PATH")
+    tree = Path(tree).resolve()
     run = CoccinelleRun()
     names = list(names)
     with tempfile.TemporaryDirectory(prefix="mmioscan-cocci-") as tmp:
@@ -193,8 +200,14 @@ def _parse_stderr(tree: Path, stderr: str, run: CoccinelleRun) -> None:
         m = _ERROR_RE.match(text)
         if m:
             run.parse_errors.setdefault(_rel(tree, m["file"]), []).append(int(m["line"]))
-        elif _TIMEOUT_RE.search(text) and not text.startswith(("bad:", "BAD:")):
-            run.timeouts.append(text.strip())
+            continue
+        m = _EXN_RE.match(text)
+        if m:
+            run.failures[_rel(tree, m["file"])] = m["exn"].rsplit(".", 1)[-1]
+            continue
+        m = _ABORT_RE.match(text)
+        if m:
+            run.failures[_rel(tree, m["file"])] = "Timeout"
 
 
 def coccinelle_sites(tree: Path, folders: list[str], names: Iterable[str], jobs: int = 2,
@@ -208,12 +221,12 @@ def ripgrep_sites(tree: Path, folders: list[str], names: Iterable[str]) -> set[S
     exe = shutil.which("rg")
     if exe is None:
         raise FileNotFoundError("rg not found on PATH")
+    tree = Path(tree).resolve()
     alternation = "|".join(sorted(set(names), key=lambda n: (-len(n), n)))
     pattern = rf"\b({alternation}){_IDENT_CALL}"
     cmd = [exe, "--json", "--no-config", "--no-ignore", "--hidden", "-g", "*.c", "-g", "*.h",
            "-e", pattern, *[str(tree / f) for f in folders]]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          errors="replace", check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode not in (0, 1):  # 1: nothing found
         raise RuntimeError(f"rg failed ({proc.returncode}): {proc.stderr.strip()}")
     found: set[Site] = set()
@@ -241,6 +254,7 @@ def mmioscan_json(tree: Path, folders: list[str], jobs: int = 2) -> dict:
     """The scanner's JSON document for the folders (in-process, --no-cache)."""
     from mmioscan.cli import main
 
+    tree = Path(tree).resolve()
     with tempfile.TemporaryDirectory(prefix="mmioscan-peer-") as tmp:
         out = Path(tmp) / "scan.json"
         argv = ["scan", *[str(tree / f) for f in folders], "--root", str(tree),

@@ -64,11 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write(text: str, output: Path | None) -> None:
+    # surrogateescape: a path that is not UTF-8 on disk is written back as its own bytes.
+    data = text.encode("utf-8", "surrogateescape")
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.model import FileFacts, Problem
 
 # Bump when the extractor's output changes, so cached facts are rebuilt.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 _CHUNK = 8
 
 Progress = Callable[[int, int], None]
@@ -73,14 +74,17 @@ def _process(job: tuple[str, str]) -> tuple[str, int, int, bytes]:
     absolute, rel = job
     try:
         st = os.stat(absolute)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device named *.c would block or never end
+            return absolute, -1, -1, encode(_unreadable(rel, "not a regular file"))
         with open(absolute, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        facts = FileFacts(rel, "", 0, parsed=False,
-                          problems=(Problem(rel, f"cannot read: {reason}"),))
-        return absolute, -1, -1, encode(facts)
+        return absolute, -1, -1, encode(_unreadable(rel, exc.strerror or str(exc)))
     return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data))
+
+
+def _unreadable(rel: str, reason: str) -> FileFacts:
+    return FileFacts(rel, "", 0, parsed=False, problems=(Problem(rel, f"cannot read: {reason}"),))
 
 
 def _relocated(facts: FileFacts, rel: str) -> FileFacts:

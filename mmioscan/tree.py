@@ -43,7 +43,7 @@ def kernel_version(root: Path) -> str | None:
     version = f"{fields['VERSION']}.{fields['PATCHLEVEL']}"
     if fields.get("SUBLEVEL"):
         version += f".{fields['SUBLEVEL']}"
-    return version + fields.get("EXTRAVERSION", "")
+    return version + str(fields.get("EXTRAVERSION", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,13 @@ import tree_sitter_c as tsc
 
 from mmioscan.cfront import lexer
 from mmioscan.cfront.prefilter import NameScanner
-from mmioscan.cfront.preprocess import Inactive, blank_annotations, blank_ranges, inactive_ranges
+from mmioscan.cfront.preprocess import (
+    Inactive,
+    blank_annotations,
+    blank_define_comments,
+    blank_ranges,
+    inactive_ranges,
+)
 from mmioscan.model import Call, FileFacts, Problem, Scope
 
 _DEFS_QUERY = """
@@ -20,6 +26,15 @@ _DEFS_QUERY = """
 (call_expression function: (identifier) @callee)
 (ERROR) @error
 """
+
+# Keywords the macro lexer sees before `(`: control flow and operators, never callees.
+_C_KEYWORDS = frozenset({
+    "if", "while", "for", "switch", "return", "sizeof", "do", "else", "case", "typeof",
+    "__typeof__", "__typeof", "_Generic", "_Alignof", "alignof", "__alignof__", "asm", "__asm__",
+    "__asm", "volatile", "__volatile__", "_Static_assert", "static_assert", "__attribute__",
+    "__builtin_expect", "defined", "goto", "int", "char", "long", "short", "unsigned", "signed",
+    "void", "struct", "union", "enum", "const",
+})
 
 # Parents under which an identifier declares or tests a name instead of using it as a value.
 _DECLARING_PARENTS = frozenset({
@@ -54,6 +69,16 @@ def _end_line(node: ts.Node) -> int:
     return row + 1 if col else max(row, node.start_point[0] + 1)
 
 
+def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
+    """`(readl)(p)`, or a call that error recovery split from its `(`."""
+    if parent.type == "parenthesized_expression":
+        outer = parent.parent
+        return (outer is not None and outer.type == "call_expression"
+                and outer.child_by_field_name("function") == parent)
+    sibling = node.next_sibling
+    return parent.type == "ERROR" and sibling is not None and sibling.type == "("
+
+
 def _specifiers(node: ts.Node) -> set[str]:
     return {_text(c) for c in node.children if c.type == "storage_class_specifier"}
 
@@ -70,8 +95,9 @@ class Extractor:
 
     def extract(self, path: str, digest: str, data: bytes) -> FileFacts:
         problems: list[Problem] = []
-        dead = inactive_ranges(data)
-        clean = blank_annotations(blank_ranges(data, dead))
+        data_nc = blank_define_comments(data)
+        dead = inactive_ranges(data_nc)
+        clean = blank_annotations(blank_ranges(data_nc, dead))
         tree = self.parser.parse(clean)
         root = tree.root_node
         caps = ts.QueryCursor(self.defs_query).captures(root)
@@ -140,16 +166,13 @@ class Extractor:
                 continue  # already a call from the definitions query
             if parent.type in _DECLARING_PARENTS and parent.type != "init_declarator":
                 continue
-            if parent.type == "init_declarator" and parent.child_by_field_name("declarator") == node:
+            declared = parent.child_by_field_name("declarator")
+            if parent.type == "init_declarator" and declared == node:
                 continue
             row, col = node.start_point
-            scope = self._scope_at(starts, ends, node.start_byte)
-            sibling = node.next_sibling
-            record = Call(_text(node), row + 1, col + 1, scope)
-            if parent.type == "ERROR" and sibling is not None and sibling.type == "(":
-                calls.append(record)  # error recovery split a call apart
-            else:
-                references.append(record)
+            record = Call(_text(node), row + 1, col + 1,
+                          self._scope_at(starts, ends, node.start_byte))
+            (calls if _is_call_in_disguise(node, parent) else references).append(record)
 
     # -- macros ----------------------------------------------------------------------------
 
@@ -180,7 +203,7 @@ class Extractor:
     def _lex_uses(self, text: bytes, start: tuple[int, int], scope: int, params: set[str],
                   calls: list[Call], references: list[Call], active: bool) -> None:
         for use in lexer.identifiers(text):
-            if use.member or use.pasted or use.name in params:
+            if use.member or use.pasted or use.name in params or use.name in _C_KEYWORDS:
                 continue
             if not use.called and use.name not in self.interesting:
                 continue

@@ -56,6 +56,13 @@ _KERN_LEVEL_RE = re.compile(rb"KERN_(?:EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|
 # `static SIMPLE_DEV_PM_OPS(...);` defines an object through a macro; without `static` the
 # line parses as a call at file scope instead of an error.
 _STATIC_MACRO_RE = re.compile(rb"static(?:[ \t]+const)?(?=[ \t]+[A-Z][A-Z0-9_]*[ \t]*\()")
+# Comments inside a #define: tree-sitter ends the directive at `/*`, so a comment before a
+# line continuation cuts the macro in two. They are blanked (only in #define lines: a full
+# comment pass over every file costs more than it gains).
+_DEFINE_RE = re.compile(rb"^[ \t]*#[ \t]*define\b", re.MULTILINE)
+_DIRECTIVE_TOKEN_RE = re.compile(
+    rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\r?\n|\n"
+    rb"|[^/\"'\\\n]+|.", re.DOTALL)
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _DIRECTIVE_RE = re.compile(rb"^[ \t]*#[ \t]*(\w+)(.*)$", re.MULTILINE)
 
@@ -97,6 +104,43 @@ def _line_starts_directive(data: bytes, pos: int) -> bool:
         start = data.rfind(b"\n", 0, start - 1) + 1
 
 
+def _is_loop_header(data: bytes, start: int, end: int) -> bool:
+    """Is the `*for_each*(...)` at start used as a loop header, not a call or a definition?
+
+    It must begin a statement (after `;`, `{`, `}`, `)` or `else`) and be followed by a
+    statement or a block rather than `;`, and not sit in a #define.
+    """
+    i = start - 1
+    while i >= 0 and data[i] in b" \t\r\n":
+        i -= 1
+    if i >= 0 and data[i] not in b";{})" and data[max(0, i - 3):i + 1] != b"else":
+        return False
+    close = _matching_paren(data, end)
+    if close < 0:
+        return False
+    j = close
+    while j < len(data) and data[j] in b" \t\r\n":
+        j += 1
+    return j < len(data) and data[j] != ord(";") and not _line_starts_directive(data, start)
+
+
+def _matching_paren(data: bytes, start: int, limit: int = 4000) -> int:
+    """Index after the `)` closing the first `(` at or after start (across lines), else -1."""
+    i = data.find(b"(", start, start + 200)
+    if i < 0:
+        return -1
+    depth = 0
+    for j in range(i, min(len(data), i + limit)):
+        c = data[j]
+        if c == 40:  # (
+            depth += 1
+        elif c == 41:  # )
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return -1
+
+
 def _starts_word(data: bytes, pos: int) -> bool:
     return pos == 0 or data[pos - 1] not in _WORD
 
@@ -113,6 +157,22 @@ def _at_line_start(data: bytes, pos: int) -> bool:
     return pos == 0 or data[pos - 1] == ord("\n")
 
 
+def blank_define_comments(data: bytes) -> bytes:
+    """Blank the comments inside #define directives (length-preserving)."""
+    out: bytearray | None = None
+    for m in _DEFINE_RE.finditer(data):
+        pos = m.end()
+        while pos < len(data):
+            tok = _DIRECTIVE_TOKEN_RE.match(data, pos)
+            if tok is None or tok.group(0) == b"\n":
+                break
+            if tok.group(0)[:2] in (b"/*", b"//"):
+                out = out if out is not None else bytearray(data)
+                _blank(out, tok.start(), tok.end())
+            pos = tok.end()
+    return bytes(out) if out is not None else data
+
+
 def blank_annotations(data: bytes) -> bytes:
     """Blank kernel annotations and rewrite macro idioms tree-sitter cannot parse.
 
@@ -124,7 +184,7 @@ def blank_annotations(data: bytes) -> bytes:
         start = m.start()
         while start > 0 and data[start - 1] in _WORD:
             start -= 1
-        if m.end() - start >= 5 and not _line_starts_directive(data, start):
+        if m.end() - start >= 5 and _is_loop_header(data, start, m.end()):
             out[start:m.end()] = b"while".ljust(m.end() - start)
     for m in _TYPE_ARG_RE.finditer(data):
         if _starts_word(data, m.start()) and _after_open_or_comma(data, m.start()):
@@ -176,41 +236,54 @@ def _condition_value(text: bytes) -> bool | None:
     return None
 
 
+@dataclass(slots=True)
+class _Cond:
+    """One open #if group while scanning directives."""
+
+    outer_dead: bool  # the whole group sits inside a dead region
+    dead_start: int = -1  # start of the dead region of the current branch, -1 while live
+    taken: bool = False  # an earlier (or the current) branch is literally true: the rest is dead
+    current_true: bool = False  # the current branch's condition is literally true
+
+
 def inactive_ranges(data: bytes) -> tuple[Inactive, ...]:
-    """Find `#if 0` blocks (and the `#else`/`#elif` side of `#if 1`), nesting-aware."""
+    """Find branches the preprocessor never compiles: `#if 0`, `#elif 0`, and every branch
+    after a literally true `#if 1`/`#elif 1`. Nesting-aware; config tests count as live."""
     ranges: list[Inactive] = []
     stack: list[_Cond] = []
     for m in _DIRECTIVE_RE.finditer(data):
         word = m.group(1)
-        outer_dead = any(c.dead_start >= 0 for c in stack)
         if word in (b"if", b"ifdef", b"ifndef"):
+            outer = bool(stack) and (stack[-1].outer_dead or stack[-1].dead_start >= 0)
+            cond = _Cond(outer)
             value = _condition_value(m.group(2)) if word == b"if" else None
-            dead = value is False and not outer_dead
-            stack.append(_Cond(m.end() if dead else -1, False, value is True))
-        elif word in (b"else", b"elif") and stack:
+            _enter_branch(cond, value, m.end())
+            stack.append(cond)
+        elif word in (b"elif", b"else") and stack:
             cond = stack[-1]
-            outer_dead = any(c.dead_start >= 0 for c in stack[:-1])
-            if cond.dead_start >= 0 and not cond.until_endif:
+            if cond.dead_start >= 0 and not cond.outer_dead:
                 ranges.append(Inactive(cond.dead_start, m.start()))
-                stack[-1] = _Cond(-1, False, False)
-            elif cond.dead_start < 0 and not outer_dead and cond.literally_true:
-                # After a literally-true branch every later branch is dead.
-                stack[-1] = _Cond(m.end(), True, False)
+            cond.dead_start = -1
+            cond.taken = cond.taken or cond.current_true
+            value = _condition_value(m.group(2)) if word == b"elif" else True
+            if cond.taken:
+                cond.dead_start, cond.current_true = m.end(), False
+            else:
+                # An #else after unknown branches is live; after only dead ones, literally so.
+                _enter_branch(cond, value if word == b"elif" else None, m.end())
         elif word == b"endif" and stack:
             cond = stack.pop()
-            if cond.dead_start >= 0:
+            if cond.dead_start >= 0 and not cond.outer_dead:
                 ranges.append(Inactive(cond.dead_start, m.start()))
     for cond in stack:  # unterminated: dead to the end of the file
-        if cond.dead_start >= 0:
+        if cond.dead_start >= 0 and not cond.outer_dead:
             ranges.append(Inactive(cond.dead_start, len(data)))
     return tuple(sorted(ranges, key=lambda r: r.start))
 
 
-@dataclass(slots=True)
-class _Cond:
-    dead_start: int  # start of the dead region, -1 while live
-    until_endif: bool  # dead because an earlier branch was literally true
-    literally_true: bool  # the open branch is `#if 1`
+def _enter_branch(cond: _Cond, value: bool | None, start: int) -> None:
+    cond.current_true = value is True
+    cond.dead_start = start if value is False else -1
 
 
 def blank_ranges(data: bytes, ranges: tuple[Inactive, ...]) -> bytes:

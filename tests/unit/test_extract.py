@@ -81,6 +81,25 @@ def test_function_named_like_an_iterator_keeps_its_name(extractor: Extractor) ->
     assert _owner(facts, call) == "foo_for_each_port"
 
 
+def test_for_each_function_called_as_a_value_stays_a_callee(extractor: Extractor) -> None:
+    """Only iterator macros followed by a loop body are loops; `ret = x_for_each(...)` is a call."""
+    src = ("static int foo_count(struct device *dev)\n{\n"
+           "\tint ret = device_for_each_child(dev, NULL, foo_cb);\n"
+           "\twritel(1, foo_base);\n"
+           "\treturn ret + bus_for_each_dev(&foo_bus, NULL, NULL, foo_cb);\n}\n")
+    scope = _scope(_facts(extractor, src), "foo_count")
+    assert scope.callees == ("bus_for_each_dev", "device_for_each_child", "writel")
+
+
+def test_iterator_macro_is_not_a_callee(extractor: Extractor) -> None:
+    src = ("static void foo_all(struct list_head *head)\n{\n\tstruct foo *f;\n\n"
+           "\tlist_for_each_entry(f, head, node) {\n\t\twritel(0, f->regs);\n\t}\n}\n")
+    facts = _facts(extractor, src)
+    (call,) = _calls(facts, "writel")
+    assert (call.line, _owner(facts, call)) == (6, "foo_all")
+    assert "while" not in _scope(facts, "foo_all").callees
+
+
 @pytest.mark.parametrize(("spec", "static", "inline"), [
     ("", False, False),
     ("static", True, False),

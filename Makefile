@@ -1,0 +1,36 @@
+# mmioscan: two commands do all the set-up on a fresh machine (see README.md).
+#   make demo   install, fetch Debian's linux-source-6.12 if missing, scan its drivers/
+#   make test   install everything the tests need, lint, run all tests
+PYTHON ?= python3
+OUT ?= out
+
+.PHONY: deps demo test lint unit integration bench clean
+
+deps:
+	PYTHON=$(PYTHON) bash .ci/install-deps
+
+demo: deps
+	@mkdir -p $(OUT)
+	@tree=$$(mmioscan kernel-tree) && \
+	  mmioscan scan "$$tree/drivers" && \
+	  mmioscan scan "$$tree/drivers" --format json -o $(OUT)/drivers.json --no-progress && \
+	  echo "JSON written to $(OUT)/drivers.json"
+
+lint:
+	$(PYTHON) -m ruff check mmioscan tests bench
+	$(PYTHON) -m mypy
+
+test: deps lint
+	$(PYTHON) -m pytest -q
+
+unit:
+	$(PYTHON) -m pytest -q tests/unit
+
+integration:
+	$(PYTHON) -m pytest -q tests/integration
+
+bench: deps
+	$(PYTHON) bench/run_bench.py
+
+clean:
+	rm -rf $(OUT) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
