@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import lexer
+from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import (
     Inactive,
@@ -21,8 +23,6 @@ from mmioscan.model import Call, FileFacts, Problem, Scope
 
 _DEFS_QUERY = """
 (function_definition) @function
-(preproc_function_def name: (identifier) @macro_name) @macro
-(preproc_def name: (identifier) @object_macro_name) @object_macro
 (call_expression function: (identifier) @callee)
 (ERROR) @error
 """
@@ -35,6 +35,8 @@ _C_KEYWORDS = frozenset({
     "__builtin_expect", "defined", "goto", "int", "char", "long", "short", "unsigned", "signed",
     "void", "struct", "union", "enum", "const",
 })
+
+_DIRECTIVE_LINE_RE = re.compile(rb"^[ \t]*#[^\n]*", re.MULTILINE)
 
 # Parents under which an identifier declares or tests a name instead of using it as a value.
 _DECLARING_PARENTS = frozenset({
@@ -101,16 +103,18 @@ class Extractor:
         tree = self.parser.parse(clean)
         root = tree.root_node
         caps = ts.QueryCursor(self.defs_query).captures(root)
+        directives = Directives(clean)
         scopes, starts, ends = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []
         references: list[Call] = []
         for node in caps.get("callee", []):
+            if directives.contains(node.start_byte):
+                continue  # error recovery read a #define line as code; macros are lexed below
             row, col = node.start_point
             calls.append(Call(_text(node), row + 1, col + 1,
                               self._scope_at(starts, ends, node.start_byte)))
-        self._interesting_uses(clean, root, starts, ends, calls, references)
-        macro_scopes = self._macro_scopes(caps, len(scopes), calls, references)
-        scopes.extend(macro_scopes)
+        self._interesting_uses(clean, root, directives, starts, ends, calls, references)
+        scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
         errors = len(caps.get("error", []))
         if errors:
@@ -148,14 +152,17 @@ class Extractor:
         i = bisect.bisect_right(starts, offset) - 1
         return i if i >= 0 and offset < ends[i] else -1
 
-    def _interesting_uses(self, clean: bytes, root: ts.Node, starts: list[int], ends: list[int],
-                          calls: list[Call], references: list[Call]) -> None:
+    def _interesting_uses(self, clean: bytes, root: ts.Node, directives: Directives,
+                          starts: list[int], ends: list[int], calls: list[Call],
+                          references: list[Call]) -> None:
         """Catalogued names outside well-formed calls: values, and calls in broken code.
 
         The names are found by the byte scanner and looked up in the tree: far cheaper than a
         query with a 150-name predicate, which walks the whole tree once more.
         """
         for start, end, _ in self.scanner.occurrences(clean):
+            if directives.contains(start):
+                continue
             node = root.named_descendant_for_byte_range(start, end)
             if node is None or node.type != "identifier" or node.end_byte != end:
                 continue  # in a comment, a string, a macro body (lexed separately), ...
@@ -176,34 +183,42 @@ class Extractor:
 
     # -- macros ----------------------------------------------------------------------------
 
-    def _macro_scopes(self, caps: dict[str, list[ts.Node]], first_index: int,
+    def _macro_scopes(self, clean: bytes, directives: Directives, first_index: int,
                       calls: list[Call], references: list[Call]) -> list[Scope]:
-        defs = [(n, "macro") for n in caps.get("macro", [])]
-        defs += [(n, "object-macro") for n in caps.get("object_macro", [])]
-        defs.sort(key=lambda d: d[0].start_byte)
         scopes: list[Scope] = []
-        for node, kind in defs:
-            name_node = node.child_by_field_name("name")
-            if name_node is None:
-                continue
-            params_node = node.child_by_field_name("parameters")
-            params = tuple(_text(p) for p in params_node.named_children) if params_node else ()
+        line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
+        for macro in directives.definitions(clean):
+            line += clean.count(b"\n", counted, macro.start)
+            counted = macro.start
             index = first_index + len(scopes)
-            body = node.child_by_field_name("value")
-            if body is not None:
-                # `#define readl readl` announces an accessor; it is not a use of it.
-                skip = set(params) | {_text(name_node)}
-                self._lex_uses(body.text or b"", body.start_point, index, skip,
-                               calls, references, active=True)
+            body_line, body_col = self._body_position(clean, macro, line)
+            # `#define readl readl` announces an accessor; it is not a use of it.
+            skip = set(macro.params or ()) | {macro.name}
+            self._lex_uses(macro.body, (body_line - 1, body_col - 1), index, skip,
+                           calls, references, active=True)
+            for offset, name in expand_pasted(clean, macro, directives, self.interesting):
+                at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)
+                calls.append(Call(name, at_line, at_col, index))
+            end_line = line + clean.count(b"\n", macro.start, macro.end)
             scopes.append(Scope(
-                name=_text(name_node), kind="macro" if kind == "macro" else "object-macro",
-                line=node.start_point[0] + 1, end_line=_end_line(node), params=params))
+                name=macro.name, kind="object-macro" if macro.params is None else "macro",
+                line=line, end_line=end_line, params=macro.params or ()))
         return scopes
+
+    @staticmethod
+    def _body_position(clean: bytes, macro: MacroDef, line: int) -> tuple[int, int]:
+        """1-based line and column where the macro's body starts."""
+        head = clean[macro.start:macro.body_start]
+        newlines = head.count(b"\n")
+        if newlines == 0:
+            return line, macro.body_start - macro.start + 1
+        return line + newlines, len(head) - head.rfind(b"\n")
 
     def _lex_uses(self, text: bytes, start: tuple[int, int], scope: int, params: set[str],
                   calls: list[Call], references: list[Call], active: bool) -> None:
         for use in lexer.identifiers(text):
-            if use.member or use.pasted or use.name in params or use.name in _C_KEYWORDS:
+            if (use.member or use.pasted or use.declared or use.name in params
+                    or use.name in _C_KEYWORDS):
                 continue
             if not use.called and use.name not in self.interesting:
                 continue
@@ -215,7 +230,8 @@ class Extractor:
                        references: list[Call]) -> None:
         """Catalogued names in `#if 0` blocks: kept, marked inactive, never counted."""
         for r in dead:
-            text = data[r.start:r.end]
+            # Nested directives are blanked so `#ifdef X` does not read as a type before a call.
+            text = _DIRECTIVE_LINE_RE.sub(lambda m: b" " * len(m.group(0)), data[r.start:r.end])
             line = data.count(b"\n", 0, r.start)
             col = r.start - (data.rfind(b"\n", 0, r.start) + 1)
             found_calls: list[Call] = []

@@ -26,6 +26,21 @@ class IdentUse:
     called: bool  # followed by `(`
     member: bool  # preceded by `.` or `->`: a struct member, not a function
     pasted: bool  # glued to `##` or stringified with `#`: not a name of its own
+    declared: bool = False  # follows a type name (`u32 name(`): a definition, not a call
+
+
+# Words that may stand right before a called name in an expression.
+_EXPRESSION_WORDS = frozenset({b"return", b"case", b"else", b"do", b"sizeof", b"typeof",
+                               b"__typeof__", b"defined", b"goto"})
+
+
+def _after_type(tokens: list[tuple[str | None, bytes, int]], i: int) -> bool:
+    """Is token i preceded by an identifier used as a type (`void name(`, `u32 name(`)?"""
+    if i == 0:
+        return False
+    kind, value, _ = tokens[i - 1]
+    return kind == "ident" and value not in _EXPRESSION_WORDS and (
+        i < 2 or tokens[i - 2][1] not in (b"##", b"#"))
 
 
 def identifiers(text: bytes) -> Iterator[IdentUse]:
@@ -43,6 +58,7 @@ def identifiers(text: bytes) -> Iterator[IdentUse]:
             called=nxt == b"(",
             member=prev in (b".", b"->"),
             pasted=prev in (b"##", b"#") or nxt == b"##",
+            declared=_after_type(tokens, i),
         )
 
 
@@ -52,3 +68,46 @@ def position(text: bytes, offset: int, base_line: int, base_column: int) -> tupl
     if newlines == 0:
         return base_line, base_column + offset
     return base_line + newlines, offset - text.rfind(b"\n", 0, offset)
+
+
+def pasted_calls(text: bytes) -> list[tuple[int, tuple[str, ...]]]:
+    """Calls whose callee is glued with `##` (`out##bwl(v, port)`): (offset, parts)."""
+    tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN_RE.finditer(text)
+              if m.lastgroup != "skip"]
+    found: list[tuple[int, tuple[str, ...]]] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i][0] != "ident" or (i > 0 and tokens[i - 1][1] in (b"##", b".", b"->")):
+            i += 1
+            continue
+        parts = [tokens[i][1].decode("ascii", "replace")]
+        j = i + 1
+        while j + 1 < len(tokens) and tokens[j][1] == b"##" and tokens[j + 1][0] in ("ident",
+                                                                                     "num"):
+            parts.append(tokens[j + 1][1].decode("ascii", "replace"))
+            j += 2
+        if (len(parts) > 1 and j < len(tokens) and tokens[j][1] == b"("
+                and not _after_type(tokens, i)):
+            found.append((tokens[i][2], tuple(parts)))
+        i = j
+    return found
+
+
+def split_arguments(text: bytes, open_paren: int) -> tuple[list[bytes], int] | None:
+    """Top-level comma-separated arguments of the call whose `(` is at open_paren."""
+    depth = 0
+    args: list[bytes] = []
+    start = open_paren + 1
+    for m in _TOKEN_RE.finditer(text, open_paren):
+        tok = m.group()
+        if tok in (b"(", b"[", b"{"):
+            depth += 1
+        elif tok in (b")", b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                args.append(text[start:m.start()].strip())
+                return args, m.end()
+        elif tok == b"," and depth == 1:
+            args.append(text[start:m.start()].strip())
+            start = m.end()
+    return None

@@ -103,7 +103,7 @@ def _lines(path: Path) -> list[str]:
 
 def _code(tree: Path, path: str, line: int) -> str:
     lines = _lines(tree / path)
-    return lines[line - 1].strip() if 0 < line <= len(lines) else "?"
+    return lines[line - 1].rstrip().rstrip("\\").strip() if 0 < line <= len(lines) else "?"
 
 
 def _show(tree: Path, sites: set[peers.Site], limit: int = 200) -> str:
@@ -179,9 +179,19 @@ def test_extra_sites_are_explained(runs: Runs) -> None:
     assert len(by_category[OTHER]) < MAX_UNEXPLAINED_SHARE * len(runs.mmio)
 
 
+def _source_line(tree: Path, path: str, line: int) -> bytes:
+    lines = (tree / path).read_bytes().splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else b""
+
+
 def test_sites_are_lexically_present(runs: Runs) -> None:
-    """Every mmioscan site has `name (` on its line: a guard against invented positions."""
-    absent = runs.mmio - runs.lexical
+    """Every mmioscan site has `name (` on its line: a guard against invented positions.
+
+    Names made by token pasting (`out##bwl(` expanded at `BUILDIO(l, u32)`) are exempt when
+    the line pastes: no lexical tool can see them, which is why the scanner expands them.
+    """
+    absent = {s for s in runs.mmio - runs.lexical
+              if b"##" not in _source_line(runs.tree, s[0], s[1])}
     print(f"\nripgrep: {len(runs.lexical)} `name (` matches; mmioscan: {len(runs.mmio)} sites, "
           f"{len(absent)} without a lexical match; Coccinelle: "
           f"{len(runs.cocci.sites - runs.lexical)} without one")

@@ -100,3 +100,30 @@ def test_position_on_later_lines_is_absolute() -> None:
 
 def test_position_at_offset_zero() -> None:
     assert position(b"readl(x)", 0, 1, 1) == (1, 1)
+
+
+def test_pasted_calls_finds_glued_callees_but_not_definitions() -> None:
+    from mmioscan.cfront.lexer import pasted_calls
+
+    body = b"static inline void out##bwl(int v) { out##bwl##_p(v, 1); x = in##bwl(2); }"
+    found = [parts for _, parts in pasted_calls(body)]
+    assert found == [("out", "bwl", "_p"), ("in", "bwl")]
+
+
+def test_split_arguments_respects_nesting() -> None:
+    from mmioscan.cfront.lexer import split_arguments
+
+    text = b"GEN(l, f(a, b), \"x,y\", { 1, 2 })"
+    split = split_arguments(text, text.index(b"("))
+    assert split is not None
+    args, end = split
+    assert args == [b"l", b"f(a, b)", b"\"x,y\"", b"{ 1, 2 }"]
+    assert end == len(text)
+
+
+def test_identifier_after_a_type_is_declared() -> None:
+    from mmioscan.cfront.lexer import identifiers
+
+    uses = {u.name: u for u in identifiers(b"static u32 my_read(void) { return readl(p); }")}
+    assert uses["my_read"].declared
+    assert not uses["readl"].declared

@@ -1,0 +1,86 @@
+"""#define directives read lexically, independent of tree-sitter's error recovery.
+
+tree-sitter sometimes swallows `#define` lines into an ERROR node when the code before them
+is a macro invocation it cannot parse (arch/x86/include/asm/io.h's `build_mmio_read(...)`
+lines): the definitions are then lost and `name(` in them looks like a call. Reading the
+directives with a regex keeps every definition, and lets the extractor ignore any call
+tree-sitter reports inside a directive.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mmioscan.cfront import lexer
+
+# A directive with its backslash continuations.
+_DIRECTIVE_SPAN_RE = re.compile(rb"^[ \t]*#(?:[^\\\n]|\\(?:\r?\n|.))*", re.MULTILINE)
+_DEFINE_RE = re.compile(
+    rb"[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\((?:[^)\\\n]|\\\r?\n)*\))?")
+
+
+@dataclass(frozen=True, slots=True)
+class MacroDef:
+    name: str
+    params: tuple[str, ...] | None  # None for an object-like macro
+    body: bytes
+    body_start: int  # byte offset of the body in the file
+    start: int
+    end: int
+
+
+class Directives:
+    """The byte spans of all preprocessor directives in a file, for fast look-ups."""
+
+    def __init__(self, data: bytes) -> None:
+        self.spans = [(m.start(), m.end()) for m in _DIRECTIVE_SPAN_RE.finditer(data)]
+        self._starts = [s for s, _ in self.spans]
+
+    def contains(self, offset: int) -> bool:
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self.spans[i][1]
+
+    def definitions(self, data: bytes) -> Iterator[MacroDef]:
+        for start, end in self.spans:
+            m = _DEFINE_RE.match(data, start, end)
+            if m is None:
+                continue
+            params = None
+            if m.group(2) is not None:
+                inner = re.sub(rb"\\\r?\n", b" ", m.group(2)[1:-1])
+                params = tuple(p.strip().decode("ascii", "replace")
+                               for p in inner.split(b",") if p.strip())
+            yield MacroDef(m.group(1).decode("ascii", "replace"), params,
+                           data[m.end():end], m.end(), start, end)
+
+
+def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
+                  wanted: frozenset[str]) -> Iterator[tuple[int, str]]:
+    """Names of `wanted` produced by the macro's `a##b(` calls at its invocations in this file.
+
+    `BUILDIO(l, u32)` with a body calling `out##bwl(...)` produces `outl`: yields
+    (offset of the pasted call in the body, "outl") once per distinct name.
+    """
+    if not macro.params:
+        return
+    templates = [t for t in lexer.pasted_calls(macro.body)
+                 if any(p in macro.params for p in t[1])]
+    if not templates:
+        return
+    seen: set[tuple[int, str]] = set()
+    for m in re.finditer(rb"\b" + re.escape(macro.name.encode()) + rb"\s*\(", data):
+        if directives.contains(m.start()):
+            continue
+        split = lexer.split_arguments(data, m.end() - 1)
+        if split is None:
+            continue
+        values = dict(zip(macro.params, (a.decode("ascii", "replace") for a in split[0]),
+                          strict=False))
+        for offset, parts in templates:
+            name = "".join(values.get(p, p) for p in parts)
+            if name in wanted and (offset, name) not in seen:
+                seen.add((offset, name))
+                yield offset, name
