@@ -24,12 +24,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # a checkout, not installed
 
 from peers import ripgrep_sites, run_coccinelle  # noqa: E402
 
 from mmioscan.catalogue import load_catalogue  # noqa: E402
 from mmioscan.kernelsrc import ensure_tree  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
 COCCI_FOLDERS = ["drivers/virtio", "drivers/net/ethernet/intel/e1000e", "drivers/watchdog",
                  "drivers/i2c/busses", "drivers/tty/serial/8250"]
 
@@ -61,7 +63,7 @@ def _tree_rss(pid: int) -> int:
 def timed(cmd: list[str]) -> tuple[float, int]:
     """Run cmd; return wall seconds and the peak RSS of its whole process tree (sampled)."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
     peak = 0
     stop = threading.Event()
 

@@ -18,7 +18,7 @@ from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.model import FileFacts, Problem
 
 # Bump when the extractor's output changes, so cached facts are rebuilt.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 _CHUNK = 8
 
 Progress = Callable[[int, int], None]

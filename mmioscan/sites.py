@@ -4,36 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from mmioscan.catalogue import Catalogue
-from mmioscan.model import Call, FileFacts, Site, SiteKind
+from mmioscan.catalogue import Accessor, Catalogue
+from mmioscan.model import CallTuple, FileFacts, Site, SiteKind
 
 
-def _scope_name(facts: FileFacts, call: Call) -> str | None:
-    return facts.scopes[call.scope].name if call.scope >= 0 else None
-
-
-def _site(facts: FileFacts, call: Call, kind: SiteKind, catalogue: Catalogue) -> Site | None:
-    acc = catalogue.get(call.name)
-    if acc is None:
-        return None
-    return Site(path=facts.path, line=call.line, column=call.column,
-                function=_scope_name(facts, call), callee=call.name, accessor=acc.name,
-                kind=kind, access=acc.access, width=acc.width, family=acc.family,
-                active=call.active)
+def _site(facts: FileFacts, call: CallTuple, kind: SiteKind, acc: Accessor) -> Site:
+    name, line, column, scope, active = call
+    return Site(path=facts.path, line=line, column=column,
+                function=facts.scopes[scope].name if scope >= 0 else None, callee=name,
+                accessor=acc.name, kind=kind, access=acc.access, width=acc.width,
+                family=acc.family, active=active)
 
 
 def file_sites(facts: FileFacts, catalogue: Catalogue) -> Iterator[Site]:
-    names = catalogue.accessors
-    for call in facts.calls:
-        if call.name not in names:
-            continue
-        site = _site(facts, call, "direct", catalogue)
-        if site is not None:
-            yield site
-    for ref in facts.references:
-        site = _site(facts, ref, "reference", catalogue)
-        if site is not None:
-            yield site
+    accessors = catalogue.accessors
+    for records, kind in ((facts.calls, "direct"), (facts.references, "reference")):
+        for call in records:
+            acc = accessors.get(call[0])
+            if acc is not None:
+                yield _site(facts, call, kind, acc)  # type: ignore[arg-type]
 
 
 def direct_sites(all_facts: Iterable[FileFacts], catalogue: Catalogue) -> tuple[Site, ...]:

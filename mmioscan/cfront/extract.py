@@ -123,8 +123,10 @@ class Extractor:
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
         return FileFacts(path=path, digest=digest, size=len(data), parsed=True,
-                         error_nodes=errors, scopes=tuple(scopes), calls=tuple(calls),
-                         references=tuple(references), problems=tuple(problems))
+                         error_nodes=errors, scopes=tuple(scopes),
+                         calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
+                         references=tuple(tuple(r) for r in references),  # type: ignore[misc]
+                         problems=tuple(problems))
 
     # -- functions -------------------------------------------------------------------------
 

@@ -110,10 +110,8 @@ def _is_loop_header(data: bytes, start: int, end: int) -> bool:
     It must begin a statement (after `;`, `{`, `}`, `)` or `else`) and be followed by a
     statement or a block rather than `;`, and not sit in a #define.
     """
-    i = start - 1
-    while i >= 0 and data[i] in b" \t\r\n":
-        i -= 1
-    if i >= 0 and data[i] not in b";{})" and data[max(0, i - 3):i + 1] != b"else":
+    i = _previous_code_byte(data, start)
+    if i >= 0 and data[i] not in b";{}):" and data[max(0, i - 3):i + 1] != b"else":
         return False
     close = _matching_paren(data, end)
     if close < 0:
@@ -122,6 +120,27 @@ def _is_loop_header(data: bytes, start: int, end: int) -> bool:
     while j < len(data) and data[j] in b" \t\r\n":
         j += 1
     return j < len(data) and data[j] != ord(";") and not _line_starts_directive(data, start)
+
+
+def _previous_code_byte(data: bytes, pos: int) -> int:
+    """Index of the last byte before pos that is neither blank nor inside a comment."""
+    i = pos - 1
+    while i >= 0:
+        c = data[i]
+        if c in b" \t\r":
+            i -= 1
+        elif c == 10:  # a line break: drop a `//` comment ending the previous line
+            line_start = data.rfind(b"\n", 0, i) + 1
+            slashes = data.find(b"//", line_start, i)
+            i = (slashes if slashes >= 0 else i) - 1
+        elif c == ord("/") and i > 0 and data[i - 1] == ord("*"):
+            opening = data.rfind(b"/*", 0, i - 1)
+            if opening < 0:
+                return i
+            i = opening - 1
+        else:
+            return i
+    return -1
 
 
 def _matching_paren(data: bytes, start: int, limit: int = 4000) -> int:

@@ -28,7 +28,7 @@ def _owner(facts: FileFacts, call: Call) -> str | None:
 
 
 def _calls(facts: FileFacts, name: str) -> list[Call]:
-    return [c for c in facts.calls if c.name == name]
+    return [c for c in facts.call_records() if c.name == name]
 
 
 # -- functions -------------------------------------------------------------------------
@@ -149,14 +149,14 @@ def test_call_positions_are_one_based_on_the_callee(extractor: Extractor) -> Non
 def test_calls_are_in_source_order(extractor: Extractor) -> None:
     src = "void f(void *b)\n{\n\tb_one(); a_two(); c_three();\n\td_four();\n}\n"
     facts = _facts(extractor, src)
-    assert [c.name for c in facts.calls] == ["b_one", "a_two", "c_three", "d_four"]
+    assert [c.name for c in facts.call_records()] == ["b_one", "a_two", "c_three", "d_four"]
 
 
 def test_member_calls_are_not_calls_of_the_name(extractor: Extractor) -> None:
     src = ("void f(struct hw *hw, struct io x)\n{\n"
            "\thw->ops->readl(hw, 4);\n\tx.writel(1);\n\t(*hw->inb)(2);\n}\n")
     facts = _facts(extractor, src)
-    names = {c.name for c in facts.calls} | {r.name for r in facts.references}
+    names = {c.name for c in facts.call_records()} | {r.name for r in facts.reference_records()}
     assert not names & {"readl", "writel", "inb"}
 
 
@@ -170,8 +170,8 @@ def test_member_calls_are_not_calls_of_the_name(extractor: Extractor) -> None:
 ])
 def test_references(extractor: Extractor, line: str) -> None:
     facts = _facts(extractor, line + "\n")
-    assert "ioread32" in {r.name for r in facts.references}
-    assert "ioread32" not in {c.name for c in facts.calls}
+    assert "ioread32" in {r.name for r in facts.reference_records()}
+    assert "ioread32" not in {c.name for c in facts.call_records()}
 
 
 @pytest.mark.parametrize("line", [
@@ -185,19 +185,20 @@ def test_references(extractor: Extractor, line: str) -> None:
 ])
 def test_not_uses(extractor: Extractor, line: str) -> None:
     facts = _facts(extractor, line + "\n")
-    assert "ioread32" not in {r.name for r in facts.references} | {c.name for c in facts.calls}
+    used = {r.name for r in facts.reference_records()} | {c.name for c in facts.call_records()}
+    assert "ioread32" not in used
 
 
 def test_call_through_parenthesised_name_is_a_call(extractor: Extractor) -> None:
     """`(readl)(addr)` calls the function readl, bypassing a function-like macro."""
     facts = _facts(extractor, "u32 f(void __iomem *b)\n{\n\treturn (readl)(b);\n}\n")
-    assert [c.name for c in facts.calls] == ["readl"]
-    assert not facts.references
+    assert [c.name for c in facts.call_records()] == ["readl"]
+    assert not facts.reference_records()
 
 
 def test_file_scope_use_has_no_scope(extractor: Extractor) -> None:
     facts = _facts(extractor, "static struct ops o = { .write = iowrite32 };\n")
-    (ref,) = facts.references
+    (ref,) = facts.reference_records()
     column = "static struct ops o = { .write = iowrite32 };".index("iowrite32") + 1
     assert (ref.name, ref.scope, ref.line, ref.column) == ("iowrite32", -1, 1, column)
 
@@ -209,12 +210,12 @@ def test_dead_code_keeps_catalogued_calls_as_inactive(extractor: Extractor) -> N
     src = ("void f(void __iomem *b)\n{\n#if 0\n\twritel(1, b);\n\tfoo_helper(b);\n"
            "\tset_reader(readl);\n#else\n\twritel(2, b);\n#endif\n}\n")
     facts = _facts(extractor, src)
-    dead = [c for c in facts.calls if not c.active]
+    dead = [c for c in facts.call_records() if not c.active]
     assert [(c.name, c.line, c.column, c.scope) for c in dead] == [("writel", 4, 2, -1)]
-    assert [(r.name, r.line, r.active) for r in facts.references] == [("readl", 6, False)]
-    live = [c for c in facts.calls if c.active and c.name == "writel"]
+    assert [(r.name, r.line, r.active) for r in facts.reference_records()] == [("readl", 6, False)]
+    live = [c for c in facts.call_records() if c.active and c.name == "writel"]
     assert [(c.line, _owner(facts, c)) for c in live] == [(8, "f")]
-    assert "foo_helper" not in {c.name for c in facts.calls}
+    assert "foo_helper" not in {c.name for c in facts.call_records()}
 
 
 # -- macros --------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def test_macro_scopes_params_and_callees(extractor: Extractor) -> None:
     rmw = _scope(facts, "FOO_RMW")
     assert (rmw.line, rmw.end_line) == (4, 7)
     assert {"readl", "writel"} <= set(rmw.callees)
-    positions = {(c.name, c.line, c.column) for c in facts.calls if c.scope >= 0
+    positions = {(c.name, c.line, c.column) for c in facts.call_records() if c.scope >= 0
                  and facts.scopes[c.scope].name == "FOO_RMW" and c.name in ("readl", "writel")}
     assert positions == {("readl", 5, 10), ("writel", 6, 2)}
 
@@ -261,7 +262,7 @@ def test_macro_parameters_members_and_pasting_are_not_calls(extractor: Extractor
            "#define GEN(sfx, a) read##sfx(a)\n"
            "#define NAME(x) #x\n")
     facts = _facts(extractor, src)
-    names = {c.name for c in facts.calls} | {r.name for r in facts.references}
+    names = {c.name for c in facts.call_records()} | {r.name for r in facts.reference_records()}
     assert not names & {"readl", "writel", "read", "readb"}
 
 
