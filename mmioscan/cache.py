@@ -82,6 +82,8 @@ class FactsCache:
             return
         try:
             with self._db:
+                # Facts of an older tool or rules version can never be served again.
+                self._db.execute("DELETE FROM facts WHERE salt != ?", (self.salt,))
                 for path, size, mtime_ns, digest, blob in entries:
                     self._db.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
                                      (path, size, mtime_ns, digest))

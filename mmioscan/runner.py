@@ -17,8 +17,20 @@ from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.model import FileFacts, Problem
 
-# Bump when the extractor's output changes, so cached facts are rebuilt.
-EXTRACTOR_VERSION = "4"
+# Cached facts are keyed by the extractor's own source as well: any change to the front end
+# or to the facts' shape invalidates them without anyone remembering to bump a number.
+_EXTRACTOR_SOURCES = ("cfront", "model.py", "runner.py")
+
+
+def extractor_fingerprint() -> str:
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha1(__version__.encode(), usedforsecurity=False)
+    for name in _EXTRACTOR_SOURCES:
+        target = package / name
+        for path in sorted(target.glob("*.py")) if target.is_dir() else [target]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 _CHUNK = 8
 
 Progress = Callable[[int, int], None]
@@ -122,7 +134,7 @@ def collect_facts(root: Path, files: tuple[str, ...], names: frozenset[str], rul
                   workers: int, cache_dir: Path | None,
                   progress: Progress | None = None) -> RunResult:
     """Facts for every file, from the cache where the file is unchanged, else parsed."""
-    cache = FactsCache(cache_dir, f"{__version__}/{EXTRACTOR_VERSION}/{rules_digest}")
+    cache = FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
     problems: list[Problem] = []
     if cache.problem:
         problems.append(Problem(".", cache.problem))
