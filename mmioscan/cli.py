@@ -9,13 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan import __version__
-from mmioscan.catalogue import Catalogue, RuleError, load_catalogue
+from mmioscan.catalogue import RuleError
 from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.model import ScanResult
 from mmioscan.progress import ProgressBar
 from mmioscan.report import json as json_report
+from mmioscan.ruleset import load_rules
 from mmioscan.report import text as text_report
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.scan import ScanOptions, Timings, run_scan
 from mmioscan.tree import TreeError
 
 RENDERERS: dict[str, Callable[[ScanResult], str]] = {
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-cache", action="store_true", help="parse every file afresh")
     scan.add_argument("--rules", type=Path, help="an alternative accessors.toml")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    scan.add_argument("--timings", action="store_true",
+                      help="print the wall time of each phase on stderr")
     kernel = sub.add_parser("kernel-tree", help="print (installing if needed) Debian's "
                             "linux-source-6.12 tree, or with --config its cloud .config")
     kernel.add_argument("--config", action="store_true",
@@ -80,17 +83,22 @@ def _write(text: str, output: Path | None) -> None:
 def _cmd_scan(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    catalogue: Catalogue = load_catalogue(args.rules)
+    rules = load_rules(accessors=args.rules)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     options = ScanOptions(paths=tuple(args.paths), root=args.root, jobs=args.jobs,
                           cache_dir=cache_dir)
     bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
+    clock = Timings()
     try:
-        result = run_scan(options, catalogue, bar)
+        result = run_scan(options, rules, bar, timings=clock)
     finally:
         if bar is not None:
             bar.finish()
     _write(RENDERERS[args.format](result), args.output)
+    clock.lap("output")
+    if args.timings:
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
+        print(f"mmioscan: timings: {phases}", file=sys.stderr)
     return 0
 
 

@@ -70,6 +70,9 @@ class FileFacts:
     # Catalogued names used as values (not called), same shape as calls.
     references: tuple[CallTuple, ...] = ()
     problems: tuple[Problem, ...] = ()
+    includes: tuple[str, ...] = ()  # `#include` targets as written: `<linux/io.h>`, `"foo.h"`
+    # Hot-path roots: (function, how it is installed: "request_irq" or ".ndo_start_xmit", line)
+    roots: tuple[tuple[str, str, int], ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
@@ -97,9 +100,19 @@ class Site:
     family: str
     active: bool = True
     via: tuple[str, ...] = field(default=())
+    accessors: tuple[str, ...] = field(default=())  # every accessor reached (wrappers)
+    driver: str | None = None  # module, or folder while modules are not known
+    hot: bool = False  # reachable from an interrupt handler, NAPI poll, xmit, ...
+    scope_key: str | None = field(default=None, compare=False)  # graph node of `function`
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
+
+    def placed(self, driver: str, scope_key: str | None, hot: bool) -> Site:
+        """A copy with its driver, graph node and hot flag (dataclasses.replace is slow)."""
+        return Site(self.path, self.line, self.column, self.function, self.callee,
+                    self.accessor, self.kind, self.access, self.width, self.family, self.active,
+                    self.via, self.accessors, driver, hot, scope_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,33 @@ class ScanStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PatchPoint:
+    key: str  # graph node: path:name
+    name: str
+    path: str
+    line: int
+    covered: int  # sites covered by this point that earlier points did not cover
+    cumulative_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """The patch-point coverage curve of a driver (or of a group, or of the whole scan)."""
+
+    sites: int
+    points: tuple[PatchPoint, ...]  # greedy order
+    needed: tuple[tuple[int, int | None], ...]  # (percent, points needed or None)
+
+
+@dataclass(frozen=True, slots=True)
+class HotRoot:
+    function: str
+    path: str
+    line: int
+    how: str  # the registration call or the ops field
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     root: str
     kernel_version: str | None
@@ -123,3 +163,5 @@ class ScanResult:
     problems: tuple[Problem, ...]
     stats: ScanStats
     facts: tuple[FileFacts, ...] = field(default=(), repr=False, compare=False)
+    patch_points: tuple[tuple[str, Coverage], ...] = ()  # ("all" first, then each driver)
+    hot_roots: tuple[HotRoot, ...] = ()

@@ -14,7 +14,7 @@ from pathlib import Path
 from mmioscan import __version__
 from mmioscan.cache import FactsCache, decode, encode
 from mmioscan.cfront.extract import Extractor
-from mmioscan.cfront.prefilter import NameScanner
+from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.model import FileFacts, Problem
 
 # Cached facts are keyed by the extractor's own source as well: any change to the front end
@@ -43,6 +43,15 @@ class RunResult:
     cache_hits: int
 
 
+@dataclass(frozen=True, slots=True)
+class ExtractSpec:
+    """What the extractor looks for; sent once to each worker process."""
+
+    names: frozenset[str]  # catalogued names: the byte prefilter parses files that mention one
+    registrations: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    hot_fields: frozenset[str] = frozenset()
+
+
 class _Worker:
     """Per-process state: the parser and the name scanner are built once per worker."""
 
@@ -50,17 +59,21 @@ class _Worker:
     scanner: NameScanner | None = None
 
 
-def _init_worker(names: frozenset[str]) -> None:
-    _Worker.extractor = Extractor(names)
-    _Worker.scanner = NameScanner(names)
+def _init_worker(spec: ExtractSpec) -> None:
+    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields)
+    _Worker.scanner = NameScanner(spec.names)
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
-def facts_for_bytes(rel: str, data: bytes) -> FileFacts:
-    """Facts of one file's bytes; never raises (an internal error becomes a problem)."""
+def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
+    """Facts of one file's bytes; never raises (an internal error becomes a problem).
+
+    force: parse even when the byte prefilter sees no catalogued name (a file that calls
+    wrappers or regmap only, found in a later round of the scan).
+    """
     assert _Worker.extractor is not None and _Worker.scanner is not None
     digest = _digest(data)
     if b"\0" in data:
@@ -71,8 +84,9 @@ def facts_for_bytes(rel: str, data: bytes) -> FileFacts:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         notes = (Problem(rel, f"not valid UTF-8 at byte {exc.start}: scanned as raw bytes"),)
-    if not _Worker.scanner.mentions(data):
-        return FileFacts(rel, digest, len(data), parsed=False, problems=notes)
+    if not force and not _Worker.scanner.mentions(data):
+        return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
+                         includes=include_targets(data))
     try:
         facts = _Worker.extractor.extract(rel, digest, data)
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
@@ -81,9 +95,9 @@ def facts_for_bytes(rel: str, data: bytes) -> FileFacts:
     return dataclasses.replace(facts, problems=notes + facts.problems) if notes else facts
 
 
-def _process(job: tuple[str, str]) -> tuple[str, int, int, bytes]:
+def _process(job: tuple[str, str, bool]) -> tuple[str, int, int, bytes]:
     """Facts of one file, already encoded: the worker pickles once, for the pipe and the cache."""
-    absolute, rel = job
+    absolute, rel, force = job
     try:
         st = os.stat(absolute)
         if not stat.S_ISREG(st.st_mode):  # a FIFO or device named *.c would block or never end
@@ -92,7 +106,7 @@ def _process(job: tuple[str, str]) -> tuple[str, int, int, bytes]:
             data = fh.read()
     except OSError as exc:
         return absolute, -1, -1, encode(_unreadable(rel, exc.strerror or str(exc)))
-    return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data))
+    return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data, force))
 
 
 def _unreadable(rel: str, reason: str) -> FileFacts:
@@ -107,16 +121,16 @@ def _relocated(facts: FileFacts, rel: str) -> FileFacts:
     return dataclasses.replace(facts, path=rel, problems=problems)
 
 
-def _parse_all(jobs: list[tuple[str, str]], names: frozenset[str], workers: int,
+def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: int,
                progress: Progress | None, done: int, total: int
                ) -> Iterator[tuple[str, int, int, bytes]]:
     if workers <= 1 or len(jobs) < 2 * _CHUNK:
-        _init_worker(names)
+        _init_worker(spec)
         results: Iterator[tuple[str, int, int, bytes]] = map(_process, jobs)
         pool = None
     else:
         ctx = multiprocessing.get_context("fork")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(names,))
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec,))
         results = pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
     try:
         for item in results:
@@ -130,21 +144,26 @@ def _parse_all(jobs: list[tuple[str, str]], names: frozenset[str], workers: int,
             pool.join()
 
 
-def collect_facts(root: Path, files: tuple[str, ...], names: frozenset[str], rules_digest: str,
-                  workers: int, cache_dir: Path | None,
-                  progress: Progress | None = None) -> RunResult:
-    """Facts for every file, from the cache where the file is unchanged, else parsed."""
+def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_digest: str,
+                  workers: int, cache_dir: Path | None, progress: Progress | None = None,
+                  force: frozenset[str] = frozenset()) -> RunResult:
+    """Facts for every file, from the cache where the file is unchanged, else parsed.
+
+    Files in `force` are parsed whatever the prefilter says; a cached unparsed record of
+    such a file is a miss, and its parsed facts replace it in the cache.
+    """
     cache = FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
     problems: list[Problem] = []
     if cache.problem:
         problems.append(Problem(".", cache.problem))
     absolute = {rel: str(root / rel) for rel in files}
     stamps = cache.stamps(absolute.values())
-    hits = _cache_hits(absolute, stamps, cache)
-    jobs = [(absolute[rel], rel) for rel in files if rel not in hits]
+    hits = {rel: f for rel, f in _cache_hits(absolute, stamps, cache).items()
+            if f.parsed or rel not in force}
+    jobs = [(absolute[rel], rel, rel in force) for rel in files if rel not in hits]
     fresh: list[tuple[str, int, int, bytes, FileFacts]] = [
         (a, s, m, blob, decode(blob))
-        for a, s, m, blob in _parse_all(jobs, names, workers, progress, len(hits), len(files))]
+        for a, s, m, blob in _parse_all(jobs, spec, workers, progress, len(hits), len(files))]
     cache.store((a, s, m, f.digest, blob) for a, s, m, blob, f in fresh if s >= 0 and f.digest)
     if cache.problem and not problems:
         problems.append(Problem(".", cache.problem))

@@ -1,15 +1,41 @@
-"""The scan use case: paths in, ScanResult out (no terminal, no files written)."""
+"""The scan use case: paths in, ScanResult out (no terminal, no files written).
+
+Rounds, each through the same cached runner:
+1. the files in scope, parsed when the byte scan finds a catalogued name (or regmap_init_mmio);
+2. headers they include from outside the scope (include/, the driver's own folders),
+   transitively, so their macros and inline functions join the call graph;
+3. files in scope that call wrappers (or regmap, in a driver with an MMIO regmap) but mention
+   no accessor: found by a byte scan for the wrapper names defined in their folder or its
+   parent, then parsed. Repeated while it finds more, at most MAX_ROUNDS times.
+"""
 
 from __future__ import annotations
 
+import posixpath
+import re
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmioscan.catalogue import Catalogue
-from mmioscan.model import ScanResult, ScanStats
-from mmioscan.runner import Progress, collect_facts
+from mmioscan.callgraph import CallGraph, include_candidates
+from mmioscan.model import FileFacts, Problem, ScanResult, ScanStats, Site
+from mmioscan.ruleset import RuleSet
+from mmioscan.runner import ExtractSpec, Progress, collect_facts
 from mmioscan.sites import direct_sites
 from mmioscan.tree import collect, kernel_version
+from mmioscan.wrappers import (
+    finish_sites,
+    hot_roots,
+    patch_points,
+    regmap_folders,
+    regmap_sites,
+    wrapper_sites,
+)
+
+MAX_ROUNDS = 3
+_IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
+MAX_INCLUDE_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +46,123 @@ class ScanOptions:
     cache_dir: Path | None = None
 
 
-def run_scan(options: ScanOptions, catalogue: Catalogue,
-             progress: Progress | None = None) -> ScanResult:
-    """Scan the paths; raises tree.TreeError for unusable arguments."""
-    fileset = collect(list(options.paths), options.root)
-    run = collect_facts(fileset.root, fileset.files, catalogue.names(), catalogue.digest,
-                        options.jobs, options.cache_dir, progress)
-    facts = run.facts
-    problems = fileset.problems + run.problems + tuple(p for f in facts for p in f.problems)
-    stats = ScanStats(
+def _spec(rules: RuleSet) -> ExtractSpec:
+    return ExtractSpec(
+        names=rules.catalogue.names() | rules.regmap.init,
+        registrations=tuple(sorted(rules.hot.registrations.items())),
+        hot_fields=rules.hot.fields)
+
+
+class Timings:
+    """Wall time per phase, for --timings and bench/ (never part of the output)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._start = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._start
+        self._start = now
+
+
+class _Facts:
+    """Facts gathered over the rounds, and the problems met on the way."""
+
+    def __init__(self, root: Path, options: ScanOptions, rules: RuleSet,
+                 progress: Progress | None) -> None:
+        self.root, self.options, self.rules, self.progress = root, options, rules, progress
+        self.spec = _spec(rules)
+        self.by_path: dict[str, FileFacts] = {}
+        self.problems: list[Problem] = []
+        self.cache_hits = 0
+
+    def add(self, files: Iterable[str], force: frozenset[str] = frozenset(),
+            progress: bool = False) -> list[FileFacts]:
+        wanted = tuple(sorted(set(files)))
+        if not wanted:
+            return []
+        run = collect_facts(self.root, wanted, self.spec, self.rules.digest,
+                            self.options.jobs, self.options.cache_dir,
+                            self.progress if progress else None, force)
+        self.cache_hits += run.cache_hits
+        self.problems.extend(p for p in run.problems if p not in self.problems)
+        for facts in run.facts:
+            self.by_path[facts.path] = facts
+        return list(run.facts)
+
+
+def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> None:
+    """Parse the headers the parsed files include from outside the scope, transitively."""
+    exists: dict[str, bool] = {}
+    for _ in range(MAX_INCLUDE_DEPTH):
+        wanted: set[str] = set()
+        for facts in new:
+            if not facts.parsed:
+                continue
+            for target in facts.includes:
+                for candidate in include_candidates(facts.path, target):
+                    if candidate not in exists:
+                        exists[candidate] = (store.root / candidate).is_file()
+                    if exists[candidate]:
+                        if candidate not in store.by_path and candidate not in scoped:
+                            wanted.add(candidate)
+                        break
+        if not wanted:
+            return
+        new = store.add(wanted)
+
+
+def _wrapper_names_by_place(graph: CallGraph) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Wrapper names callable from other files, by folder and by header."""
+    by_folder: dict[str, set[str]] = {}
+    by_header: dict[str, set[str]] = {}
+    for key in graph.reach:
+        definition = graph.definitions[key]
+        if definition.path.endswith(".h"):
+            by_header.setdefault(definition.path, set()).add(definition.name)
+        elif definition.static:
+            continue  # a static function in a .c file is only called from its own file
+        by_folder.setdefault(posixpath.dirname(definition.path), set()).add(definition.name)
+    return by_folder, by_header
+
+
+def _callers_round(store: _Facts, scoped: list[str], graph: CallGraph) -> set[str]:
+    """Unparsed files in scope that mention a wrapper they can see: one defined in their
+    folder or its parent, or in a header they include (transitively)."""
+    by_folder, by_header = _wrapper_names_by_place(graph)
+    for folder in regmap_folders(store.by_path.values(), store.rules.regmap):
+        by_folder.setdefault(folder, set()).update(store.rules.regmap.api)
+    found: set[str] = set()
+    for path in scoped:
+        facts = store.by_path.get(path)
+        if facts is None or facts.parsed or not facts.digest:
+            continue
+        folder = posixpath.dirname(path)
+        seen: set[str] = set()
+        seen.update(by_folder.get(folder, ()), by_folder.get(posixpath.dirname(folder), ()))
+        for header in graph.includes_of(path, facts.includes):
+            seen.update(by_header.get(header, ()))
+        if not seen:
+            continue
+        visible = {n.encode() for n in seen}
+        try:
+            data = (store.root / path).read_bytes()
+        except OSError:
+            continue
+        # One identifier pass per file: a NameScanner per distinct name set costs far more.
+        if not visible.isdisjoint(_IDENT_RE.findall(data)):
+            found.add(path)
+    return found
+
+
+def _graph(store: _Facts, rules: RuleSet) -> CallGraph:
+    return CallGraph(store.by_path.values(), rules.catalogue.accessors,
+                     max_function_lines=rules.wrappers.max_function_lines)
+
+
+def _stats(facts: list[FileFacts], cache_hits: int) -> ScanStats:
+    return ScanStats(
         files_listed=len(facts),
         files_parsed=sum(f.parsed for f in facts),
         files_skipped=sum(not f.parsed for f in facts),
@@ -36,10 +170,58 @@ def run_scan(options: ScanOptions, catalogue: Catalogue,
         functions=sum(1 for f in facts for s in f.scopes if s.kind == "function"),
         functions_with_errors=sum(1 for f in facts for s in f.scopes if s.has_error),
         macros=sum(1 for f in facts for s in f.scopes if s.kind != "function"),
-        cache_hits=run.cache_hits,
-    )
+        cache_hits=cache_hits)
+
+
+def run_scan(options: ScanOptions, rules: RuleSet,
+             progress: Progress | None = None,
+             on_graph: Callable[[CallGraph], None] | None = None,
+             timings: Timings | None = None) -> ScanResult:
+    """Scan the paths; raises tree.TreeError for unusable arguments."""
+    clock = timings or Timings()
+    fileset = collect(list(options.paths), options.root)
+    store = _Facts(fileset.root, options, rules, progress)
+    scoped_set = set(fileset.files)
+    first = store.add(fileset.files, progress=True)
+    clock.lap("facts")
+    _context_headers(store, first, scoped_set)
+    clock.lap("context headers")
+    graph = _graph(store, rules)
+    clock.lap("graph")
+    for _ in range(MAX_ROUNDS):
+        extra = _callers_round(store, list(fileset.files), graph)
+        clock.lap("wrapper callers")
+        if not extra:
+            break
+        added = store.add(extra, force=frozenset(extra))
+        _context_headers(store, added, scoped_set)
+        clock.lap("facts")
+        graph = _graph(store, rules)
+        clock.lap("graph")
+    if on_graph is not None:
+        on_graph(graph)
+    scoped = [store.by_path[p] for p in fileset.files]
+    sites = _all_sites(scoped, store, graph, rules)
+    clock.lap("sites")
+    problems = list(fileset.problems) + store.problems
+    problems += [p for f in scoped for p in f.problems]
+    points = patch_points(sites, graph)
+    clock.lap("patch points")
     return ScanResult(
         root=str(fileset.root), kernel_version=kernel_version(fileset.root),
-        scanned=fileset.targets, sites=direct_sites(facts, catalogue),
-        problems=tuple(sorted(problems, key=lambda p: (p.path, p.message))),
-        stats=stats, facts=facts)
+        scanned=fileset.targets, sites=sites,
+        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.message))),
+        stats=_stats(scoped, store.cache_hits), facts=tuple(scoped),
+        patch_points=points, hot_roots=hot_roots(f for f in store.by_path.values()))
+
+
+def _all_sites(scoped: list[FileFacts], store: _Facts, graph: CallGraph,
+               rules: RuleSet) -> tuple[Site, ...]:
+    catalogue = rules.catalogue
+    found: list[Site] = list(direct_sites(scoped, catalogue))
+    found += wrapper_sites(scoped, graph, catalogue)
+    found += regmap_sites(scoped, regmap_folders(store.by_path.values(), rules.regmap),
+                          rules.regmap)
+    roots = [(r.path, r.function) for r in hot_roots(store.by_path.values())]
+    finished = finish_sites(found, graph, graph.hot_nodes(roots))
+    return tuple(sorted(finished, key=Site.sort_key))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 import tree_sitter as ts
 import tree_sitter_c as tsc
@@ -24,8 +24,11 @@ from mmioscan.model import Call, FileFacts, Problem, Scope
 _DEFS_QUERY = """
 (function_definition) @function
 (call_expression function: (identifier) @callee)
+(initializer_pair designator: (field_designator (field_identifier) @field)
+                  value: (identifier) @field_value)
 (ERROR) @error
 """
+_INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
 
 # Keywords the macro lexer sees before `(`: control flow and operators, never callees.
 _C_KEYWORDS = frozenset({
@@ -81,6 +84,11 @@ def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
     return parent.type == "ERROR" and sibling is not None and sibling.type == "("
 
 
+def _includes(clean: bytes) -> tuple[str, ...]:
+    """`#include` targets as written, with their brackets: `<linux/io.h>`, `"e1000.h"`."""
+    return tuple(m.group(1).decode("utf-8", "replace") for m in _INCLUDE_RE.finditer(clean))
+
+
 def _specifiers(node: ts.Node) -> set[str]:
     return {_text(c) for c in node.children if c.type == "storage_class_specifier"}
 
@@ -88,8 +96,14 @@ def _specifiers(node: ts.Node) -> set[str]:
 class Extractor:
     """Builds FileFacts; one per process (the parser and queries are reused across files)."""
 
-    def __init__(self, interesting: Iterable[str]) -> None:
+    def __init__(self, interesting: Iterable[str],
+                 registrations: Mapping[str, tuple[int, ...]] | None = None,
+                 hot_fields: Iterable[str] = ()) -> None:
         self.interesting = frozenset(interesting)
+        # Calls that register a callback (request_irq: argument 1 is the handler) and struct
+        # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
+        self.registrations = dict(registrations or {})
+        self.hot_fields = frozenset(hot_fields)
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
@@ -107,12 +121,17 @@ class Extractor:
         scopes, starts, ends = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []
         references: list[Call] = []
+        roots: list[tuple[str, str, int]] = []
         for node in caps.get("callee", []):
             if directives.contains(node.start_byte):
                 continue  # error recovery read a #define line as code; macros are lexed below
             row, col = node.start_point
-            calls.append(Call(_text(node), row + 1, col + 1,
+            name = _text(node)
+            calls.append(Call(name, row + 1, col + 1,
                               self._scope_at(starts, ends, node.start_byte)))
+            if name in self.registrations:
+                roots.extend(self._registered(node, name, self.registrations[name]))
+        roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references)
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
@@ -126,7 +145,39 @@ class Extractor:
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
-                         problems=tuple(problems))
+                         problems=tuple(problems), includes=_includes(clean),
+                         roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))))
+
+    # -- hot-path roots ----------------------------------------------------------------------
+
+    @staticmethod
+    def _registered(callee: ts.Node, name: str, positions: tuple[int, ...]
+                    ) -> Iterator[tuple[str, str, int]]:
+        """Functions passed as callbacks: `request_irq(irq, handler, ...)` -> handler."""
+        call = callee.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if args is None:
+            return
+        values = args.named_children
+        for index in positions:
+            if index < len(values):
+                arg = values[index]
+                if arg.type == "pointer_expression":  # &handler
+                    arg = arg.child_by_field_name("argument") or arg
+                if arg.type == "identifier":
+                    yield _text(arg), name, arg.start_point[0] + 1
+
+    def _installed(self, fields: list[ts.Node], values: list[ts.Node]
+                   ) -> Iterator[tuple[str, str, int]]:
+        """`.ndo_start_xmit = fn` in an ops table -> fn."""
+        by_pair = {v.parent.id: v for v in values if v.parent is not None}
+        for field in fields:
+            pair = field.parent.parent if field.parent is not None else None
+            if pair is None or _text(field) not in self.hot_fields:
+                continue
+            value = by_pair.get(pair.id)
+            if value is not None:
+                yield _text(value), "." + _text(field), value.start_point[0] + 1
 
     # -- functions -------------------------------------------------------------------------
 

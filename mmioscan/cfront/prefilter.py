@@ -8,6 +8,7 @@ identifier around it and looked up in the name set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -72,3 +73,15 @@ class NameScanner:
         while end < size and data[end] in _WORD:
             end += 1
         return start, end
+
+
+_INCLUDE_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
+
+
+def include_targets(data: bytes) -> tuple[str, ...]:
+    """`#include` targets as written (`<linux/io.h>`, `"foo.h"`), by a cheap byte scan.
+
+    Kept even for files the prefilter skips: a later round needs to know which headers a
+    file includes to find the wrappers it may call.
+    """
+    return tuple(m.group(1).decode("utf-8", "replace") for m in _INCLUDE_RE.finditer(data))

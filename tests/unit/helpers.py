@@ -52,7 +52,7 @@ def parse_expectations(path: Path) -> list[Expect]:
             for word in rest:
                 if word.startswith("fn="):
                     function = word[3:]
-                elif word in ("read", "write"):
+                elif word in ("read", "write", "both"):
                     access = word
                 else:
                     raise AssertionError(f"{path.name}:{lineno}: unknown word {word!r}")

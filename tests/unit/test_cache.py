@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
 from mmioscan.model import ScanResult
+from mmioscan.ruleset import load_rules
 from mmioscan.scan import ScanOptions, run_scan
 
 from .helpers import copy_tree, run_cli
 
 
 def _scan(root: Path, cache: Path | None, jobs: int = 1) -> ScanResult:
-    return run_scan(ScanOptions(paths=(root,), jobs=jobs, cache_dir=cache), load_catalogue())
+    return run_scan(ScanOptions(paths=(root,), jobs=jobs, cache_dir=cache), load_rules())
 
 
 def _json(root: Path, out: Path, *extra: str) -> str:
@@ -128,7 +128,7 @@ def test_other_rules_do_not_reuse_facts(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[accessor]]\nname = "inb"\nfamily = "pio"\naccess = "read"\nwidth = 8\n'
                      'header = "arch/x86/include/asm/shared/io.h"\n')
-    result = run_scan(ScanOptions(paths=(root,), cache_dir=cache), load_catalogue(rules))
+    result = run_scan(ScanOptions(paths=(root,), cache_dir=cache), load_rules(accessors=rules))
     assert result.stats.cache_hits == 0
     assert {s.accessor for s in result.sites} == {"inb"}
 

@@ -95,7 +95,7 @@ def test_json_site_keys_and_types(tree_json: dict[str, Any]) -> None:
         assert isinstance(site["column"], int) and site["column"] >= 1
         assert site["function"] is None or isinstance(site["function"], str)
         assert site["kind"] in ("direct", "wrapper", "reference", "deref", "regmap")
-        assert site["access"] in ("read", "write")
+        assert site["access"] in ("read", "write", "both")
         assert site["width"] in (8, 16, 32, 64, 512, None)
         assert site["family"] in ("mmio", "iomap", "bulk", "split", "poll", "submit", "pio")
         assert isinstance(site["active"], bool)
