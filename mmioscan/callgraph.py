@@ -8,8 +8,9 @@ to: the accessor NAME; a definition in the same file; one in a header the file i
 name elsewhere (the nearest folder wins); a definition in a header of the same or the parent
 folder (when the include could not be resolved). Anything else is outside the graph.
 
-A wrapper is a macro, or a function of at most max_function_lines lines (rules/wrappers.toml),
-from which an accessor is reachable through other wrappers. Wrappers are found by a reverse breadth-first search from the accessors that only ever looks
+A wrapper is a macro, or a function of at most max_function_lines lines
+(rules/wrappers.toml), from which an accessor is reachable through other wrappers. Wrappers are
+found by a reverse breadth-first search from the accessors that only ever looks
 at callers of names already known to reach one; the networkx DiGraph holds that subgraph
 (wrappers, accessors and the edges between them), not the whole program.
 """

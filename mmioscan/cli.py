@@ -14,8 +14,8 @@ from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tr
 from mmioscan.model import ScanResult
 from mmioscan.progress import ProgressBar
 from mmioscan.report import json as json_report
-from mmioscan.ruleset import load_rules
 from mmioscan.report import text as text_report
+from mmioscan.ruleset import load_rules
 from mmioscan.scan import ScanOptions, Timings, run_scan
 from mmioscan.tree import TreeError
 

@@ -45,7 +45,8 @@ def test_fixture_tree_is_complete() -> None:
     catalogue = load_catalogue()
     for path in SOURCES:
         for e in parse_expectations(path):
-            assert e.kind in ("direct", "reference", "wrapper", "regmap"), f"{path.name}:{e.line}: kind {e.kind}"
+            assert e.kind in ("direct", "reference", "wrapper", "regmap"), (
+                f"{path.name}:{e.line}: kind {e.kind}")
             assert catalogue.get(e.accessor) is not None, f"{path.name}: {e.accessor} unknown"
 
 
