@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan import __version__
+from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import RuleError
+from mmioscan.explain import Location, explain_location, explain_name, parse_location
 from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.model import ScanResult
 from mmioscan.progress import ProgressBar
@@ -59,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     scan.add_argument("--timings", action="store_true",
                       help="print the wall time of each phase on stderr")
+    explain = sub.add_parser("explain", help="explain a function, macro or accessor (NAME), "
+                             "or the sites on one line (PATH:LINE)")
+    explain.add_argument("target", metavar="NAME|PATH:LINE")
+    explain.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                         help="what to scan (default: the folder of PATH:LINE, else .)")
+    explain.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
+    explain.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    explain.add_argument("--cache-dir", type=Path, default=None)
+    explain.add_argument("--no-cache", action="store_true")
     kernel = sub.add_parser("kernel-tree", help="print (installing if needed) Debian's "
                             "linux-source-6.12 tree, or with --config its cloud .config")
     kernel.add_argument("--config", action="store_true",
@@ -102,6 +113,41 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    location = parse_location(args.target)
+    paths = list(args.paths)
+    if location is not None:
+        file = Path(location.path)
+        if not file.exists() and args.root is not None:
+            file = args.root / location.path
+        if not file.exists():
+            raise UsageError(f"no such file: {location.path}")
+        paths = paths or [file.parent]
+    rules = load_rules()
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    graphs: list[CallGraph] = []
+    result = run_scan(ScanOptions(tuple(paths or [Path(".")]), args.root, max(args.jobs, 1),
+                                  cache_dir), rules, on_graph=graphs.append)
+    if location is not None:
+        rel = _relative_to_root(Path(location.path), Path(result.root), args.root)
+        _write(explain_location(result, Location(rel, location.line)), None)
+        return 0
+    text = explain_name(result, graphs[0], rules.catalogue, args.target)
+    if text is None:
+        raise UsageError(f"{args.target}: no accessor, function or macro of that name "
+                         "in the scanned paths")
+    _write(text, None)
+    return 0
+
+
+def _relative_to_root(path: Path, root: Path, given_root: Path | None) -> str:
+    candidate = path if path.exists() or given_root is None else given_root / path
+    try:
+        return candidate.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def _cmd_kernel_tree(args: argparse.Namespace) -> int:
     path = ensure_cloud_config() if args.config else ensure_tree()
     print(path)
@@ -114,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "scan":
             return _cmd_scan(args)
+        if args.command == "explain":
+            return _cmd_explain(args)
         if args.command == "kernel-tree":
             return _cmd_kernel_tree(args)
-        raise UsageError("a command is required: scan or kernel-tree (see --help)")
+        raise UsageError("a command is required: scan, explain or kernel-tree (see --help)")
     except (UsageError, TreeError, RuleError, KernelSourceError) as exc:
         print(f"mmioscan: error: {exc}", file=sys.stderr)
         return 2
