@@ -69,50 +69,18 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-class CallGraph:
-    """Definitions, name resolution, wrappers and hot nodes over all facts of a scan."""
+_UNSEEN = "\0unseen"
 
-    def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
-                 extra_leaves: Iterable[str] = (), max_function_lines: int = 15) -> None:
-        self.max_function_lines = max_function_lines
-        self.files = {f.path: f for f in facts if f.parsed}
-        # Accessors end every chain; extra leaves (regmap API) may be added as sinks too.
-        self.leaves = frozenset(accessors) | frozenset(extra_leaves)
-        self.definitions: dict[str, Definition] = {}
-        self._scope_of: dict[str, tuple[str, int]] = {}
-        self._local: dict[str, dict[str, str]] = {}
-        self._globals: dict[str, list[str]] = {}
-        self._headers_by_dir: dict[str, dict[str, str]] = {}
-        self._index()
+
+class IncludeIndex:
+    """Which parsed files each file includes, transitively (for resolution and for finding
+    the wrappers a file can see)."""
+
+    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+        self.files = files
         self._closure: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._reach: dict[str, frozenset[str]] | None = None
-        self._resolved: dict[tuple[str, str], str | None] = {}
-        self.reach: dict[str, Reach] = {}
-        self.graph: nx.DiGraph = nx.DiGraph()
-        self._find_wrappers()
-
-    # -- index -----------------------------------------------------------------------------
-
-    def _index(self) -> None:
-        for path in sorted(self.files):
-            local: dict[str, str] = {}
-            is_header = path.endswith(".h")
-            for i, scope in enumerate(self.files[path].scopes):
-                if scope.name in self.leaves:
-                    continue  # `static inline u32 readl(...)` is the accessor itself
-                key = f"{path}:{scope.name}"
-                if key in self.definitions:
-                    continue  # the first definition in a file wins (#ifdef alternatives)
-                self.definitions[key] = Definition(key, scope.name, path, scope.line,
-                                                   scope.end_line, scope.kind, scope.static)
-                self._scope_of[key] = (path, i)
-                local[scope.name] = key
-                if scope.kind == "function" and not scope.static and not is_header:
-                    self._globals.setdefault(scope.name, []).append(key)
-                if is_header:
-                    self._headers_by_dir.setdefault(posixpath.dirname(path), {}).setdefault(
-                        scope.name, key)
-            self._local[path] = local
+        self._resolved_include: dict[tuple[str, str], str | None] = {}
 
     def _include_reach(self) -> dict[str, frozenset[str]]:
         """Every parsed file -> all parsed files it includes, transitively (cycles included),
@@ -148,11 +116,89 @@ class CallGraph:
         return tuple(h for h in cached if h != path) if path in cached else cached
 
     def _direct_includes(self, path: str, targets: tuple[str, ...]) -> Iterator[str]:
+        folder = posixpath.dirname(path)
         for target in targets:
-            for candidate in include_candidates(path, target):
-                if candidate in self.files:
-                    yield candidate
-                    break
+            # `<x.h>` resolves the same from every file; `"x.h"` the same within a folder.
+            memo = (folder if target.startswith('"') else "", target)
+            found = self._resolved_include.get(memo, _UNSEEN)
+            if found is _UNSEEN:
+                found = next((c for c in include_candidates(path, target) if c in self.files),
+                             None)
+                self._resolved_include[memo] = found
+            if found is not None:
+                yield found
+
+
+
+def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
+                         max_function_lines: int) -> list[tuple[str, Scope]]:
+    """Definitions that may be wrappers, by name only (no resolution): a macro or a small
+    function calling a leaf or another such definition. A superset of CallGraph's wrappers,
+    cheap enough to run between parsing rounds (the exact graph is built once, at the end)."""
+    callers: dict[str, list[tuple[str, Scope]]] = {}
+    for path, facts in files.items():
+        for scope in facts.scopes:
+            if scope.kind == "function" and scope.end_line - scope.line >= max_function_lines:
+                continue
+            for name in (*scope.callees, *scope.values):
+                callers.setdefault(name, []).append((path, scope))
+    known = set(leaves)
+    queue = deque(sorted(leaves))
+    found: list[tuple[str, Scope]] = []
+    while queue:
+        for path, scope in callers.get(queue.popleft(), ()):
+            if scope.name in leaves:
+                continue
+            found.append((path, scope))
+            if scope.name not in known:
+                known.add(scope.name)
+                queue.append(scope.name)
+    return found
+
+
+class CallGraph:
+    """Definitions, name resolution, wrappers and hot nodes over all facts of a scan."""
+
+    def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
+                 extra_leaves: Iterable[str] = (), max_function_lines: int = 15) -> None:
+        self.max_function_lines = max_function_lines
+        self.files = {f.path: f for f in facts if f.parsed}
+        # Accessors end every chain; extra leaves (regmap API) may be added as sinks too.
+        self.leaves = frozenset(accessors) | frozenset(extra_leaves)
+        self.definitions: dict[str, Definition] = {}
+        self._scope_of: dict[str, tuple[str, int]] = {}
+        self._local: dict[str, dict[str, str]] = {}
+        self._globals: dict[str, list[str]] = {}
+        self._headers_by_dir: dict[str, dict[str, str]] = {}
+        self._index()
+        self.include_index = IncludeIndex(self.files)
+        self._resolved: dict[tuple[str, str], str | None] = {}
+        self.reach: dict[str, Reach] = {}
+        self.graph: nx.DiGraph = nx.DiGraph()
+        self._find_wrappers()
+
+    # -- index -----------------------------------------------------------------------------
+
+    def _index(self) -> None:
+        for path in sorted(self.files):
+            local: dict[str, str] = {}
+            is_header = path.endswith(".h")
+            for i, scope in enumerate(self.files[path].scopes):
+                if scope.name in self.leaves:
+                    continue  # `static inline u32 readl(...)` is the accessor itself
+                key = f"{path}:{scope.name}"
+                if key in self.definitions:
+                    continue  # the first definition in a file wins (#ifdef alternatives)
+                self.definitions[key] = Definition(key, scope.name, path, scope.line,
+                                                   scope.end_line, scope.kind, scope.static)
+                self._scope_of[key] = (path, i)
+                local[scope.name] = key
+                if scope.kind == "function" and not scope.static and not is_header:
+                    self._globals.setdefault(scope.name, []).append(key)
+                if is_header:
+                    self._headers_by_dir.setdefault(posixpath.dirname(path), {}).setdefault(
+                        scope.name, key)
+            self._local[path] = local
 
     def resolve(self, path: str, name: str) -> str | None:
         """The node a call of name from path reaches, or None when it is outside the graph."""
@@ -169,7 +215,7 @@ class CallGraph:
         local = self._local.get(path, {})
         if name in local:
             return local[name]
-        for header in self.includes_of(path):
+        for header in self.include_index.includes_of(path):
             found = self._local.get(header, {}).get(name)
             if found is not None:
                 return found

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-cache", action="store_true", help="parse every file afresh")
     scan.add_argument("--rules", type=Path, help="an alternative accessors.toml")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    scan.add_argument("--direct-only", action="store_true",
+                      help="only direct accessor calls and references: no call graph, "
+                           "wrappers, regmap, hot paths or patch points (fastest)")
     scan.add_argument("--timings", action="store_true",
                       help="print the wall time of each phase on stderr")
     explain = sub.add_parser("explain", help="explain a function, macro or accessor (NAME), "
@@ -97,7 +100,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     rules = load_rules(accessors=args.rules)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     options = ScanOptions(paths=tuple(args.paths), root=args.root, jobs=args.jobs,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, direct_only=args.direct_only)
     bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
     clock = Timings()
     try:

@@ -18,13 +18,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmioscan.callgraph import CallGraph, include_candidates
+from mmioscan.callgraph import (
+    CallGraph,
+    IncludeIndex,
+    approximate_wrappers,
+    include_candidates,
+)
 from mmioscan.model import FileFacts, Problem, ScanResult, ScanStats, Site
 from mmioscan.ruleset import RuleSet
 from mmioscan.runner import ExtractSpec, Progress, collect_facts
 from mmioscan.sites import direct_sites
-from mmioscan.tree import collect, kernel_version
+from mmioscan.tree import FileSet, collect, kernel_version
 from mmioscan.wrappers import (
+    driver_of,
     finish_sites,
     hot_roots,
     patch_points,
@@ -35,6 +41,7 @@ from mmioscan.wrappers import (
 
 MAX_ROUNDS = 3
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 MAX_INCLUDE_DEPTH = 4
 
 
@@ -44,6 +51,7 @@ class ScanOptions:
     root: Path | None = None
     jobs: int = 1
     cache_dir: Path | None = None
+    direct_only: bool = False  # issue-2 inventory: no context headers, rounds or call graph
 
 
 def _spec(rules: RuleSet) -> ExtractSpec:
@@ -113,26 +121,47 @@ def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> N
         new = store.add(wanted)
 
 
-def _wrapper_names_by_place(graph: CallGraph) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Wrapper names callable from other files, by folder and by header."""
+def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Possible wrapper names callable from other files, by folder and by header."""
+    parsed = {p: f for p, f in store.by_path.items() if f.parsed}
     by_folder: dict[str, set[str]] = {}
     by_header: dict[str, set[str]] = {}
-    for key in graph.reach:
-        definition = graph.definitions[key]
-        if definition.path.endswith(".h"):
-            by_header.setdefault(definition.path, set()).add(definition.name)
-        elif definition.static:
-            continue  # a static function in a .c file is only called from its own file
-        by_folder.setdefault(posixpath.dirname(definition.path), set()).add(definition.name)
+    leaves = store.rules.catalogue.names()
+    for path, scope in approximate_wrappers(parsed, leaves,
+                                            store.rules.wrappers.max_function_lines):
+        if path.endswith(".h"):
+            by_header.setdefault(path, set()).add(scope.name)
+        elif scope.static or scope.kind != "function":
+            continue  # static functions and macros of a .c file are seen only in that file
+        by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
+    for folder in regmap_folders(parsed.values(), store.rules.regmap):
+        by_folder.setdefault(folder, set()).update(store.rules.regmap.api)
     return by_folder, by_header
 
 
-def _callers_round(store: _Facts, scoped: list[str], graph: CallGraph) -> set[str]:
+def _mentions(data: bytes, names: set[bytes]) -> bool:
+    """Does data hold one of names as a whole identifier? `find` per name while the set is
+    small, one identifier pass over the file when it is large."""
+    if len(names) > 40:
+        return not names.isdisjoint(_IDENT_RE.findall(data))
+    for name in names:
+        start = data.find(name)
+        while start >= 0:
+            end = start + len(name)
+            if ((start == 0 or data[start - 1] not in _WORD)
+                    and (end == len(data) or data[end] not in _WORD)):
+                return True
+            start = data.find(name, end)
+    return False
+
+
+def _callers_round(store: _Facts, scoped: list[str],
+                   checked: dict[str, set[bytes]]) -> set[str]:
     """Unparsed files in scope that mention a wrapper they can see: one defined in their
-    folder or its parent, or in a header they include (transitively)."""
-    by_folder, by_header = _wrapper_names_by_place(graph)
-    for folder in regmap_folders(store.by_path.values(), store.rules.regmap):
-        by_folder.setdefault(folder, set()).update(store.rules.regmap.api)
+    folder or its parent, or in a header they include (transitively). `checked` remembers
+    the names each file was already searched for, so later rounds only look for new ones."""
+    by_folder, by_header = _visible_wrappers(store)
+    includes = IncludeIndex({p: f for p, f in store.by_path.items() if f.parsed})
     found: set[str] = set()
     for path in scoped:
         facts = store.by_path.get(path)
@@ -141,17 +170,18 @@ def _callers_round(store: _Facts, scoped: list[str], graph: CallGraph) -> set[st
         folder = posixpath.dirname(path)
         seen: set[str] = set()
         seen.update(by_folder.get(folder, ()), by_folder.get(posixpath.dirname(folder), ()))
-        for header in graph.includes_of(path, facts.includes):
+        for header in includes.includes_of(path, facts.includes):
             seen.update(by_header.get(header, ()))
-        if not seen:
+        done = checked.setdefault(path, set())
+        visible = {n.encode() for n in seen} - done
+        if not visible:
             continue
-        visible = {n.encode() for n in seen}
+        done.update(visible)
         try:
             data = (store.root / path).read_bytes()
         except OSError:
             continue
-        # One identifier pass per file: a NameScanner per distinct name set costs far more.
-        if not visible.isdisjoint(_IDENT_RE.findall(data)):
+        if _mentions(data, visible):
             found.add(path)
     return found
 
@@ -184,20 +214,21 @@ def run_scan(options: ScanOptions, rules: RuleSet,
     scoped_set = set(fileset.files)
     first = store.add(fileset.files, progress=True)
     clock.lap("facts")
+    if options.direct_only:
+        return _direct_result(fileset, store, first)
     _context_headers(store, first, scoped_set)
     clock.lap("context headers")
-    graph = _graph(store, rules)
-    clock.lap("graph")
+    checked: dict[str, set[bytes]] = {}
     for _ in range(MAX_ROUNDS):
-        extra = _callers_round(store, list(fileset.files), graph)
+        extra = _callers_round(store, list(fileset.files), checked)
         clock.lap("wrapper callers")
         if not extra:
             break
         added = store.add(extra, force=frozenset(extra))
         _context_headers(store, added, scoped_set)
         clock.lap("facts")
-        graph = _graph(store, rules)
-        clock.lap("graph")
+    graph = _graph(store, rules)
+    clock.lap("graph")
     if on_graph is not None:
         on_graph(graph)
     scoped = [store.by_path[p] for p in fileset.files]
@@ -213,6 +244,18 @@ def run_scan(options: ScanOptions, rules: RuleSet,
         problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.message))),
         stats=_stats(scoped, store.cache_hits), facts=tuple(scoped),
         patch_points=points, hot_roots=hot_roots(f for f in store.by_path.values()))
+
+
+def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts]) -> ScanResult:
+    """Direct and reference sites only, without the call graph (--direct-only)."""
+    sites = tuple(s.placed(driver_of(s.path), None, False)
+                  for s in direct_sites(scoped, store.rules.catalogue))
+    problems = list(fileset.problems) + store.problems + [p for f in scoped for p in f.problems]
+    return ScanResult(
+        root=str(fileset.root), kernel_version=kernel_version(fileset.root),
+        scanned=fileset.targets, sites=sites,
+        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.message))),
+        stats=_stats(scoped, store.cache_hits), facts=tuple(scoped))
 
 
 def _all_sites(scoped: list[FileFacts], store: _Facts, graph: CallGraph,

@@ -97,7 +97,8 @@ def test_json_site_keys_and_types(tree_json: dict[str, Any]) -> None:
         assert site["kind"] in ("direct", "wrapper", "reference", "deref", "regmap")
         assert site["access"] in ("read", "write", "both")
         assert site["width"] in (8, 16, 32, 64, 512, None)
-        assert site["family"] in ("mmio", "iomap", "bulk", "split", "poll", "submit", "pio")
+        assert site["family"] in ("mmio", "iomap", "bulk", "split", "poll", "submit", "pio",
+                                  "regmap")
         assert isinstance(site["active"], bool)
 
 
@@ -194,7 +195,8 @@ def test_text_summary(capsys: pytest.CaptureFixture[str], tree_json: dict[str, A
     assert fam_acc["pio write"] > 0 and fam_acc["poll read"] > 0
     assert sum(fam_acc.values()) == len(active)
     folders = rows("top folders:")
-    assert set(folders) == {"drivers/foo", "drivers/bar"}
+    assert set(folders) == {"drivers/foo", "drivers/bar", "drivers/wrap", "drivers/wrapport",
+                            "drivers/rmap", "include/linux"}
     assert folders["drivers/bar"] == 2
     assert list(folders) == sorted(folders, key=lambda f: -folders[f])
 
