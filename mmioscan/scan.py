@@ -39,7 +39,7 @@ from mmioscan.wrappers import (
     wrapper_sites,
 )
 
-MAX_ROUNDS = 3
+MAX_ROUNDS = 5
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 MAX_INCLUDE_DEPTH = 4
@@ -106,8 +106,8 @@ def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> N
     for _ in range(MAX_INCLUDE_DEPTH):
         wanted: set[str] = set()
         for facts in new:
-            if not facts.parsed:
-                continue
+            # Unparsed files count too: one that only calls an include/ funnel is parsed in a
+            # later round, and needs the funnel's header parsed to see it.
             for target in facts.includes:
                 for candidate in include_candidates(facts.path, target):
                     if candidate not in exists:
@@ -136,6 +136,11 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
         by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
     for folder in regmap_folders(parsed.values(), store.rules.regmap):
         by_folder.setdefault(folder, set()).update(store.rules.regmap.api)
+    # A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) in a driver
+    # folder with MMIO is parsed too: its handler may live in another file of the driver.
+    hot_names = set(store.rules.hot.registrations) | store.rules.hot.fields
+    for path in parsed:
+        by_folder.setdefault(posixpath.dirname(path), set()).update(hot_names)
     return by_folder, by_header
 
 

@@ -59,9 +59,10 @@ def _wrapper_site(facts: FileFacts, graph: CallGraph, catalogue: Catalogue, reac
 
 
 def regmap_folders(facts: Iterable[FileFacts], regmap: Regmap) -> frozenset[str]:
-    """Drivers that create an MMIO regmap (call one of the regmap_init_mmio* names)."""
+    """Drivers that create an MMIO regmap (call one of the regmap_init_mmio* names in a .c
+    file: a header defining the API, like include/linux/regmap.h, creates nothing)."""
     return frozenset(driver_of(f.path) for f in facts
-                     if any(c[0] in regmap.init for c in f.calls))
+                     if f.path.endswith(".c") and any(c[0] in regmap.init for c in f.calls))
 
 
 def regmap_sites(scoped: Iterable[FileFacts], folders: frozenset[str],

@@ -15,7 +15,7 @@ import pytest
 
 from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import load_catalogue
-from mmioscan.model import FileFacts, Scope, ScanResult
+from mmioscan.model import FileFacts, ScanResult, Scope
 from mmioscan.ruleset import load_rules
 from mmioscan.scan import ScanOptions, run_scan
 
@@ -324,7 +324,7 @@ def test_fixture_hot_nodes(tree_graph: CallGraph) -> None:
     assert not {f"{WR_MAIN}:wr_probe", f"{WR_MAIN}:rd", f"{WR_H}:wr_flush"} & hot
 
 
-# -- scanning a subfolder: include/ headers come in as context --------------------------------------
+# -- scanning a subfolder: include/ headers come in as context ----------------------------------
 
 
 @pytest.fixture(scope="module")

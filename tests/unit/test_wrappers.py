@@ -289,3 +289,100 @@ def test_bare_tree_cold_and_warm_cache_agree(bare_tree: Path, tmp_path: Path) ->
                     "-o", str(out), "--cache-dir", str(tmp_path / "cache"),
                     "--no-progress"]) == 0
     assert json.loads(out.read_text(encoding="utf-8"))["sites"] == wrap["sites"]
+
+
+# -- small trees for single rules ------------------------------------------------------------------
+
+
+def mini_tree(root: Path, files: dict[str, str]) -> Path:
+    """A kernel-looking tree (root markers of the fixture tree) holding only `files`."""
+    root.mkdir(parents=True)
+    for marker in ("Kbuild", "MAINTAINERS", "Makefile"):
+        shutil.copy(TREE / marker, root / marker)
+    shutil.copytree(TREE / "arch", root / "arch")
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return root
+
+
+_LONG_HANDLER = """\
+irqreturn_t hp_isr(int irq, void *data)
+{
+	void __iomem *regs = data;
+	u32 st = readl(regs + 4);
+
+	if (!st)
+		return IRQ_NONE;
+	st &= 0xff;
+	st |= 0x100;
+	st ^= 0x3;
+	st <<= 1;
+	st >>= 1;
+	st += 7;
+	st -= 7;
+	return st ? IRQ_HANDLED : IRQ_NONE;
+}
+"""
+
+
+@pytest.mark.parametrize("registration", [
+    "return request_irq(irq, hp_isr, 0, \"hp\", data);",
+    "return devm_request_irq(dev, irq, hp_isr, 0, \"hp\", data);",
+])
+def test_hot_root_registered_in_a_file_without_accessor_text(
+        tmp_path: Path, registration: str) -> None:
+    """The handler (16 lines: no wrapper) reads a register; the file that registers it names
+    no accessor and calls no wrapper, so the prefilter skips it. Its root must still count."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/hp/hp_irq.c": _LONG_HANDLER,
+        "drivers/hp/hp_main.c": ("int hp_setup(struct device *dev, int irq, void *data)\n"
+                                 f"{{\n\t{registration}\n}}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert [(r["function"], r["path"]) for r in data["hot_roots"]] == [
+        ("hp_isr", "drivers/hp/hp_main.c")]
+    assert [(s["callee"], s["hot"]) for s in data["sites"]] == [("readl", True)]
+
+
+def test_hot_root_in_a_file_with_accessor_text_control(tmp_path: Path) -> None:
+    """Control for the test above: the same tree with a register access in the registering
+    file finds the root."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/hp/hp_irq.c": _LONG_HANDLER,
+        "drivers/hp/hp_main.c": ("int hp_setup(int irq, void __iomem *data)\n{\n"
+                                 "\twritel(0, data);\n"
+                                 "\treturn request_irq(irq, hp_isr, 0, \"hp\", data);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert [r["function"] for r in data["hot_roots"]] == ["hp_isr"]
+    assert {(s["callee"], s["hot"]) for s in data["sites"]} == {("readl", True),
+                                                                ("writel", False)}
+
+
+def test_chain_of_files_without_accessor_text(tmp_path: Path) -> None:
+    files = {"drivers/ch/ch.h": "static inline u32 ch_rd(void *p) { return readl(p); }\n",
+             "drivers/ch/a.c": '#include "ch.h"\nu32 a_get(void *p)\n{\n\treturn ch_rd(p);\n}\n'}
+    for prev, name in (("a", "b"), ("b", "c"), ("c", "d"), ("d", "e")):
+        files[f"drivers/ch/{name}.c"] = (f"u32 {name}_get(void *p)\n{{\n"
+                                         f"\treturn {prev}_get(p);\n}}\n")
+    data = scan_json(tmp_path, mini_tree(tmp_path / "linux", files))
+    got = {s["path"]: s["via"] for s in data["sites"] if s["kind"] == "wrapper"}
+    assert got["drivers/ch/b.c"] == ["a_get", "ch_rd", "readl"]
+    assert got["drivers/ch/c.c"] == ["b_get", "a_get", "ch_rd", "readl"]  # found today
+    assert got["drivers/ch/e.c"] == ["d_get", "c_get", "b_get", "a_get", "ch_rd", "readl"]
+
+
+def test_the_regmap_header_is_not_a_driver_with_an_mmio_regmap(tmp_path: Path) -> None:
+    root = mini_tree(tmp_path / "linux", {
+        "include/linux/regmap.h": (
+            "#define devm_regmap_init_mmio(dev, regs, config) \\\n"
+            "\t__devm_regmap_init_mmio_clk(dev, NULL, regs, config)\n"
+            "#define regmap_update_bits(map, reg, mask, val) \\\n"
+            "\tregmap_update_bits_base(map, reg, mask, val, NULL, false, false)\n"),
+        "include/linux/gadget.h": (
+            "static inline int gadget_on(struct regmap *map)\n{\n"
+            "\treturn regmap_set_bits(map, 0, 1);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert [s for s in data["sites"] if s["kind"] == "regmap"] == []
