@@ -4,4 +4,6 @@ import sys
 
 from mmioscan.cli import main
 
-sys.exit(main(sys.argv[1:]))
+# The guard matters: worker processes are spawned, and spawn imports this module again.
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -129,7 +129,9 @@ def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: in
         results: Iterator[tuple[str, int, int, bytes]] = map(_process, jobs)
         pool = None
     else:
-        ctx = multiprocessing.get_context("fork")
+        # spawn, not fork: a fork of a main process already holding the facts of earlier rounds
+        # would have every worker count those pages again (peak memory near 2 GB on drivers/).
+        ctx = multiprocessing.get_context("spawn")
         pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec,))
         results = pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
     try:
