@@ -20,6 +20,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stamps (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
                                    digest TEXT);
 CREATE TABLE IF NOT EXISTS facts (digest TEXT, salt TEXT, blob BLOB, PRIMARY KEY (digest, salt));
+CREATE TABLE IF NOT EXISTS negatives (digest TEXT, names TEXT, salt TEXT,
+                                      PRIMARY KEY (digest, names, salt));
 """
 
 
@@ -89,6 +91,25 @@ class FactsCache:
                                      (path, size, mtime_ns, digest))
                     self._db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)",
                                      (digest, self.salt, blob))
+        except sqlite3.Error as exc:
+            self.problem = f"cache not updated: {exc}"
+
+    def negatives(self) -> set[tuple[str, str]]:
+        """(file digest, hash of a name set) pairs known not to mention any of the names."""
+        if self._db is None:
+            return set()
+        rows = self._db.execute("SELECT digest, names FROM negatives WHERE salt = ?",
+                                (self.salt,))
+        return set(rows)
+
+    def store_negatives(self, pairs: Iterable[tuple[str, str]]) -> None:
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.execute("DELETE FROM negatives WHERE salt != ?", (self.salt,))
+                self._db.executemany("INSERT OR IGNORE INTO negatives VALUES (?, ?, ?)",
+                                     ((d, n, self.salt) for d, n in pairs))
         except sqlite3.Error as exc:
             self.problem = f"cache not updated: {exc}"
 

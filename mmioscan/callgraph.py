@@ -17,6 +17,7 @@ at callers of names already known to reach one; the networkx DiGraph holds that 
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -51,11 +52,16 @@ class Reach:
     accessors: tuple[str, ...]  # every accessor reachable, sorted
 
 
+# Folder of a path, memoized: the graph and the scan ask for the same few thousand folders
+# hundreds of thousands of times.
+folder_of = functools.lru_cache(maxsize=None)(posixpath.dirname)
+
+
 def include_candidates(path: str, target: str) -> Iterator[str]:
     """Tree paths an `#include` target may name: `"x.h"` next to path, `<a/b.h>` in include/."""
     name = target[1:-1]
     if target.startswith('"'):
-        yield posixpath.normpath(posixpath.join(posixpath.dirname(path), name))
+        yield posixpath.normpath(posixpath.join(folder_of(path), name))
     for base in INCLUDE_DIRS:
         yield f"{base}/{name}"
 
@@ -116,7 +122,7 @@ class IncludeIndex:
         return tuple(h for h in cached if h != path) if path in cached else cached
 
     def _direct_includes(self, path: str, targets: tuple[str, ...]) -> Iterator[str]:
-        folder = posixpath.dirname(path)
+        folder = folder_of(path)
         for target in targets:
             # `<x.h>` resolves the same from every file; `"x.h"` the same within a folder.
             memo = (folder if target.startswith('"') else "", target)
@@ -186,6 +192,8 @@ class CallGraph:
             for i, scope in enumerate(self.files[path].scopes):
                 if scope.name in self.leaves:
                     continue  # `static inline u32 readl(...)` is the accessor itself
+                if scope.kind == "object-macro" and not scope.callees and not scope.values:
+                    continue  # a constant (`#define REG_CTRL 0x10`): never called, reaches nothing
                 key = f"{path}:{scope.name}"
                 if key in self.definitions:
                     continue  # the first definition in a file wins (#ifdef alternatives)

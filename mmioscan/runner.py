@@ -146,6 +146,10 @@ def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: in
             pool.join()
 
 
+def open_cache(cache_dir: Path | None, rules_digest: str) -> FactsCache:
+    return FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
+
+
 def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_digest: str,
                   workers: int, cache_dir: Path | None, progress: Progress | None = None,
                   force: frozenset[str] = frozenset()) -> RunResult:
@@ -154,7 +158,7 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     Files in `force` are parsed whatever the prefilter says; a cached unparsed record of
     such a file is a miss, and its parsed facts replace it in the cache.
     """
-    cache = FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
+    cache = open_cache(cache_dir, rules_digest)
     problems: list[Problem] = []
     if cache.problem:
         problems.append(Problem(".", cache.problem))

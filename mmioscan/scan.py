@@ -11,6 +11,7 @@ Rounds, each through the same cached runner:
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import time
@@ -22,11 +23,12 @@ from mmioscan.callgraph import (
     CallGraph,
     IncludeIndex,
     approximate_wrappers,
+    folder_of,
     include_candidates,
 )
 from mmioscan.model import FileFacts, Problem, ScanResult, ScanStats, Site
 from mmioscan.ruleset import RuleSet
-from mmioscan.runner import ExtractSpec, Progress, collect_facts
+from mmioscan.runner import ExtractSpec, Progress, collect_facts, open_cache
 from mmioscan.sites import direct_sites
 from mmioscan.tree import FileSet, collect, kernel_version
 from mmioscan.wrappers import (
@@ -102,20 +104,22 @@ class _Facts:
 
 def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> None:
     """Parse the headers the parsed files include from outside the scope, transitively."""
-    exists: dict[str, bool] = {}
+    resolved: dict[tuple[str, str], str | None] = {}
     for _ in range(MAX_INCLUDE_DEPTH):
         wanted: set[str] = set()
         for facts in new:
             # Unparsed files count too: one that only calls an include/ funnel is parsed in a
             # later round, and needs the funnel's header parsed to see it.
+            folder = folder_of(facts.path)
             for target in facts.includes:
-                for candidate in include_candidates(facts.path, target):
-                    if candidate not in exists:
-                        exists[candidate] = (store.root / candidate).is_file()
-                    if exists[candidate]:
-                        if candidate not in store.by_path and candidate not in scoped:
-                            wanted.add(candidate)
-                        break
+                memo = (folder if target.startswith('"') else "", target)
+                if memo not in resolved:
+                    resolved[memo] = next(
+                        (c for c in include_candidates(facts.path, target)
+                         if (store.root / c).is_file()), None)
+                found = resolved[memo]
+                if found is not None and found not in store.by_path and found not in scoped:
+                    wanted.add(found)
         if not wanted:
             return
         new = store.add(wanted)
@@ -160,8 +164,9 @@ def _mentions(data: bytes, names: set[bytes]) -> bool:
     return False
 
 
-def _callers_round(store: _Facts, scoped: list[str],
-                   checked: dict[str, set[bytes]]) -> set[str]:
+def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[bytes]],
+                   negatives: set[tuple[str, str]],
+                   fresh_negatives: list[tuple[str, str]]) -> set[str]:
     """Unparsed files in scope that mention a wrapper they can see: one defined in their
     folder or its parent, or in a header they include (transitively). `checked` remembers
     the names each file was already searched for, so later rounds only look for new ones."""
@@ -172,9 +177,9 @@ def _callers_round(store: _Facts, scoped: list[str],
         facts = store.by_path.get(path)
         if facts is None or facts.parsed or not facts.digest:
             continue
-        folder = posixpath.dirname(path)
+        folder = folder_of(path)
         seen: set[str] = set()
-        seen.update(by_folder.get(folder, ()), by_folder.get(posixpath.dirname(folder), ()))
+        seen.update(by_folder.get(folder, ()), by_folder.get(folder_of(folder), ()))
         for header in includes.includes_of(path, facts.includes):
             seen.update(by_header.get(header, ()))
         done = checked.setdefault(path, set())
@@ -182,12 +187,17 @@ def _callers_round(store: _Facts, scoped: list[str],
         if not visible:
             continue
         done.update(visible)
+        names_key = hashlib.sha1(b"\0".join(sorted(visible)), usedforsecurity=False).hexdigest()
+        if (facts.digest, names_key) in negatives:
+            continue  # an earlier scan searched this very file for these very names
         try:
             data = (store.root / path).read_bytes()
         except OSError:
             continue
         if _mentions(data, visible):
             found.add(path)
+        else:
+            fresh_negatives.append((facts.digest, names_key))
     return found
 
 
@@ -224,14 +234,19 @@ def run_scan(options: ScanOptions, rules: RuleSet,
     _context_headers(store, first, scoped_set)
     clock.lap("context headers")
     checked: dict[str, set[bytes]] = {}
+    cache = open_cache(options.cache_dir, rules.digest)
+    negatives = cache.negatives()
+    fresh_negatives: list[tuple[str, str]] = []
     for _ in range(MAX_ROUNDS):
-        extra = _callers_round(store, list(fileset.files), checked)
+        extra = _callers_round(store, list(fileset.files), checked, negatives, fresh_negatives)
         clock.lap("wrapper callers")
         if not extra:
             break
         added = store.add(extra, force=frozenset(extra))
         _context_headers(store, added, scoped_set)
         clock.lap("facts")
+    cache.store_negatives(fresh_negatives)
+    cache.close()
     graph = _graph(store, rules)
     clock.lap("graph")
     if on_graph is not None:

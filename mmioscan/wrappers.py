@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 
-from mmioscan.callgraph import CallGraph, Reach
+from mmioscan.callgraph import CallGraph, Reach, folder_of
 from mmioscan.catalogue import Catalogue
 from mmioscan.model import Coverage, FileFacts, HotRoot, PatchPoint, Site
 from mmioscan.patchpoints import THRESHOLDS, plan
@@ -17,7 +16,7 @@ REGMAP_FUNNEL = "drivers/base/regmap/regmap-mmio.c:regmap_mmio"
 
 def driver_of(path: str) -> str:
     """The driver a file belongs to: its folder, until Kbuild maps files to modules."""
-    return posixpath.dirname(path) or "."
+    return folder_of(path) or "."
 
 
 def _access(accessors: Iterable[str], catalogue: Catalogue) -> str:
