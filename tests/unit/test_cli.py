@@ -207,3 +207,33 @@ def test_text_output_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                     str(out)]) == 0
     assert capsys.readouterr().out == ""
     assert "by family and access:" in out.read_text(encoding="utf-8")
+
+
+def test_text_summary_shows_hot_paths_and_patch_points(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    assert run_cli(["scan", str(TREE), "--no-cache", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^hot: \d+ sites reachable from [1-9]\d* ", text, re.MULTILINE)
+    assert re.search(r"^patch points over all \d+ sites \(points needed\): 50% \d+", text,
+                     re.MULTILINE)
+    assert "largest drivers" in text
+
+
+def test_direct_only_has_no_graph_results(tmp_path: Path) -> None:
+    out = tmp_path / "d.json"
+    assert run_cli(["scan", str(TREE), "--direct-only", "--format", "json", "-o", str(out),
+                    "--no-cache", "--no-progress"]) == 0
+    doc = json.loads(out.read_text())
+    assert {s["kind"] for s in doc["sites"]} <= {"direct", "reference"}
+    assert doc["patch_points"] == {} and doc["hot_roots"] == []
+
+
+def test_explain_name_and_location(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["explain", "__wr_rd", str(TREE / "drivers/wrap"), "--root", str(TREE),
+                    "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "wrapper: reaches" in out and "shortest chain: __wr_rd -> " in out
+    assert run_cli(["explain", "no_such_name_anywhere", str(TREE / "drivers/wrap"),
+                    "--root", str(TREE), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mmioscan: error:")
