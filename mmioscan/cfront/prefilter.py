@@ -44,26 +44,39 @@ class NameScanner:
                     pos = name.find(anchor, pos + 1)
             self._before[anchor] = frozenset(before)
             self._after[anchor] = frozenset(after)
+        longest_first = sorted(self.anchors, key=lambda a: (-len(a), a))
+        self._anchor_re = re.compile(b"|".join(re.escape(a) for a in longest_first))
 
     def mentions(self, data: bytes) -> bool:
         return next(self.occurrences(data), None) is not None
 
     def occurrences(self, data: bytes) -> Iterator[tuple[int, int, str]]:
-        """(start, end, name) of each whole-identifier occurrence, per anchor in turn."""
+        """(start, end, name) of each whole-identifier occurrence, in file order.
+
+        One regex pass over an alternation of the anchors: about twice as fast as one
+        `bytes.find` pass per anchor once there are twenty of them (on files with no hit,
+        which is most of the bytes of drivers/). The search resumes one byte after each
+        candidate, so anchors overlapping a rejected candidate are still seen.
+        """
+        if not self.anchors:
+            return  # an empty alternation would match the empty string everywhere
         size = len(data)
-        for anchor in self.anchors:
-            before, after = self._before[anchor], self._after[anchor]
-            start = data.find(anchor)
-            while start >= 0:
-                end = start + len(anchor)
-                prev = data[start - 1] if start else -1
-                nxt = data[end] if end < size else -1
-                if (prev in before or prev not in _WORD) and (nxt in after or nxt not in _WORD):
-                    first, last = self._identifier_at(data, start, end)
-                    word = data[first:last]
-                    if word in self.names:
-                        yield first, last, word.decode("ascii")
-                start = data.find(anchor, end)
+        search = self._anchor_re.search
+        match = search(data)
+        while match is not None:
+            start, end = match.span()
+            anchor = match.group()
+            prev = data[start - 1] if start else -1
+            nxt = data[end] if end < size else -1
+            if ((prev in self._before[anchor] or prev not in _WORD)
+                    and (nxt in self._after[anchor] or nxt not in _WORD)):
+                first, last = self._identifier_at(data, start, end)
+                word = data[first:last]
+                if word in self.names:
+                    yield first, last, word.decode("ascii")
+                    match = search(data, last)
+                    continue
+            match = search(data, start + 1)
 
     @staticmethod
     def _identifier_at(data: bytes, start: int, end: int) -> tuple[int, int]:
