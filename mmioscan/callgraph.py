@@ -237,10 +237,6 @@ class CallGraph:
                 return found
         return None
 
-    def scope(self, key: str) -> Scope | None:
-        where = self._scope_of.get(key)
-        return self.files[where[0]].scopes[where[1]] if where else None
-
     def key_of(self, path: str, index: int) -> str:
         """The node key of scope `index` of path (also for duplicate definitions)."""
         return f"{path}:{self.files[path].scopes[index].name}"
