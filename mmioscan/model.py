@@ -82,6 +82,30 @@ class FileFacts:
 
 
 SiteKind = Literal["direct", "wrapper", "reference", "deref", "regmap"]
+Group = Literal["virtio", "x86", "generic"]
+TdxPath = Literal["ve", "paravirt", "unsupported"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tdx:
+    """What a site does in a TDX guest under one strategy (see DOMAIN.md)."""
+
+    path: TdxPath  # ve: trap decoded by insn_decode_mmio; paravirt: patched funnel; unsupported
+    insn: str  # instruction form: mov, movs, movdir64b, unrolled-mov, compiler-chosen, ...
+    ve_exits: int | None  # traps per execution; None when unknown (or 0 when paravirt)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    """The driver a source file belongs to, from Kbuild and Kconfig (or the folder)."""
+
+    name: str  # module name (e1000e) or, outside any Makefile, the folder
+    config_symbol: str | None  # CONFIG_ symbol without the prefix (E1000E), None if unknown
+    group: Group
+    group_reason: str  # the evidence, e.g. "Kconfig E1000E: depends on PCI && X86"
+    reachable: bool | None = None  # built (=y or =m) under --config; None without a config
+    evidence: str = ""  # how the file was mapped: "drivers/net/Makefile: obj-$(CONFIG_X) += x.o"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +128,14 @@ class Site:
     driver: str | None = None  # module, or folder while modules are not known
     hot: bool = False  # reachable from an interrupt handler, NAPI poll, xmit, ...
     scope_key: str | None = field(default=None, compare=False)  # graph node of `function`
+    # Filled in by the enrichment pass (mmioscan/enrich.py) after the call graph:
+    config_symbol: str | None = None
+    group: Group | None = None
+    group_reason: str | None = None
+    reachable: bool | None = None  # None without --config
+    tdx: Tdx | None = None
+    fingerprint: str | None = None  # stable across line shifts (mmioscan/fingerprint.py)
+    code: str | None = None  # the source line, whitespace collapsed
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
@@ -113,6 +145,15 @@ class Site:
         return Site(self.path, self.line, self.column, self.function, self.callee,
                     self.accessor, self.kind, self.access, self.width, self.family, self.active,
                     self.via, self.accessors, driver, hot, scope_key)
+
+    def enriched(self, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
+                 code: str | None) -> Site:
+        """A copy with the driver mapping, TDX verdict and fingerprint."""
+        return Site(self.path, self.line, self.column, self.function, self.callee,
+                    self.accessor, self.kind, self.access, self.width, self.family, self.active,
+                    self.via, self.accessors, driver.name, self.hot, self.scope_key,
+                    driver.config_symbol, driver.group, driver.group_reason, driver.reachable,
+                    tdx, fingerprint, code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +196,21 @@ class HotRoot:
 
 
 @dataclass(frozen=True, slots=True)
+class DriverSummary:
+    """One driver's line in the JSON `drivers` list and the driver tables."""
+
+    info: DriverInfo
+    folders: tuple[str, ...]
+    sites: int  # active sites
+    ve: int
+    paravirt: int
+    unsupported: int
+    hot: int
+    ve_exits: int  # sum of known per-execution #VE exits over the driver's sites
+    points_90: int | None  # patch points for 90% coverage of its sites
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     root: str
     kernel_version: str | None
@@ -165,3 +221,9 @@ class ScanResult:
     facts: tuple[FileFacts, ...] = field(default=(), repr=False, compare=False)
     patch_points: tuple[tuple[str, Coverage], ...] = ()  # ("all" first, then each driver)
     hot_roots: tuple[HotRoot, ...] = ()
+    drivers: tuple[DriverSummary, ...] = ()
+    strategy: str | None = None
+    config: str | None = None  # the .config file used, as given
+    # Which source decided each instruction form: (accessor family or name, "tree:<file>" or
+    # "catalogue")
+    tdx_sources: tuple[tuple[str, str], ...] = ()
