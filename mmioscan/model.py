@@ -211,6 +211,24 @@ class DriverSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StrategyRow:
+    """One group under one strategy: a cell row of `mmioscan strategies`."""
+
+    strategy: str
+    group: str  # virtio | x86 | generic | all
+    drivers: int
+    sites: int
+    ve: int
+    paravirt: int
+    unsupported: int
+    hot: int  # hot sites (any path)
+    hot_ve: int  # hot sites that still trap
+    ve_exits: int  # sum of known per-execution #VE exits
+    ve_exits_unknown: int  # ve sites whose exit count is not known
+    points_90: int | None  # patch points to cover 90% of the group's sites
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     root: str
     kernel_version: str | None
@@ -227,3 +245,4 @@ class ScanResult:
     # Which source decided each instruction form: (accessor family or name, "tree:<file>" or
     # "catalogue")
     tdx_sources: tuple[tuple[str, str], ...] = ()
+    strategies: tuple[StrategyRow, ...] = ()  # every strategy side by side, when computed
