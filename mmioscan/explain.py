@@ -42,6 +42,14 @@ def explain_location(result: ScanResult, where: Location) -> str:
         lines.append(_site_line(site))
         if site.kind == "wrapper" and len(site.accessors) > 1:
             lines.append(f"    reaches: {', '.join(site.accessors)}")
+        if site.group is not None:
+            symbol = f"CONFIG_{site.config_symbol}" if site.config_symbol else "no Kconfig symbol"
+            lines.append(f"    driver {site.driver} ({symbol}), group {site.group}: "
+                         f"{site.group_reason}")
+        if site.tdx is not None:
+            exits = "unknown" if site.tdx.ve_exits is None else str(site.tdx.ve_exits)
+            lines.append(f"    TDX: {site.tdx.path}, {site.tdx.insn}, #VE exits {exits}: "
+                         f"{site.tdx.reason}")
     return "\n".join(lines) + "\n"
 
 

@@ -246,3 +246,5 @@ class ScanResult:
     # "catalogue")
     tdx_sources: tuple[tuple[str, str], ...] = ()
     strategies: tuple[StrategyRow, ...] = ()  # every strategy side by side, when computed
+    # False when a .config is given without --all: summaries count only reachable sites
+    counts_unreachable: bool = True

@@ -218,11 +218,20 @@ def _stats(facts: list[FileFacts], cache_hits: int) -> ScanStats:
         cache_hits=cache_hits)
 
 
+# Turns the scan's sites into their final form (driver mapping, TDX verdicts: analyse.py)
+# before patch points are counted per driver: (tree root, sites) -> sites, same order.
+SiteFinisher = Callable[[Path, tuple[Site, ...]], tuple[Site, ...]]
+
+
 def run_scan(options: ScanOptions, rules: RuleSet,
              progress: Progress | None = None,
              on_graph: Callable[[CallGraph], None] | None = None,
-             timings: Timings | None = None) -> ScanResult:
-    """Scan the paths; raises tree.TreeError for unusable arguments."""
+             timings: Timings | None = None,
+             finish: SiteFinisher | None = None,
+             counted: Callable[[Site], bool] | None = None) -> ScanResult:
+    """Scan the paths; raises tree.TreeError for unusable arguments.
+
+    `counted` chooses the sites patch points are planned for (default: every active one)."""
     clock = timings or Timings()
     fileset = collect(list(options.paths), options.root)
     store = _Facts(fileset.root, options, rules, progress)
@@ -230,7 +239,7 @@ def run_scan(options: ScanOptions, rules: RuleSet,
     first = store.add(fileset.files, progress=True)
     clock.lap("facts")
     if options.direct_only:
-        return _direct_result(fileset, store, first)
+        return _direct_result(fileset, store, first, finish, clock)
     _context_headers(store, first, scoped_set)
     clock.lap("context headers")
     checked: dict[str, set[bytes]] = {}
@@ -254,9 +263,12 @@ def run_scan(options: ScanOptions, rules: RuleSet,
     scoped = [store.by_path[p] for p in fileset.files]
     sites = _all_sites(scoped, store, graph, rules)
     clock.lap("sites")
+    if finish is not None:
+        sites = finish(fileset.root, sites)
+        clock.lap("drivers and verdicts")
     problems = list(fileset.problems) + store.problems
     problems += [p for f in scoped for p in f.problems]
-    points = patch_points(sites, graph)
+    points = patch_points(sites, graph, counted)
     clock.lap("patch points")
     return ScanResult(
         root=str(fileset.root), kernel_version=kernel_version(fileset.root),
@@ -266,10 +278,14 @@ def run_scan(options: ScanOptions, rules: RuleSet,
         patch_points=points, hot_roots=hot_roots(f for f in store.by_path.values()))
 
 
-def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts]) -> ScanResult:
+def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts],
+                   finish: SiteFinisher | None, clock: Timings) -> ScanResult:
     """Direct and reference sites only, without the call graph (--direct-only)."""
     sites = tuple(s.placed(driver_of(s.path), None, False)
                   for s in direct_sites(scoped, store.rules.catalogue))
+    if finish is not None:
+        sites = finish(fileset.root, sites)
+        clock.lap("drivers and verdicts")
     problems = list(fileset.problems) + store.problems + [p for f in scoped for p in f.problems]
     return ScanResult(
         root=str(fileset.root), kernel_version=kernel_version(fileset.root),

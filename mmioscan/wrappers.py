@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from mmioscan.callgraph import CallGraph, Reach, folder_of
 from mmioscan.catalogue import Catalogue
@@ -127,13 +127,31 @@ def coverage(sites: Sequence[Site], graph: CallGraph,
     return Coverage(result.sites, tuple(points), tuple(needed))
 
 
-def patch_points(sites: Sequence[Site], graph: CallGraph) -> tuple[tuple[str, Coverage], ...]:
-    """Coverage of the whole scan ("all") and of each driver, over active non-reference sites."""
-    counted = [s for s in sites if s.active and s.kind != "reference"]
+def patchable(sites: Iterable[Site], include: Callable[[Site], bool] | None = None) -> list[Site]:
+    """The sites patch points are planned for: active, not a mere reference (an accessor
+    used as a value is covered where it is called), and chosen by `include`."""
+    return [s for s in sites if s.active and s.kind != "reference"
+            and (include is None or include(s))]
+
+
+def candidate_sets(sites: Iterable[Site], graph: CallGraph) -> dict[int, frozenset[str]]:
+    return {id(s): _candidates(s, graph) for s in sites}
+
+
+def patch_points(sites: Sequence[Site], graph: CallGraph,
+                 include: Callable[[Site], bool] | None = None
+                 ) -> tuple[tuple[str, Coverage], ...]:
+    """Coverage of the whole scan ("all"), of each group ("group:virtio", ...) when sites have
+    groups, and of each driver."""
+    counted = patchable(sites, include)
     by_driver: dict[str, list[Site]] = {}
+    by_group: dict[str, list[Site]] = {}
     for site in counted:
         by_driver.setdefault(site.driver or ".", []).append(site)
-    candidates = {id(s): _candidates(s, graph) for s in counted}
+        if site.group is not None:
+            by_group.setdefault(f"group:{site.group}", []).append(site)
+    candidates = candidate_sets(counted, graph)
     result = [("all", coverage(counted, graph, candidates))]
+    result += [(g, coverage(by_group[g], graph, candidates)) for g in sorted(by_group)]
     result += [(d, coverage(by_driver[d], graph, candidates)) for d in sorted(by_driver)]
     return tuple(result)

@@ -10,7 +10,11 @@ from mmioscan.model import ScanResult, Site
 
 
 def active_sites(result: ScanResult) -> list[Site]:
-    return [s for s in result.sites if s.active]
+    """The sites summaries count: active ones, and with a .config (without --all) only those
+    in files the config builds."""
+    if result.counts_unreachable:
+        return [s for s in result.sites if s.active]
+    return [s for s in result.sites if s.active and s.reachable is not False]
 
 
 def count_by(sites: Iterable[Site], key: Callable[[Site], str]) -> dict[str, int]:
@@ -47,7 +51,11 @@ def stats_dict(result: ScanResult) -> dict[str, object]:
         "functions_with_parse_errors": st.functions_with_errors,
         "macros": st.macros,
         "sites": len(sites),
-        "inactive_sites": len(result.sites) - len(sites),
+        "inactive_sites": sum(not s.active for s in result.sites),
+        "unreachable_sites": sum(s.active and s.reachable is False for s in result.sites),
+        "counts_unreachable": result.counts_unreachable,
+        "by_group": count_by(sites, lambda s: s.group or "unknown"),
+        "by_tdx_path": count_by(sites, lambda s: s.tdx.path if s.tdx else "not assessed"),
         "by_kind": count_by(sites, lambda s: s.kind),
         "by_family": count_by(sites, lambda s: s.family),
         "by_access": count_by(sites, lambda s: s.access),

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.model import Coverage, ScanResult, Site
+from mmioscan.model import Coverage, DriverSummary, ScanResult, Site, StrategyRow, Tdx
 from mmioscan.report.aggregate import stats_dict
 
 SCHEMA_VERSION = 1
@@ -19,7 +19,36 @@ def site_dict(site: Site) -> dict[str, Any]:
         "kind": site.kind, "access": site.access, "width": site.width,
         "family": site.family, "active": site.active, "via": list(site.via),
         "accessors": list(site.accessors) or [site.accessor], "driver": site.driver,
-        "hot": site.hot,
+        "hot": site.hot, "config_symbol": site.config_symbol, "group": site.group,
+        "group_reason": site.group_reason, "reachable": site.reachable,
+        "tdx": tdx_dict(site.tdx), "fingerprint": site.fingerprint, "code": site.code,
+    }
+
+
+def tdx_dict(tdx: Tdx | None) -> dict[str, Any] | None:
+    if tdx is None:
+        return None
+    return {"path": tdx.path, "insn": tdx.insn, "ve_exits": tdx.ve_exits, "reason": tdx.reason}
+
+
+def driver_dict(d: DriverSummary) -> dict[str, Any]:
+    info = d.info
+    return {
+        "name": info.name, "config_symbol": info.config_symbol, "group": info.group,
+        "group_reason": info.group_reason, "reachable": info.reachable,
+        "evidence": info.evidence, "folders": list(d.folders), "sites": d.sites,
+        "ve": d.ve, "paravirt": d.paravirt, "unsupported": d.unsupported, "hot": d.hot,
+        "ve_exits": d.ve_exits, "points_90": d.points_90,
+    }
+
+
+def strategy_row_dict(row: StrategyRow) -> dict[str, Any]:
+    return {
+        "strategy": row.strategy, "group": row.group, "drivers": row.drivers,
+        "sites": row.sites, "ve": row.ve, "paravirt": row.paravirt,
+        "unsupported": row.unsupported, "hot": row.hot, "hot_ve": row.hot_ve,
+        "ve_exits": row.ve_exits, "ve_exits_unknown": row.ve_exits_unknown,
+        "points_90": row.points_90,
     }
 
 
@@ -40,10 +69,13 @@ def result_dict(result: ScanResult) -> dict[str, Any]:
         "root": result.root,
         "kernel_version": result.kernel_version,
         "scanned": list(result.scanned),
-        "strategy": None,
+        "strategy": result.strategy,
+        "config": result.config,
+        "tdx_sources": {name: source for name, source in result.tdx_sources},
         "stats": stats_dict(result),
+        "strategies": [strategy_row_dict(r) for r in result.strategies],
         "sites": [site_dict(s) for s in result.sites],
-        "drivers": [],
+        "drivers": [driver_dict(d) for d in result.drivers],
         "patch_points": {name: coverage_dict(cov) for name, cov in result.patch_points},
         "hot_roots": [{"function": r.function, "path": r.path, "line": r.line, "how": r.how}
                       for r in result.hot_roots],
@@ -69,7 +101,7 @@ def render(result: ScanResult) -> str:
     doc = result_dict(result)
     parts = []
     for key, value in doc.items():
-        if key in ("sites", "problems", "hot_roots") and value:
+        if key in ("sites", "problems", "hot_roots", "drivers", "strategies") and value:
             parts.append(f" {json.dumps(key)}: [\n  {_rows(value)}\n ]")
         elif key == "patch_points":
             rows = ",\n  ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
@@ -78,3 +110,16 @@ def render(result: ScanResult) -> str:
             nested = json.dumps(value, indent=1).replace("\n", "\n ")
             parts.append(f" {json.dumps(key)}: {nested}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def render_strategies(result: ScanResult) -> str:
+    """`mmioscan strategies --format json`: the comparison table alone."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "mmioscan", "version": __version__},
+        "root": result.root, "kernel_version": result.kernel_version,
+        "scanned": list(result.scanned), "config": result.config,
+        "counts_unreachable": result.counts_unreachable,
+        "strategies": [strategy_row_dict(r) for r in result.strategies],
+    }
+    return json.dumps(doc, indent=1) + "\n"

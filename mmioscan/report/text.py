@@ -34,13 +34,71 @@ def _graph_summary(result: ScanResult, sites: list[Site]) -> list[str]:
     for p in total.points[:_TOP_POINTS]:
         lines.append(f"  {p.name:<28} {p.path}:{p.line}  {p.covered:,} sites, "
                      f"{p.cumulative_share:.1%} cumulative")
-    drivers = [(name, cov) for name, cov in result.patch_points if name != "all"]
+    groups = [(name, cov) for name, cov in result.patch_points if name.startswith("group:")]
+    if groups:
+        lines += ["", "patch points per group (sites; points needed):"]
+        for name, cov in groups:
+            lines.append(f"  {name[6:]:<40} {cov.sites:>7,}  {_needed(cov)}")
+    drivers = [(name, cov) for name, cov in result.patch_points
+               if name != "all" and not name.startswith("group:")]
     drivers.sort(key=lambda nc: (-nc[1].sites, nc[0]))
     if drivers:
         lines += ["", "largest drivers (sites; patch points needed):"]
         for name, cov in drivers[:_TOP_POINTS]:
             lines.append(f"  {name:<40} {cov.sites:>7,}  {_needed(cov)}")
     return lines
+
+
+def _tdx_summary(result: ScanResult, sites: list[Site]) -> list[str]:
+    """Groups and TDX paths, once the sites have been judged."""
+    if not any(s.tdx is not None for s in sites):
+        return []
+    scope = ("reachable under " + result.config if not result.counts_unreachable
+             and result.config else "all active sites")
+    lines = ["", f"in a TDX guest, strategy {result.strategy} ({scope}):"]
+    for group in ("virtio", "x86", "generic"):
+        members = [s for s in sites if s.group == group]
+        paths = count_by(members, lambda s: s.tdx.path if s.tdx else "not assessed")
+        mix = ", ".join(f"{k} {v:,}" for k, v in paths.items()) or "none"
+        lines.append(f"  {group:<8} {len(members):>8,} sites: {mix}")
+    unsupported = count_by([s for s in sites if s.tdx and s.tdx.path == "unsupported"],
+                           lambda s: f"{s.tdx.insn if s.tdx else ''}: {s.accessor}")
+    if unsupported:
+        lines += ["", "unsupported (would oops in a TD), by instruction form:"]
+        lines += _table(list(unsupported.items())[:10])
+    if result.config and not result.counts_unreachable:
+        dropped = sum(s.active and s.reachable is False for s in result.sites)
+        lines += ["", f"{dropped:,} more active sites are in files {result.config} does not "
+                  "build (--all counts them)"]
+    return lines
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
+
+
+def strategies(result: ScanResult) -> str:
+    """`mmioscan strategies`: one block per strategy, one row per group."""
+    head = (f"{'group':<8} {'drivers':>7} {'sites':>8} {'#VE':>8} {'paravirt':>8} "
+            f"{'unsupp.':>7} {'hot':>7} {'hot #VE':>7} {'#VE exits':>10} {'90% pts':>7}")
+    version = result.kernel_version or "unknown version"
+    scope = (f"reachable under {result.config}" if result.config and not
+             result.counts_unreachable else "all active sites")
+    lines = [f"mmioscan strategies: {', '.join(result.scanned)} (Linux {version}), {scope}"]
+    current = None
+    for row in result.strategies:
+        if row.strategy != current:
+            current = row.strategy
+            lines += ["", f"strategy {row.strategy}:", "  " + head]
+        exits = f"{row.ve_exits:,}" + ("+" if row.ve_exits_unknown else "")
+        points = "-" if row.points_90 is None else f"{row.points_90:,}"
+        lines.append(f"  {row.group:<8} {row.drivers:>7,} {row.sites:>8,} {row.ve:>8,} "
+                     f"{row.paravirt:>8,} {row.unsupported:>7,} {row.hot:>7,} "
+                     f"{row.hot_ve:>7,} {exits:>10} {points:>7}")
+    lines += ["", "#VE exits: per execution of every site once, where the count is known "
+              "('+': some sites' counts are unknown); 90% pts: patch points still needed to "
+              "cover 90% of the sites that are not paravirt."]
+    return "\n".join(lines) + "\n"
 
 
 def render(result: ScanResult) -> str:
@@ -65,6 +123,7 @@ def render(result: ScanResult) -> str:
     lines += ["", "top accessors:"]
     lines += _table(list(count_by(sites, lambda s: s.accessor).items())[:10])
     lines += ["", "top folders:"] + _table(top_folders(sites))
+    lines += _tdx_summary(result, sites)
     lines += _graph_summary(result, sites)
     lines += ["", f"problems: {len(result.problems):,}"]
     for p in result.problems[:_MAX_PROBLEMS]:
