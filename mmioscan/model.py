@@ -73,6 +73,9 @@ class FileFacts:
     includes: tuple[str, ...] = ()  # `#include` targets as written: `<linux/io.h>`, `"foo.h"`
     # Hot-path roots: (function, how it is installed: "request_irq" or ".ndo_start_xmit", line)
     roots: tuple[tuple[str, str, int], ...] = ()
+    # Raw dereferences of __iomem pointers: (line, column, scope, access, form, active), form
+    # "*p", "p->field" or "p[i]" (cfront/iomem.py).
+    derefs: tuple[tuple[int, int, int, str, str, bool], ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
