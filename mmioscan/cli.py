@@ -11,6 +11,8 @@ from pathlib import Path
 from mmioscan import __version__
 from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import RuleError
+from mmioscan.cli_gate import GateError
+from mmioscan.cli_gate import register as register_gate
 from mmioscan.explain import Location, explain_location, explain_name, parse_location
 from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.model import ScanResult
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "linux-source-6.12 tree, or with --config its cloud .config")
     kernel.add_argument("--config", action="store_true",
                         help="print the cloud-amd64 .config path instead")
+    register_gate(sub)  # gate, baseline, triage, history, diff (cli_gate.py)
     return parser
 
 
@@ -167,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_explain(args)
         if args.command == "kernel-tree":
             return _cmd_kernel_tree(args)
+        if getattr(args, "gate_handler", None) is not None:
+            return int(args.gate_handler(args))
         raise UsageError("a command is required: scan, explain or kernel-tree (see --help)")
-    except (UsageError, TreeError, RuleError, KernelSourceError) as exc:
+    except (UsageError, TreeError, RuleError, KernelSourceError, GateError) as exc:
         print(f"mmioscan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
