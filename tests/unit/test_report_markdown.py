@@ -1,0 +1,123 @@
+"""Markdown audit: sections, escaped table cells, caps that say what they left out."""
+
+from __future__ import annotations
+
+import re
+
+from mmioscan import __version__
+from mmioscan.model import Site
+from mmioscan.report import markdown
+
+from .report_results import big_result, sample_result, sample_sites
+
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _tables(text: str) -> list[list[str]]:
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_header() -> None:
+    text = markdown.render(sample_result())
+    assert text.startswith("# MMIO audit: Linux 6.12.9\n")
+    for part in ("config: `/boot/config-6.12`", "strategy: upstream",
+                 f"tool: mmioscan {__version__}", "scanned: `drivers`, `arch/x86`"):
+        assert part in text
+
+
+def test_every_table_row_has_the_header_width() -> None:
+    tables = _tables(markdown.render(sample_result()))
+    assert len(tables) >= 7
+    for table in tables:
+        widths = {len(_UNESCAPED_PIPE.findall(line)) for line in table}
+        assert len(widths) == 1, table
+
+
+def test_groups_strategies_and_drivers() -> None:
+    text = markdown.render(sample_result())
+    summary = _section(text, "Summary")
+    assert "| virtio | 1 | 3 | 2 | 1 | 0 | 0 | 1 | 1 | 65 |" in summary
+    assert "| all | 5 | 12 | 7 | 1 | 3 | 1 | 4 | 3 | 70 |" in summary
+    assert "| virtio-paravirt | all | 2 | 13 | 10 | 1 | 2 | 1 | 1 | 39+ | - |" in summary
+    assert "| `unsupported-mmio` | error | 1 |" in summary
+    drivers = _section(text, "Drivers")
+    assert drivers.index("| e1000e |") < drivers.index("| idxd |")
+    assert "| odd\\|name&lt;script> | generic | - |" in drivers
+
+
+def test_no_strategy_table_without_rows() -> None:
+    assert "### Strategies" not in markdown.render(sample_result(strategies=()))
+
+
+def test_unsupported_sites_with_code_and_via() -> None:
+    section = _section(markdown.render(sample_result()), "Sites that would oops")
+    assert "2 sites" in section
+    assert "| `arch/x86/kernel/hpet.c:50:9` | hpet | `probe` | `regs` |" in section
+    # A backtick in the code widens the fence; pipes are escaped.
+    assert "``regs->ctrl \\|= 1; /* `odd` \\| pipes */``" in section
+    assert "`__iowrite32_copy(to, \"</script><!--\", n); // caf\u00e9 ?`" in section
+    assert "idxd" not in section  # not built under the config
+
+
+def test_hot_sites() -> None:
+    section = _section(markdown.render(sample_result()), "Hot #VE sites")
+    assert "3 sites trap" in section
+    assert "`er32 > __er32 > readl`" in section and "`e1000_intr`" in section
+
+
+def test_coverage() -> None:
+    section = _section(markdown.render(sample_result()), "Patch-point coverage")
+    assert "| all | 8 | 3 | - | - |" in section
+    assert "| virtio | 3 | 1 | 2 | 2 |" in section
+    assert "| 1 | `vp_get_status` | `drivers/virtio/virtio_pci_modern_dev.c:10` | 2 | 25.0% |" \
+        in section
+
+
+def test_problems() -> None:
+    section = _section(markdown.render(sample_result()), "Problems")
+    assert "1 file could not be read" in section
+    assert "- `drivers/bad|file.c`: not UTF-8 &lt;binary>" in section
+
+
+def test_caps_say_what_is_left_out() -> None:
+    text = markdown.render(big_result(20_000))
+    hot = _section(text, "Hot #VE sites")
+    assert hot.count("\n| `drivers/") == markdown.TOP_HOT
+    assert "more hot sites are left out" in hot
+    drivers = _section(text, "Drivers")
+    assert drivers.count("\n| drv") == markdown.TOP_DRIVERS
+    assert "2,450 more drivers are left out" in drivers
+    assert "more problems are left out" in text
+    everything = markdown.render(big_result(3_000), all_drivers=True)
+    assert _section(everything, "Drivers").count("\n| drv") == 2500
+
+
+def test_unenriched_sites() -> None:
+    bare = tuple(Site(s.path, s.line, s.column, s.function, s.callee, s.accessor, s.kind,
+                      s.access, s.width, s.family, s.active, s.via, driver=s.driver)
+                 for s in sample_sites())
+    text = markdown.render(sample_result(sites=bare, drivers=(), strategies=(),
+                                         patch_points=(), kernel_version=None, config=None,
+                                         strategy=None))
+    assert text.startswith("# MMIO audit: Linux unknown version")
+    assert "| unknown | 5 | 12 | 0 | 0 | 0 | 12 |" in text
+    assert "Not computed" in text
+    assert "| hpet | - | - | 3 |" in text  # drivers derived from the sites
+
+
+def test_deterministic() -> None:
+    assert markdown.render(sample_result()) == markdown.render(sample_result())
