@@ -9,7 +9,7 @@ site is an `unsupported-mmio` error in every one of them. The classes, most seve
 | `unsupported-mmio` | TDX path `unsupported` (MOVS, MOVDIR64B, ...): oops in a TD | error |
 | `hot-ve-mmio` | TDX path `ve` on an interrupt, NAPI poll or xmit path | warning |
 | `ve-mmio` | TDX path `ve` elsewhere: decoded, one exception + hypercall each | note |
-| `port-io` | port I/O (family `pio`) that traps: handled apart from MMIO | note |
+| `port-io` | port I/O (family `pio`, or instruction `port-io`) that traps | note |
 
 Not findings (`finding_class` returns None):
 - `paravirt` sites: the strategy's patched funnel skips the #VE; nothing to fix there.
@@ -57,8 +57,8 @@ UNSUPPORTED = FindingClass(
     "MMIO access the TDX #VE handler cannot emulate",
     "The accessor reached here compiles to an instruction that insn_decode_mmio() rejects "
     "or that TDX's handle_mmio() refuses (MOVS from __iowrite32_copy's rep movsl, "
-    "MOVDIR64B from iosubmit_cmds512, ...). In a TDX guest this access ends in a "
-    "'VE fault' oops.",
+    "MOVDIR64B from iosubmit_cmds512, ...; string port I/O, REP INS/OUTS, likewise). In a "
+    "TDX guest this access ends in a 'VE fault' oops.",
     "Replace the call with a loop of decodable accessors (writel/iowrite32), or keep the "
     "driver out of TDX guests. The via chain shows which wrapper reaches the accessor.")
 HOT_VE = FindingClass(
@@ -104,7 +104,7 @@ def finding_class(site: Site) -> str | None:
         return None
     if tdx.path == "unsupported":
         return UNSUPPORTED.id
-    if site.family == "pio":
+    if site.family == "pio" or tdx.insn == "port-io":
         return PORT_IO.id
     return HOT_VE.id if site.hot else VE.id
 

@@ -95,7 +95,9 @@ def _header(result: ScanResult, sites: list[Site]) -> str:
             ("root", f"<code>{e(result.root)}</code>"),
             ("scanned", ", ".join(f"<code>{e(p)}</code>" for p in result.scanned) or "-"),
             ("sites", f"{len(sites):,} active counted, "
-                      f"{sum(not s.active for s in result.sites):,} more in <code>#if 0</code>")]
+                      f"{sum(not s.active for s in result.sites):,} more in <code>#if 0</code>, "
+                      f"{sum(s.active and s.reachable is False for s in result.sites):,} "
+                      "active in files the config does not build")]
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in meta)
     return (f"<header><h1>MMIO audit: Linux {e(version)}</h1><dl class=\"meta\">{items}</dl>"
             "</header>")

@@ -137,10 +137,12 @@ def _result(f: Finding) -> dict[str, Any]:
 
 def message(site: Site) -> str:
     """What happens at the site, in one sentence: callee, accessor, via chain, TDX reason."""
-    if site.kind == "deref":
-        text = f"Direct dereference of the __iomem pointer `{site.callee}`"
+    if site.kind == "deref":  # callee is the form: *p, p->field, p[i]
+        text = f"Raw __iomem dereference (`{site.callee}`, {site.access})"
     elif site.kind == "reference":
-        text = f"`{site.accessor}` is passed as a value in `{site.callee}`"
+        text = f"`{site.accessor}` used as a value (called later through a pointer)"
+    elif site.kind == "direct":
+        text = f"Call of `{site.callee}`"
     else:
         text = f"`{site.callee}()` reaches `{site.accessor}`"
         if len(site.via) > 1:

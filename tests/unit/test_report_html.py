@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from mmioscan.model import Site
+from mmioscan.model import Coverage, PatchPoint, Site
 from mmioscan.report import html as html_report
+from mmioscan.report import svg
+from mmioscan.report.findings import coverage_curves, merge_coverages
 
 from .report_results import big_result, sample_result, sample_sites
 
@@ -153,3 +155,28 @@ def test_size_bound_for_all_of_drivers() -> None:
     assert "Showing 5,000 of 10,000: 5,000 left out" in page
     assert "Showing 2,000 of" in page
     _parse(page)
+
+
+def test_group_curves_merge_driver_curves() -> None:
+    def point(key: str, covered: int) -> PatchPoint:
+        return PatchPoint(key, key.rsplit(":", 1)[1], key.rsplit(":", 1)[0], 1, covered, 0.0)
+
+    shared = "include/linux/h.h:funnel"
+    a = Coverage(10, (point(shared, 6), point("a.c:x", 4)), ((50, 1), (90, 2), (100, 2)))
+    b = Coverage(10, (point(shared, 5), point("b.c:y", 3)), ((50, 1), (90, None), (100, None)))
+    merged = merge_coverages((a, b))
+    assert [(p.key, p.covered) for p in merged.points] == \
+        [(shared, 11), ("a.c:x", 4), ("b.c:y", 3)]
+    assert [p.cumulative_share for p in merged.points] == [0.55, 0.75, 0.9]
+    assert merged.needed == ((50, 1), (90, 3), (100, None))
+    curves = coverage_curves(sample_result(), sample_sites())
+    assert [name for name, _ in curves] == ["all", "virtio", "x86", "generic"]
+    own = sample_result(patch_points=(("all", a), ("group:virtio", b)))
+    assert coverage_curves(own, sample_sites()) == [("all", a), ("virtio", b)]
+
+
+def test_curve_sampling_keeps_ends() -> None:
+    assert svg.sample_indices(10) == list(range(10))
+    picked = svg.sample_indices(20_000)
+    assert picked[0] == 0 and picked[-1] == 19_999
+    assert len(picked) <= svg.MAX_VERTICES + 1 and picked == sorted(set(picked))

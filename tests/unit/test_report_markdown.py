@@ -66,7 +66,7 @@ def test_no_strategy_table_without_rows() -> None:
 def test_unsupported_sites_with_code_and_via() -> None:
     section = _section(markdown.render(sample_result()), "Sites that would oops")
     assert "2 sites" in section
-    assert "| `arch/x86/kernel/hpet.c:50:9` | hpet | `probe` | `regs` |" in section
+    assert "| `arch/x86/kernel/hpet.c:50:9` | hpet | `probe` | `p->field` |" in section
     # A backtick in the code widens the fence; pipes are escaped.
     assert "``regs->ctrl \\|= 1; /* `odd` \\| pipes */``" in section
     assert "`__iowrite32_copy(to, \"</script><!--\", n); // caf\u00e9 ?`" in section

@@ -125,7 +125,9 @@ def test_messages_and_properties(validator: Draft4Validator) -> None:
     assert props["hot"] is True and props["via"] == ["er32", "__er32", "readl"]
     assert props["tdx"]["path"] == "ve" and props["tdx"]["insn"] == "mov"
     assert "MOVS" in by_line[12]["message"]["text"]
-    assert "__iomem pointer `regs`" in by_line[50]["message"]["text"]
+    assert "Raw __iomem dereference (`p->field`, write)" in by_line[50]["message"]["text"]
+    assert by_line[52]["message"]["text"].startswith("Call of `ioread8` in `vp_get_status`.")
+    assert by_line[130]["message"]["text"].startswith("`ioread32` used as a value")
 
 
 def test_fingerprints_survive_line_shifts(validator: Draft4Validator) -> None:
@@ -196,3 +198,20 @@ def test_unenriched_sites(validator: Draft4Validator) -> None:
 def test_empty_result(validator: Draft4Validator) -> None:
     doc = _log(sarif.render(sample_result(sites=(), problems=())), validator)
     assert doc["runs"][0]["results"] == []
+
+
+def test_finding_classes() -> None:
+    sites = {(s.path.rsplit("/", 1)[-1], s.line): s for s in sample_sites()}
+    hot = sites[("netdev.c", 100)]
+    assert finding_class(hot) == "hot-ve-mmio"
+    assert finding_class(replace(hot, hot=False)) == "ve-mmio"
+    assert finding_class(replace(hot, active=False)) is None
+    assert finding_class(replace(hot, tdx=None)) is None  # not assessed
+    assert finding_class(sites[("virtio_pci_modern_dev.c", 40)]) is None  # paravirt
+    deref = sites[("hpet.c", 50)]
+    assert finding_class(deref) == finding_class(replace(deref, tdx=None)) == "raw-iomem-deref"
+    assert finding_class(sites[("hpet.c", 44)]) == "port-io"
+    assert hot.tdx is not None
+    port = replace(hot, tdx=replace(hot.tdx, insn="port-io"))  # ioread8 on a port cookie
+    assert finding_class(port) == "port-io"
+    assert finding_class(sites[("submit.c", 70)]) == "unsupported-mmio"
