@@ -185,7 +185,10 @@ def test_json_patch_points_shape(tree_scan: dict[str, Any]) -> None:
     assert list(pp)[0] == "all"
     assert pp["all"]["sites"] == len(counted)
     drivers = sorted({s["driver"] for s in counted})
-    assert list(pp)[1:] == drivers
+    groups = sorted({f"group:{s['group']}" for s in counted})
+    assert list(pp)[1:] == groups + drivers
+    for group in groups:  # a group's curve covers exactly its sites
+        assert pp[group]["sites"] == sum(f"group:{s['group']}" == group for s in counted)
     for name, cov in pp.items():
         assert set(cov) == {"sites", "needed", "max_share", "points"}
         assert set(cov["needed"]) == {"50%", "90%", "100%"}
@@ -230,6 +233,6 @@ def test_json_regmap_sites_share_one_funnel(tree_scan: dict[str, Any]) -> None:
 def test_json_subfolder_scan_has_its_own_driver_only(tmp_path: Any) -> None:
     data = scan_json(tmp_path, TREE / "drivers/wrap", extra=("--root", str(TREE)))
     pp = data["patch_points"]
-    assert list(pp) == ["all", "drivers/wrap"]
+    assert list(pp) == ["all", "group:generic", "drivers/wrap"]
     assert pp["all"]["points"] == pp["drivers/wrap"]["points"]
     assert pp["drivers/wrap"]["points"][0]["name"] == "__wr_rd"
