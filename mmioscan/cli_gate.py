@@ -48,6 +48,12 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
     return Path(base) / "mmioscan" / "facts"
 
 
+def _workspace(args: argparse.Namespace) -> Path | None:
+    """The gate's reusable materialisation folder, next to the facts cache."""
+    cache = _cache_dir(args)
+    return None if cache is None else cache / "gate"
+
+
 def _scan_options(parser: argparse.ArgumentParser) -> None:
     """What every command that scans accepts (a subset of `mmioscan scan`)."""
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
@@ -76,7 +82,8 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, jobs,
                               cache)
-        return analyse(AnalysisOptions(options, config=config, strategy=strategy))
+        return analyse(AnalysisOptions(options, config=config, strategy=strategy,
+                                       kconfig_cache=cache))
 
     return scan
 
@@ -166,7 +173,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     options = GateOptions(
         policy=load_policy(args.policy), scanner=_scanner(args),
         triage=load_triage(args.triage) if args.triage is not None else EMPTY,
-        baseline=baseline, keep_temp=args.keep_temp)
+        baseline=baseline, keep_temp=args.keep_temp, workspace=_workspace(args))
     report = _gate_report(args, options)
     renderer = {"text": gate_report.render_text, "json": gate_report.render_json,
                 "sarif": gate_report.render_sarif}[args.format]

@@ -16,12 +16,15 @@ that the base (or the baseline) also has is unchanged, whatever line it moved to
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import posixpath
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +38,7 @@ from mmioscan.triage import EMPTY, Triage
 
 State = Literal["new", "unchanged", "absent"]
 # Scans one version: (materialised root, folders relative to it) -> result.
+_STATE_ORDER = {"new": 0, "absent": 1, "unchanged": 2}  # what a reviewer reads first
 Scanner = Callable[[Path, tuple[str, ...]], ScanResult]
 
 
@@ -96,7 +100,10 @@ class GateOptions:
     scanner: Scanner
     triage: Triage = EMPTY
     baseline: Baseline | None = None
-    keep_temp: Path | None = None  # materialise here and keep it (debugging), else a tempdir
+    keep_temp: Path | None = None  # materialise here and keep it (debugging)
+    # Reused between runs (one subfolder per tree, locked while in use), so the facts and
+    # Kconfig caches, keyed by path, hit on the second run. None: a fresh temporary folder.
+    workspace: Path | None = None
 
 
 # ---- matching ------------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def compare(base: Sequence[Site], head: Sequence[Site], options: GateOptions
         else:
             out.append(GateFinding(site, class_id, "absent",
                                    triage=options.triage.label_of(site)))
-    out.sort(key=lambda f: (f.state != "new", rank(f.class_id), f.site.sort_key()))
+    out.sort(key=lambda f: (_STATE_ORDER[f.state], rank(f.class_id), f.site.sort_key()))
     return tuple(out)
 
 
@@ -213,13 +220,9 @@ def _with_notes(report: GateReport, *notes: str) -> GateReport:
 def _run(root: Path, base: gitrev.Source, head: gitrev.Source, changed: tuple[str, ...],
          options: GateOptions, start: float) -> GateReport:
     folders = source_folders(changed)
-    work = options.keep_temp or Path(tempfile.mkdtemp(prefix="mmioscan-gate-"))
-    try:
+    with _workspace(options, root) as work:
         before = _scan_version(base, folders, work / "base", options.scanner)
         after = _scan_version(head, folders, work / "head", options.scanner)
-    finally:
-        if options.keep_temp is None:
-            shutil.rmtree(work, ignore_errors=True)
     findings = compare(before.sites if before else (), after.sites if after else (), options)
     problems = tuple(sorted({p for r in (before, after) if r is not None for p in r.problems},
                             key=lambda p: (p.path, p.message)))
@@ -239,6 +242,36 @@ def _scan_version(source: gitrev.Source, folders: tuple[str, ...], dest: Path,
     present = gitrev.scan_folders(contents, folders)
     if not present:
         return None
-    dest.mkdir(parents=True, exist_ok=True)
-    gitrev.write_tree(dest, contents)
+    gitrev.sync_tree(dest, contents)
     return scanner(dest, present)
+
+
+@contextlib.contextmanager
+def _workspace(options: GateOptions, root: Path) -> Iterator[Path]:
+    """Where the two versions are laid out: --keep-temp, else the tree's reusable folder
+    under options.workspace if no other gate run holds it, else a temporary folder."""
+    if options.keep_temp is not None:
+        yield options.keep_temp
+        return
+    if options.workspace is not None:
+        place = options.workspace / hashlib.sha1(str(root).encode(),
+                                                  usedforsecurity=False).hexdigest()[:16]
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            lock = (place / ".lock").open("w")
+        except OSError:
+            lock = None
+        if lock is not None:
+            with lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    pass  # busy: another gate run on the same tree; use a temporary folder
+                else:
+                    yield place
+                    return
+    temp = Path(tempfile.mkdtemp(prefix="mmioscan-gate-"))
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

@@ -8,15 +8,20 @@ the user's tree or index; git runs with optional locks off, so even `git diff` d
 refresh the index behind the user's back.
 
 What a scan of the changed files needs (`needed_paths`):
-- every file of each changed file's folder: drivers keep their wrappers in sibling .c/.h files;
+- every C file of each changed file's folder: drivers keep their wrappers in sibling .c/.h
+  files;
 - the headers those include (`"x.h"` next to them, `<linux/x.h>` from include/ and
-  arch/x86/include/), transitively as deep as the scan itself follows them;
-- the Makefile, Kbuild and Kconfig files of the folders on the way to them, which map files to
-  drivers and groups, and the files the TDX model reads its instruction forms from.
+  arch/x86/include/), transitively, deeper than the scan itself follows them;
+- every Makefile, Kbuild and Kconfig* file of the tree (about 5,000 files, 9.5 MB in 6.12):
+  the driver map walks Kbuild down from the root and parses Kconfig from the root through
+  every `source`, so a partial set would lose driver groups (virtio_net is virtio only
+  through its Kconfig dependency);
+- the files the TDX model reads its instruction forms from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -31,6 +36,10 @@ from mmioscan.callgraph import include_candidates
 INCLUDE_DEPTH = 6  # deeper than scan.MAX_INCLUDE_DEPTH: the scan never looks further
 _INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
 _BUILD_FILES = re.compile(r"^(Makefile|Kbuild|Kconfig.*)$")
+
+
+def is_build_file(path: str) -> bool:
+    return _BUILD_FILES.match(posixpath.basename(path)) is not None
 # Read by the TDX model and the version lookup wherever they exist.
 CONTEXT_FILES = ("Makefile", "Kconfig", "Kbuild", "arch/x86/Kconfig",
                  "arch/x86/include/asm/io.h", "arch/x86/lib/iomem.c", "lib/iomap.c",
@@ -50,6 +59,8 @@ class Source(Protocol):
     def is_file(self, path: str) -> bool: ...
 
     def files_in(self, folder: str) -> list[str]: ...
+
+    def build_files(self) -> list[str]: ...
 
     def read(self, paths: Sequence[str]) -> dict[str, bytes]: ...
 
@@ -144,6 +155,9 @@ class RevSource:
                 self._folders.setdefault(posixpath.dirname(path), []).append(path)
         return sorted(self._folders.get(folder, ()))
 
+    def build_files(self) -> list[str]:
+        return sorted(p for p in self.blobs if is_build_file(p))
+
     def read(self, paths: Sequence[str]) -> dict[str, bytes]:
         wanted = [p for p in paths if p in self.blobs]
         if not wanted:
@@ -181,6 +195,15 @@ class DiskSource:
             return []
         return sorted(posixpath.join(folder, n) if folder else n for n in names)
 
+    def build_files(self) -> list[str]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            base = os.path.relpath(dirpath, self.root)
+            found += [n if base == "." else f"{base}/{n}".replace(os.sep, "/")
+                      for n in filenames if _BUILD_FILES.match(n)]
+        return sorted(found)
+
     def read(self, paths: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         for path in paths:
@@ -209,6 +232,13 @@ class OverlaySource:
                 (names.add if data is not None else names.discard)(path)
         return sorted(names)
 
+    def build_files(self) -> list[str]:
+        names = set(self.base.build_files())
+        for path, data in self.changes.items():
+            if is_build_file(path):
+                (names.add if data is not None else names.discard)(path)
+        return sorted(names)
+
     def read(self, paths: Sequence[str]) -> dict[str, bytes]:
         found = self.base.read([p for p in paths if p not in self.changes])
         for path in paths:
@@ -216,13 +246,6 @@ class OverlaySource:
             if data is not None:
                 found[path] = data
         return found
-
-
-def _ancestors(folder: str) -> Iterable[str]:
-    while folder:
-        yield folder
-        folder = posixpath.dirname(folder)
-    yield ""
 
 
 def _includes(path: str, data: bytes, source: Source) -> set[str]:
@@ -239,11 +262,9 @@ def _includes(path: str, data: bytes, source: Source) -> set[str]:
 def needed_paths(source: Source, folders: Iterable[str]) -> dict[str, bytes]:
     """The contents of every file a scan of these folders reads (see the module comment)."""
     wanted: set[str] = {p for p in CONTEXT_FILES if source.is_file(p)}
+    wanted.update(source.build_files())
     for folder in folders:
-        wanted.update(source.files_in(folder))
-        for above in _ancestors(posixpath.dirname(folder) if folder else ""):
-            wanted.update(p for p in source.files_in(above)
-                          if _BUILD_FILES.match(posixpath.basename(p)))
+        wanted.update(p for p in source.files_in(folder) if p.endswith(SOURCE_SUFFIXES))
     contents = source.read(sorted(wanted))
     fresh = [p for p in contents if p.endswith(SOURCE_SUFFIXES)]
     for _ in range(INCLUDE_DEPTH):
@@ -259,16 +280,32 @@ def needed_paths(source: Source, folders: Iterable[str]) -> dict[str, bytes]:
     return contents
 
 
-def write_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
-    """Lay the files out under dest (a fresh temporary folder)."""
-    for path, data in contents.items():
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
 def scan_folders(contents: Mapping[str, bytes], folders: Iterable[str]) -> tuple[str, ...]:
     """The folders that hold C files in this version (a new driver's folder is missing from
     the base, a deleted one from the head)."""
     present = {posixpath.dirname(p) for p in contents if p.endswith(SOURCE_SUFFIXES)}
     return tuple(sorted(f for f in set(folders) if f in present))
+
+
+def sync_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
+    """Make dest hold exactly these files. Files whose bytes are already there are left
+    alone: their unchanged mtime lets the facts cache answer from its stamps, without even
+    hashing them, when the gate reuses its workspace."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+        base = Path(dirpath)
+        for name in filenames:
+            rel = (base / name).relative_to(dest).as_posix()
+            if rel not in contents:
+                (base / name).unlink()
+        for name in dirnames:
+            with contextlib.suppress(OSError):  # only empty folders go
+                (base / name).rmdir()
+    for path, data in contents.items():
+        target = dest / path
+        try:
+            if target.stat().st_size == len(data) and target.read_bytes() == data:
+                continue
+        except OSError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)

@@ -427,11 +427,15 @@ def _apply_change(change: Change, current: Callable[[str], bytes | None],
 def _apply_hunks(text: _Text, hunks: Sequence[Hunk], label: str) -> None:
     offset = 0  # how far earlier hunks were found from where they said
     floor = 0  # hunks apply in order and never overlap
+    context = max((max(_context_run(h.lines), _context_run(h.lines[::-1])) for h in hunks),
+                  default=0)
     for number, hunk in enumerate(hunks, start=1):
-        found = _locate(text.lines, hunk, offset, floor)
+        found = _locate(text.lines, hunk, offset, floor, context)
         if found is None:
+            applied = _locate(text.lines, _reversed(hunk), offset, floor, context, fuzz=0)
+            hint = " (it looks applied already)" if applied is not None else ""
             raise PatchError(f"{label}: hunk #{number} (line {hunk.line} of the patch) "
-                             "does not apply")
+                             f"does not apply{hint}")
         start, head_cut, tail_cut = found
         old, new = hunk.old(), hunk.new()
         replaced = old[head_cut:len(old) - tail_cut]
@@ -444,24 +448,46 @@ def _apply_hunks(text: _Text, hunks: Sequence[Hunk], label: str) -> None:
             text.eol = not hunk.new_no_eol
 
 
+def _reversed(hunk: Hunk) -> Hunk:
+    swap = {"+": "-", "-": "+", " ": " "}
+    return Hunk(hunk.new_start, hunk.new_len, hunk.old_start, hunk.old_len,
+                tuple(swap[t[0]] + t[1:] for t in hunk.lines), hunk.new_no_eol,
+                hunk.old_no_eol, hunk.line)
+
+
 def _expected(hunk: Hunk) -> int:
     """The 0-based line the hunk's old side starts at, as its header says."""
     return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
 
 
-def _locate(lines: list[str], hunk: Hunk, offset: int, floor: int
-            ) -> tuple[int, int, int] | None:
-    """(start, context lines dropped at the head, at the tail) of the best match."""
+def _locate(lines: list[str], hunk: Hunk, offset: int, floor: int, context: int,
+            fuzz: int = MAX_FUZZ) -> tuple[int, int, int] | None:
+    """(start, context lines dropped at the head, at the tail) of the best match.
+
+    As in GNU patch: a hunk with less context on one side than the patch's usual amount
+    sits at that end of the file (diff shortens context only there), so it must match
+    there; and fuzz drops only the context beyond that shortfall. Without this, fuzz would
+    let a hunk whose tail context is short apply again to a file that already has it."""
     old = hunk.old()
     lead = _context_run(hunk.lines)
-    trail = _context_run(tuple(reversed(hunk.lines)))
-    for fuzz in range(MAX_FUZZ + 1):
-        head_cut, tail_cut = min(fuzz, lead), min(fuzz, trail)
-        if fuzz and head_cut + tail_cut == 0:
-            break
+    trail = _context_run(hunk.lines[::-1])
+    tried: set[tuple[int, int]] = set()
+    for level in range(fuzz + 1):
+        head_cut = min(max(0, level + lead - context), lead)
+        tail_cut = min(max(0, level + trail - context), trail)
         want = old[head_cut:len(old) - tail_cut]
-        if fuzz and not want:
-            break
+        if (head_cut, tail_cut) in tried or (level and not want):
+            continue
+        tried.add((head_cut, tail_cut))
+        anchor_start = head_cut if lead < context else None
+        anchor_end = len(lines) - tail_cut - len(want) if trail < context else None
+        if anchor_start is not None and anchor_end is not None and anchor_start != anchor_end:
+            continue
+        anchor = anchor_start if anchor_start is not None else anchor_end
+        if anchor is not None:
+            if anchor >= floor and lines[anchor:anchor + len(want)] == want:
+                return anchor, head_cut, tail_cut
+            continue
         start = _search(lines, want, _expected(hunk) + offset + head_cut, floor)
         if start is not None:
             return start, head_cut, tail_cut

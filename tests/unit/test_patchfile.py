@@ -11,11 +11,14 @@ FOO = "".join(f"line {i}\n" for i in range(1, 11))
 PLAIN = """\
 --- a/drivers/foo/foo.c
 +++ b/drivers/foo/foo.c
-@@ -3,3 +3,4 @@
+@@ -2,6 +2,7 @@
+ line 2
  line 3
  line 4
 +added
  line 5
+ line 6
+ line 7
 """
 
 
@@ -37,9 +40,21 @@ def test_offset_search_finds_moved_context() -> None:
 
 
 def test_fuzz_drops_a_changed_context_line() -> None:
-    edited = FOO.replace("line 3\n", "line three\n")
+    edited = FOO.replace("line 2\n", "line two\n")
     out = _apply(PLAIN, {"drivers/foo/foo.c": edited})
-    assert b"line three\nline 4\nadded\nline 5\n" in (out["drivers/foo/foo.c"] or b"")
+    assert b"line two\nline 3\nline 4\nadded\nline 5\n" in (out["drivers/foo/foo.c"] or b"")
+
+
+def test_fuzz_never_reapplies_a_hunk_anchored_at_the_end() -> None:
+    """Short tail context means end of file: already applied, the hunk must not apply again
+    with only `{` left as context."""
+    text = "a\nb\nvoid f(void)\n{\n\tg();\n}\n"
+    patch = ("--- a/f.c\n+++ b/f.c\n@@ -2,5 +2,6 @@\n b\n void f(void)\n {\n+\th();\n"
+             " \tg();\n }\n")
+    once = _apply(patch, {"f.c": text})["f.c"]
+    assert once == b"a\nb\nvoid f(void)\n{\n\th();\n\tg();\n}\n"
+    with pytest.raises(PatchError, match="looks applied already"):
+        _apply(patch, {"f.c": once.decode()})
 
 
 def test_hunk_that_does_not_apply_names_file_and_hunk() -> None:
@@ -86,11 +101,14 @@ diff --git a/drivers/foo/foo.c b/drivers/foo/foo.c
 index 1111111..2222222 100644
 --- a/drivers/foo/foo.c
 +++ b/drivers/foo/foo.c
-@@ -{at},3 +{at},4 @@
+@@ -{at},6 +{at},7 @@
+ line {z}
  line {a}
  line {b}
 +{added}
  line {c}
+ line {d}
+ line {e}
 --
 2.39.5
 
@@ -98,9 +116,11 @@ index 1111111..2222222 100644
 
 
 def test_mbox_series_applies_in_order() -> None:
-    first = FORMAT_PATCH.format(n=1, subject="one", at=3, a=3, b=4, added="first", c=5)
-    second = FORMAT_PATCH.format(n=2, subject="two", at=8, a=7, b=8, added="second", c=9)
-    second = second.replace("@@ -8,3 +8,4 @@", "@@ -8,3 +9,4 @@")
+    first = FORMAT_PATCH.format(n=1, subject="one", at=2, z=2, a=3, b=4, added="first", c=5,
+                                d=6, e=7)
+    second = FORMAT_PATCH.format(n=2, subject="two", at=6, z=6, a=7, b=8, added="second",
+                                 c=9, d=10, e=11).replace(" line 11\n", "")
+    second = second.replace("@@ -6,6 +6,7 @@", "@@ -6,5 +7,6 @@")
     patch = parse(first + second, "series.mbox")
     assert patch.messages == 2
     assert [f.subject for f in patch.files] == ["[PATCH 1/2] foo: one", "[PATCH 2/2] foo: two"]
@@ -110,7 +130,8 @@ def test_mbox_series_applies_in_order() -> None:
 
 
 def test_series_failure_names_the_mail() -> None:
-    bad = FORMAT_PATCH.format(n=1, subject="broken", at=3, a=30, b=40, added="x", c=50)
+    bad = FORMAT_PATCH.format(n=1, subject="broken", at=3, z=20, a=30, b=40, added="x",
+                              c=50, d=60, e=70)
     with pytest.raises(PatchError, match=r"\[PATCH 1/2\] foo: broken"):
         _apply(bad, {"drivers/foo/foo.c": FOO})
 

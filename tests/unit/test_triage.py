@@ -1,0 +1,71 @@
+"""Triage labels keyed by fingerprint (mmioscan/triage.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmioscan.gate import GateOptions, compare
+from mmioscan.policy import load_policy
+from mmioscan.triage import TriageError, load, template, unlabelled
+from tests.unit.gate_sites import fake_scan, make_site
+
+UNSUPPORTED = make_site(callee="__iowrite32_copy", tdx="unsupported")
+OTHER = make_site(line=20, function="bar", callee="__iowrite32_copy", tdx="unsupported")
+
+
+def _toml(tmp_path: Path, label: str, site: object = UNSUPPORTED) -> Path:
+    path = tmp_path / "triage.toml"
+    fp = site.fingerprint  # type: ignore[attr-defined]
+    path.write_text(f'version = 1\n[findings.{fp}]\nlabel = "{label}"\n'
+                    'comment = "checked by hand"\n')
+    return path
+
+
+def test_toml_and_json_files(tmp_path: Path) -> None:
+    triage = load(_toml(tmp_path, "concern"))
+    assert triage.label_of(UNSUPPORTED) == "concern"
+    assert triage.comment_of(UNSUPPORTED) == "checked by hand"
+    assert triage.label_of(OTHER) is None
+    path = tmp_path / "triage.json"
+    path.write_text(json.dumps({"version": 1, "findings": {
+        UNSUPPORTED.fingerprint: {"label": "safe", "comment": "", "path": "x"}}}))
+    assert load(path).suppresses(UNSUPPORTED)
+
+
+@pytest.mark.parametrize(("label", "blocking"), [
+    ("safe", False), ("excluded", False), ("concern", True), ("wrapper", True),
+    ("trusted", True)])
+def test_safe_and_excluded_keep_a_finding_out_of_the_gate(tmp_path: Path, label: str,
+                                                           blocking: bool) -> None:
+    options = GateOptions(load_policy(), fake_scan, triage=load(_toml(tmp_path, label)))
+    out = compare((), [UNSUPPORTED], options)
+    assert out[0].state == "new" and out[0].triage == label
+    assert out[0].blocking is blocking
+
+
+def test_unlabelled_and_the_template_round_trip(tmp_path: Path) -> None:
+    triage = load(_toml(tmp_path, "safe"))
+    todo = unlabelled([OTHER, UNSUPPORTED, make_site(tdx="paravirt")], triage)
+    assert todo == [(OTHER, "unsupported-mmio")]
+    path = tmp_path / "todo.toml"
+    path.write_text(template(todo))
+    again = load(path)
+    assert again.label_of(OTHER) is None  # empty labels are still to be decided
+    assert unlabelled([OTHER], again) == todo
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[findings.abc]\nlabel = 'fine'\n", "not one of"),
+    ("findings = 3\n", "must map"),
+    ("version = 2\n", "version 1"),
+    ("[findings\n", "not valid TOML"),
+    ("[findings.abc]\nlabel = 'safe'\ncomment = 1\n", "comment"),
+])
+def test_malformed_triage_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(TriageError, match=message):
+        load(path)
