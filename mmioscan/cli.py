@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML audit report "
                             "(every strategy compared)")
     add_scan_options(report)
-    report.add_argument("-o", "--output", type=Path, required=True,
-                        help="FILE.html (or .md for Markdown, .json for the JSON summary)")
+    report.add_argument("-o", "--output", type=Path, required=True, action="append",
+                        help="FILE.html (or .md for Markdown, .json for the JSON summary); "
+                             "repeat to write several from one scan")
     explain = sub.add_parser("explain", help="explain a function, macro or accessor (NAME), "
                              "or the sites on one line (PATH:LINE)")
     explain.add_argument("target", metavar="NAME|PATH:LINE")
@@ -176,14 +177,19 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+REPORTS: dict[str, Callable[[ScanResult], str]] = {
+    ".html": html_report.render, ".htm": html_report.render, ".md": markdown_report.render,
+    ".json": summary_report.render}
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    suffix = args.output.suffix.lower()
-    renderers = {".html": html_report.render, ".htm": html_report.render,
-                 ".md": markdown_report.render, ".json": summary_report.render}
-    if suffix not in renderers:
-        raise UsageError(f"{args.output}: the report is .html, .md or .json")
+    outputs: list[Path] = args.output
+    for output in outputs:
+        if output.suffix.lower() not in REPORTS:
+            raise UsageError(f"{output}: a report is .html, .md or .json")
     result = run_analysis(args, compare=True)
-    _write(renderers[suffix](result), args.output)
+    for output in outputs:
+        _write(REPORTS[output.suffix.lower()](result), output)
     return 0
 
 
