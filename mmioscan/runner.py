@@ -14,7 +14,7 @@ from pathlib import Path
 from mmioscan import __version__
 from mmioscan.cache import FactsCache, decode, encode
 from mmioscan.cfront.extract import Extractor
-from mmioscan.cfront.prefilter import NameScanner, include_targets
+from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
 from mmioscan.model import FileFacts, Problem
 
 # Cached facts are keyed by the extractor's own source as well: any change to the front end
@@ -84,7 +84,7 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         notes = (Problem(rel, f"not valid UTF-8 at byte {exc.start}: scanned as raw bytes"),)
-    if not force and not _Worker.scanner.mentions(data):
+    if not force and not _Worker.scanner.mentions(data) and not mentions_iomem(data):
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
                          includes=include_targets(data))
     try:

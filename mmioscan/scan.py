@@ -29,7 +29,7 @@ from mmioscan.callgraph import (
 from mmioscan.model import FileFacts, Problem, ScanResult, ScanStats, Site
 from mmioscan.ruleset import RuleSet
 from mmioscan.runner import ExtractSpec, Progress, collect_facts, open_cache
-from mmioscan.sites import direct_sites
+from mmioscan.sites import deref_sites, direct_sites
 from mmioscan.tree import FileSet, collect, kernel_version
 from mmioscan.wrappers import (
     driver_of,
@@ -281,8 +281,8 @@ def run_scan(options: ScanOptions, rules: RuleSet,
 def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts],
                    finish: SiteFinisher | None, clock: Timings) -> ScanResult:
     """Direct and reference sites only, without the call graph (--direct-only)."""
-    sites = tuple(s.placed(driver_of(s.path), None, False)
-                  for s in direct_sites(scoped, store.rules.catalogue))
+    sites = tuple(s.placed(driver_of(s.path), None, False) for s in sorted(
+        [*direct_sites(scoped, store.rules.catalogue), *deref_sites(scoped)], key=Site.sort_key))
     if finish is not None:
         sites = finish(fileset.root, sites)
         clock.lap("drivers and verdicts")
@@ -298,6 +298,7 @@ def _all_sites(scoped: list[FileFacts], store: _Facts, graph: CallGraph,
                rules: RuleSet) -> tuple[Site, ...]:
     catalogue = rules.catalogue
     found: list[Site] = list(direct_sites(scoped, catalogue))
+    found += deref_sites(scoped)
     found += wrapper_sites(scoped, graph, catalogue)
     found += regmap_sites(scoped, regmap_folders(store.by_path.values(), rules.regmap),
                           rules.regmap)

@@ -1,4 +1,5 @@
-"""Facts -> sites: calls of catalogued accessors (direct) and accessors used as values."""
+"""Facts -> sites: calls of catalogued accessors (direct), accessors used as values, and raw
+dereferences of `__iomem` pointers."""
 
 from __future__ import annotations
 
@@ -29,3 +30,17 @@ def direct_sites(all_facts: Iterable[FileFacts], catalogue: Catalogue) -> tuple[
     """Every direct and reference site, in (path, line, column) order."""
     sites = [s for facts in all_facts for s in file_sites(facts, catalogue)]
     return tuple(sorted(sites, key=Site.sort_key))
+
+
+def deref_sites(all_facts: Iterable[FileFacts]) -> Iterator[Site]:
+    """Raw dereferences of __iomem pointers (`*p = v`, `r->ctrl`, `p[i]`): kind "deref".
+
+    callee is the form ("*p", "p->field", "p[i]"); there is no accessor, so accessor and
+    family are "deref" and the width is unknown (the compiler chooses the instruction).
+    """
+    for facts in all_facts:
+        for line, column, scope, access, form, active in facts.derefs:
+            yield Site(path=facts.path, line=line, column=column,
+                       function=facts.scopes[scope].name if scope >= 0 else None,
+                       callee=form, accessor="deref", kind="deref", access=access, width=None,
+                       family="deref", active=active)

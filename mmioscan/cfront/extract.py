@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from mmioscan.cfront import lexer
+from mmioscan.cfront import iomem, lexer
 from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import (
@@ -133,6 +133,9 @@ class Extractor:
                 roots.extend(self._registered(node, name, self.registrations[name]))
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references)
+        derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
+                                   self.interesting, lambda o: self._scope_at(starts, ends, o),
+                                   first_macro=len(scopes))
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
         errors = len(caps.get("error", []))
@@ -146,7 +149,8 @@ class Extractor:
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
                          problems=tuple(problems), includes=_includes(clean),
-                         roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))))
+                         roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
+                         derefs=derefs)
 
     # -- hot-path roots ----------------------------------------------------------------------
 

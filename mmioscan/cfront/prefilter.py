@@ -88,6 +88,12 @@ class NameScanner:
         return start, end
 
 
+def mentions_iomem(data: bytes) -> bool:
+    """Files naming `__iomem` are parsed even without an accessor: they may dereference an
+    __iomem pointer (cfront/iomem.py). One `in` test: memory speed, like the anchors."""
+    return b"__iomem" in data
+
+
 _INCLUDE_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
 
 

@@ -98,7 +98,7 @@ def test_json_site_keys_and_types(tree_json: dict[str, Any]) -> None:
         assert site["access"] in ("read", "write", "both")
         assert site["width"] in (8, 16, 32, 64, 512, None)
         assert site["family"] in ("mmio", "iomap", "bulk", "split", "poll", "submit", "pio",
-                                  "regmap")
+                                  "regmap", "deref")
         assert isinstance(site["active"], bool)
 
 
@@ -196,7 +196,7 @@ def test_text_summary(capsys: pytest.CaptureFixture[str], tree_json: dict[str, A
     assert sum(fam_acc.values()) == len(active)
     folders = rows("top folders:")
     assert set(folders) == {"drivers/foo", "drivers/bar", "drivers/wrap", "drivers/wrapport",
-                            "drivers/rmap", "include/linux"}
+                            "drivers/rmap", "drivers/deref", "include/linux"}
     assert folders["drivers/bar"] == 2
     assert list(folders) == sorted(folders, key=lambda f: -folders[f])
 
@@ -224,7 +224,7 @@ def test_direct_only_has_no_graph_results(tmp_path: Path) -> None:
     assert run_cli(["scan", str(TREE), "--direct-only", "--format", "json", "-o", str(out),
                     "--no-cache", "--no-progress"]) == 0
     doc = json.loads(out.read_text())
-    assert {s["kind"] for s in doc["sites"]} <= {"direct", "reference"}
+    assert {s["kind"] for s in doc["sites"]} <= {"direct", "reference", "deref"}
     assert doc["patch_points"] == {} and doc["hot_roots"] == []
 
 
