@@ -961,6 +961,15 @@ class TdxModel:
     def form(self, name: str) -> Form | None:
         return self.forms.get(name)
 
+    def needs_args(self, site: Site) -> bool:
+        """Whether verdict() would use the site's call arguments (a direct call of a bulk
+        form that traps once per unit of its count): callers can skip call_arguments()
+        for every other site."""
+        if site.kind != "direct":
+            return False
+        form = self.forms.get(site.accessor)
+        return form is not None and form.per_count and form.path == "ve"
+
     def paravirt(self, plan: _Plan, cover: str) -> Tdx:
         key = (plan, "paravirt", cover)
         tdx = self._cache.get(key)

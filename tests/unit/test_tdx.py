@@ -325,6 +325,16 @@ def test_bulk_counts(model: TdxModel, strategies: dict[str, Strategy]) -> None:
     assert verdict(ref, model, up, ["p", "q", "16"]).ve_exits is None  # not its arguments
 
 
+def test_needs_args_only_for_counted_direct_calls(model: TdxModel) -> None:
+    assert model.needs_args(_direct("memcpy_toio"))
+    assert model.needs_args(_direct("ioread32_rep"))
+    assert not model.needs_args(_direct("readl"))
+    assert not model.needs_args(_direct("__iowrite32_copy"))  # unsupported: no count needed
+    assert not model.needs_args(_wrapper(("memcpy_toio",)))
+    assert not model.needs_args(_site(kind="reference", callee="memcpy_toio",
+                                      accessor="memcpy_toio"))
+
+
 def test_unsupported_helpers(model: TdxModel, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     tdx = verdict(_direct("__iowrite32_copy", family="bulk"), model, up, ["p", "q", "16"])
