@@ -4,7 +4,7 @@
 PYTHON ?= python3
 OUT ?= out
 
-.PHONY: deps demo test lint unit integration bench clean
+.PHONY: deps demo test lint unit integration bench report clean
 
 deps:
 	PYTHON=$(PYTHON) bash .ci/install-deps
@@ -15,6 +15,14 @@ demo: deps
 	  mmioscan scan "$$tree/drivers" && \
 	  mmioscan scan "$$tree/drivers" --format json -o $(OUT)/drivers.json --no-progress && \
 	  echo "JSON written to $(OUT)/drivers.json"
+
+# The published audit (reports/): Debian's linux-source-6.12 under its cloud-amd64 config.
+REPORT ?= reports/linux-6.12-cloud-amd64
+report: deps
+	@tree=$$(mmioscan kernel-tree) && config=$$(mmioscan kernel-tree --config) && \
+	  mmioscan report "$$tree" --config "$$config" --no-progress \
+	    -o $(REPORT).md -o $(REPORT).summary.json -o $(REPORT).html && \
+	  ls -l $(REPORT).*
 
 lint:
 	$(PYTHON) -m ruff check mmioscan tests bench

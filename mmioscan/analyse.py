@@ -71,6 +71,8 @@ class _Finisher:
                                   sorted({s.path for s in sites}))
         self.problems += list(drivers.problems)
         model = TdxModel.derive(root, self.rules.catalogue)
+        # A partial tree falls back to the shipped forms: say so where users look.
+        self.problems += [Problem(".", f"TDX instruction forms: {note}") for note in model.notes]
         self.enricher = Enricher(root, drivers, model, self.strategy, self.rules.catalogue)
         done, self.arguments = self.enricher.run(sites)
         return done

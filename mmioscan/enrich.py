@@ -48,18 +48,12 @@ class Enricher:
                  for s in sites]
         for (site, fp), code in zip(assign(zip(sites, codes, strict=True)), codes, strict=True):
             args = None
-            if text is not None and self._needs_arguments(site):
+            if text is not None and self.model.needs_args(site):
                 args = call_arguments(text, site.line, site.column)
                 if args is not None:
                     arguments[site.sort_key()] = args
-            tdx = verdict(site, self.model, self.strategy, args)
+            tdx = verdict(site, self.model, self.strategy, args, info.group)
             yield site.enriched(info, tdx, fp, code or None)
-
-    def _needs_arguments(self, site: Site) -> bool:
-        if site.kind != "direct":
-            return False
-        acc = self.catalogue.get(site.accessor)
-        return acc is not None and acc.count_arg is not None
 
     def reverdict(self, site: Site, strategy: Strategy,
                   arguments: dict[SiteKey, list[str]]) -> Tdx:
