@@ -258,16 +258,16 @@ _COMMAND_LINE = frozenset({"srctree", "objtree", "src", "obj", "SRCARCH", "ARCH"
 class _Make:
     """Variables and expansion for one folder's Makefile (and the files it includes)."""
 
-    def __init__(self, root: Path, folder: str, marks: _Marks) -> None:
+    def __init__(self, root: Path, folder: str, marks: _Marks, arch: str) -> None:
         self.root, self.folder, self.marks = root, folder, marks
         here = folder or "."
         # (value, recursive): recursive values are expanded at each use, as `=` in make.
         self.vars: dict[str, tuple[str, bool]] = {
             "srctree": (".", False), "objtree": (".", False), "src": (here, False),
-            "obj": (here, False), "SRCARCH": ("x86", False), "ARCH": ("x86", False),
+            "obj": (here, False), "SRCARCH": (arch, False), "ARCH": (arch, False),
             "BITS": ("64", False), "comma": (",", False), "empty": ("", False),
             "space": (" ", False), "pound": ("#", False), "squote": ("'", False),
-            "quote": ('"', False)}
+            "quote": ('"', False)}  # BITS: x86_64, the TDX guest
         self.unsupported: set[str] = set()  # functions met that cannot be evaluated
         # foo -> the keys foo-<markers> assigned so far (`foo-$(CONFIG_X) += ...`)
         self.cond_keys: dict[str, list[str]] = {}
@@ -420,8 +420,11 @@ def _fn_filter(mk: _Make, args: list[str], depth: int, keep: bool = True) -> str
 def _fn_if(mk: _Make, args: list[str], depth: int) -> str:
     cond = mk.expand(args[0], depth).strip() if args else ""
     then = mk.expand(args[1], depth) if len(args) > 1 else ""
-    if _MARK.search(cond):  # decided by the .config: keep the branch, conditioned
-        return " ".join(w + _marks_in(cond) for w in then.split())
+    if _MARK.search(cond):
+        # Decided by the .config: the then-words carry the condition; the else-words cannot
+        # carry "not X", so they count as unconditional (built, to be safe).
+        other = mk.expand(",".join(args[2:]), depth) if len(args) > 2 else ""
+        return " ".join([*(w + _marks_in(cond) for w in then.split()), other])
     if cond:
         return then
     return mk.expand(",".join(args[2:]), depth) if len(args) > 2 else ""
@@ -654,9 +657,10 @@ def _join(folder: str, token: str) -> str:
 class _Reader:
     """Reads one folder's Kbuild file (and what it includes) into _FolderRules."""
 
-    def __init__(self, root: Path, folder: str, marks: _Marks, problems: list[Problem]) -> None:
+    def __init__(self, root: Path, folder: str, marks: _Marks, problems: list[Problem],
+                 arch: str) -> None:
         self.root, self.folder, self.marks, self.problems = root, folder, marks, problems
-        self.make = _Make(root, folder, marks)
+        self.make = _Make(root, folder, marks, arch)
         self.assigns: list[_Assign] = []
         self.in_recipe = False
         self.in_define = False
@@ -834,9 +838,9 @@ class _Kbuild:
     and its ancestors are deferred, and replayed when a lookup widens the scope.
     """
 
-    def __init__(self, root: Path, scope: Iterable[str] | None = None,
+    def __init__(self, root: Path, arch: str = "x86", scope: Iterable[str] | None = None,
                  always_built: Sequence[str] = ()) -> None:
-        self.root = root
+        self.root, self.arch = root, arch
         self.always_built = always_built
         self.marks = _Marks()
         self.problems: list[Problem] = []
@@ -877,7 +881,7 @@ class _Kbuild:
         rel = self.kbuild_file(folder)
         if rel is None:
             return None
-        reader = _Reader(self.root, folder, self.marks, self.problems)
+        reader = _Reader(self.root, folder, self.marks, self.problems, self.arch)
         reader.read(rel)
         return reader.finish(rel, lists)
 
@@ -899,7 +903,7 @@ class _Kbuild:
         Kbuild's. Only read when a root Kbuild exists next to it (a real kernel tree)."""
         if not ((self.root / "Kbuild").is_file() and (self.root / "Makefile").is_file()):
             return []
-        reader = _Reader(self.root, "", self.marks, self.problems)
+        reader = _Reader(self.root, "", self.marks, self.problems, self.arch)
         reader.read("Makefile")
         return reader.finish("Makefile", _ARCH_LISTS).descents
 
@@ -956,6 +960,7 @@ class _Grouper:
             for g in rules.groups}
         self._values: dict[tuple[str, str, int], bool | None] = {}
         self._reasons: dict[tuple[str, str, bool], str | None] = {}
+        self._verdicts: dict[tuple[int, str, tuple[str, ...]], tuple[Group, str]] = {}
 
     def _arch_symbols(self) -> tuple[frozenset[str], frozenset[str]]:
         """Symbols defined only in arch/<arch>/ Kconfig files: those no other architecture
@@ -968,11 +973,27 @@ class _Grouper:
         elsewhere = local & self.facts.other_arch
         return frozenset(local - elsewhere), frozenset(elsewhere)
 
-    def classify(self, path: str, symbols: Sequence[str]) -> tuple[Group, str]:
-        for rule in self.rules.groups:
+    def classify(self, path: str, symbols: tuple[str, ...]) -> tuple[Group, str]:
+        rule_index, prefix = self._path_rule(path)
+        key = (rule_index, prefix, symbols)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._classify(rule_index, prefix, symbols)
+        return verdict
+
+    def _path_rule(self, path: str) -> tuple[int, str]:
+        """The first group (by index) with a path rule matching `path`, and the prefix."""
+        for index, rule in enumerate(self.rules.groups):
             for prefix in rule.paths:
                 if path.startswith(prefix):
-                    return rule.name, f"path rule {prefix}"
+                    return index, prefix
+        return len(self.rules.groups), ""
+
+    def _classify(self, rule_index: int, prefix: str,
+                  symbols: tuple[str, ...]) -> tuple[Group, str]:
+        for index, rule in enumerate(self.rules.groups):
+            if index == rule_index:
+                return rule.name, f"path rule {prefix}"
             for i, symbol in enumerate(symbols):
                 # `selects` marks the module's own symbol only: REMOTEPROC selects VIRTIO,
                 # which does not make every remote-processor driver below it virtio.
@@ -1059,7 +1080,7 @@ class _Grouper:
                 self._values[key] = False
         return self._values[key]
 
-    def _generic_reason(self, symbols: Sequence[str]) -> str:
+    def _generic_reason(self, symbols: tuple[str, ...]) -> str:
         groups = " or ".join(g.name for g in reversed(self.rules.groups))
         if not symbols:
             return "no Kconfig symbol and no path rule"
@@ -1099,7 +1120,7 @@ class DriverMap:
         self._grouper = grouper
         self._memo: dict[str, DriverInfo] = {}
         self._listed: dict[str, DriverInfo | None] = {}
-        self._c_files: dict[str, list[str]] = {}
+        self._c_drivers: dict[str, list[DriverInfo]] = {}
         self._orphans: dict[str, dict[str, list[_Object]]] = {}
 
     @classmethod
@@ -1108,20 +1129,32 @@ class DriverMap:
               cache_dir: Path | None = None) -> DriverMap:
         """Read the tree's Kbuild files and Kconfig. `paths`, when given, are looked up now
         (the map answers for any other path too). `cache_dir` caches the Kconfig facts."""
-        problems: list[Problem] = []
-        try:
-            facts: KconfigFacts | None = load_kconfig_facts(root, rules.arch, cache_dir)
-        except KconfigLoadError as exc:
-            facts = None
-            problems.append(Problem("Kconfig", f"{exc}; groups from path rules only"))
         wanted = None if paths is None else list(paths)
-        kbuild = _Kbuild(root, None if wanted is None else
-                         {posixpath.dirname(p) for p in wanted}, rules.always_built)
-        kbuild.walk()
+        scope = None if wanted is None else {posixpath.dirname(p) for p in wanted}
+        kbuild = _Kbuild(root, rules.arch, scope, rules.always_built)
+        problems: list[Problem] = []
+        facts: KconfigFacts | None = None
+        if kbuild.kbuild_file("") is None and not (root / "Kconfig").exists():
+            # Not a kernel tree (a folder scanned on its own): one line says it all.
+            problems.append(Problem(".", "no Kconfig and no Kbuild at the root: drivers are "
+                                         "folders, groups come from path rules only"))
+            kbuild.has_root = False
+        else:
+            facts = cls._kconfig(root, rules, cache_dir, problems)
+            kbuild.walk()
         built = cls(root, kbuild, _Grouper(rules, facts), config, problems)
         for path in wanted or ():
             built.lookup(path)
         return built
+
+    @staticmethod
+    def _kconfig(root: Path, rules: GroupRules, cache_dir: Path | None,
+                 problems: list[Problem]) -> KconfigFacts | None:
+        try:
+            return load_kconfig_facts(root, rules.arch, cache_dir)
+        except KconfigLoadError as exc:
+            problems.append(Problem("Kconfig", f"{exc}; groups from path rules only"))
+            return None
 
     @property
     def problems(self) -> list[Problem]:
@@ -1139,6 +1172,7 @@ class DriverMap:
         return info
 
     def _lookup(self, path: str) -> DriverInfo:
+        path = posixpath.normpath(path)  # "./drivers/x.c" and "drivers//x.c" too
         self._kbuild.widen(posixpath.dirname(path))
         stem, ext = posixpath.splitext(path)
         if ext in _SOURCE_EXTS:
@@ -1201,8 +1235,7 @@ class DriverMap:
     def _header_info(self, path: str) -> DriverInfo:
         """A header belongs to the one driver its folder's .c files build, else the folder."""
         folder = posixpath.dirname(path)
-        infos = [info for c_file in self._folder_c_files(folder)
-                 if (info := self._object_info(c_file, c_file[:-2])) is not None]
+        infos = self._folder_drivers(folder)
         names = sorted({info.name for info in infos})
         if len(names) != 1:
             fallback = self._folder_info(path)
@@ -1255,13 +1288,16 @@ class DriverMap:
             return None
         return False
 
-    def _folder_c_files(self, folder: str) -> list[str]:
-        files = self._c_files.get(folder)
-        if files is None:
+    def _folder_drivers(self, folder: str) -> list[DriverInfo]:
+        """The drivers of the .c files of `folder` that some object list names."""
+        infos = self._c_drivers.get(folder)
+        if infos is None:
             try:
                 names = sorted(e.name for e in os.scandir(self.root / folder)
                                if e.name.endswith(".c") and e.is_file())
             except OSError:
                 names = []
-            files = self._c_files[folder] = [f"{folder}/{n}" if folder else n for n in names]
-        return files
+            paths = [f"{folder}/{n}" if folder else n for n in names]
+            infos = self._c_drivers[folder] = [
+                info for p in paths if (info := self._object_info(p, p[:-2])) is not None]
+        return infos

@@ -261,7 +261,7 @@ def load_kconfig_facts(root: Path, arch: str = "x86",
                        cache_dir: Path | None = None) -> KconfigFacts:
     """Parse (or read from the cache) the tree's Kconfig. KconfigLoadError when impossible."""
     if not (root / "Kconfig").is_file():
-        raise KconfigLoadError("Kconfig: not found at the tree root")
+        raise KconfigLoadError("not found at the tree root")
     cache = _cache_file(cache_dir, root, arch) if cache_dir is not None else None
     if cache is not None:
         cached = _load_cached(cache, root, arch)
