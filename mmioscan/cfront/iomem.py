@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import tree_sitter as ts
@@ -32,7 +32,10 @@ from mmioscan.cfront.preprocess import Inactive, blank_annotations
 # (line, column, scope index, access, form, active): what FileFacts.derefs holds.
 DerefTuple = tuple[int, int, int, str, str, bool]
 
-_IOMEM_RE = re.compile(rb"(?<![\w])__iomem(?![\w])")
+# Patterns start with a literal (no look-behind): `re` then skips ahead at memory speed; the
+# byte before a match is checked in Python (_words).
+_IOMEM_RE = re.compile(rb"__iomem(?![\w])")
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 # Declarator nodes between a declaration and the name it declares.
 _DECLARATOR_STEPS = frozenset({
     "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
@@ -216,6 +219,30 @@ def _cast_in_disguise(binary: ts.Node, node: ts.Node, op: str) -> bool:
         and _TYPE_NAME_RE.fullmatch(_text(inner[0])) is not None
 
 
+def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]:
+    """Matches of pattern that start a word."""
+    for m in pattern.finditer(data):
+        if m.start() == 0 or data[m.start() - 1] not in _WORD:
+            yield m
+
+
+def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
+    """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
+    per name: a file tracks a handful, and a per-file alternation regex costs its compile."""
+    found: list[tuple[int, int]] = []
+    size = len(data)
+    for name in names:
+        word = name.encode()
+        start = data.find(word)
+        while start >= 0:
+            end = start + len(word)
+            if (start == 0 or data[start - 1] not in _WORD) and (
+                    end == size or data[end] not in _WORD):
+                found.append((start, end))
+            start = data.find(word, end)
+    return sorted(found)
+
+
 def _arguments(args: ts.Node) -> list[ts.Node]:
     return [a for a in args.named_children if a.type != "comment"]
 
@@ -246,7 +273,7 @@ class _Analysis:
     def annotations(self) -> _Annotations:
         notes = _Annotations()
         ambiguous: set[str] = set()
-        for m in _IOMEM_RE.finditer(self.original):
+        for m in _words(_IOMEM_RE, self.original):
             if self.skip(m.start()):
                 continue
             node = self.root.descendant_for_byte_range(m.start(), m.end())
@@ -300,14 +327,11 @@ class _Analysis:
         calls: list[ts.Node] = []
         plain_fields = self.plain_fields
         if names:
-            pattern = re.compile(rb"(?<![\w])(?:" + b"|".join(
-                re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
-                + rb")(?![\w])")
-            for m in pattern.finditer(self.clean):
-                if self.skip(m.start()):
+            for start, end in _occurrences(self.clean, names):
+                if self.skip(start):
                     continue
-                node = self.root.named_descendant_for_byte_range(m.start(), m.end())
-                if node is None or node.start_byte != m.start() or node.end_byte != m.end():
+                node = self.root.named_descendant_for_byte_range(start, end)
+                if node is None or node.start_byte != start or node.end_byte != end:
                     continue
                 self._classify(node, notes, bindings, uses, fields, calls, plain_fields)
         for use in uses:
@@ -593,6 +617,8 @@ def _macro_derefs(original: bytes, clean: bytes, directives: Directives
                   ) -> list[tuple[int, int, str]]:
     """(macro ordinal, byte offset, access) of `*(T __iomem *)` in #define bodies."""
     found: list[tuple[int, int, str]] = []
+    if not any(directives.contains(m.start()) for m in _words(_IOMEM_RE, original)):
+        return found
     for ordinal, macro in enumerate(directives.definitions(clean)):
         body = original[macro.body_start:macro.end]
         if b"__iomem" not in body:
