@@ -67,12 +67,15 @@ class _Finisher:
         self.problems: list[Problem] = []
 
     def __call__(self, root: Path, sites: tuple[Site, ...]) -> tuple[Site, ...]:
+        cache = self.options.scan.cache_dir
         drivers = DriverMap.build(root, load_group_rules(), self.config,
-                                  sorted({s.path for s in sites}))
+                                  sorted({s.path for s in sites}),
+                                  cache_dir=cache / "kconfig" if cache is not None else None)
         self.problems += list(drivers.problems)
         model = TdxModel.derive(root, self.rules.catalogue)
         # A partial tree falls back to the shipped forms: say so where users look.
-        self.problems += [Problem(".", f"TDX instruction forms: {note}") for note in model.notes]
+        if model.notes:
+            self.problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
         self.enricher = Enricher(root, drivers, model, self.strategy, self.rules.catalogue)
         done, self.arguments = self.enricher.run(sites)
         return done
