@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,26 @@ def test_sarif_for_code_review(tree: Path, cache: str, tmp_path: Path) -> None:
     new = [r for r in results if r["baselineState"] == "new"]
     assert [(r["ruleId"], r["level"]) for r in new] == [("unsupported-mmio", "error")]
     assert {r["baselineState"] for r in results} == {"new", "unchanged"}
+
+
+HOOK = Path(__file__).resolve().parents[2] / "examples" / "hooks" / "pre-push"
+
+
+def _push(tree: Path, cache: str, local: str, remote: str) -> subprocess.CompletedProcess[str]:
+    """Run the pre-push hook as git would for `git push origin main` (no remote needed)."""
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "MMIOSCAN": f"{sys.executable} -m mmioscan",
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+           "MMIOSCAN_GATE_ARGS": f"-j 1 --cache-dir {cache}"}
+    line = f"refs/heads/main {_git(tree, 'rev-parse', local).strip()} refs/heads/main " \
+           f"{_git(tree, 'rev-parse', remote).strip()}\n"
+    return subprocess.run(["sh", str(HOOK), "origin", "unused-url"], input=line, cwd=tree,
+                          env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_pre_push_hook(tree: Path, cache: str) -> None:
+    refused = _push(tree, cache, "HEAD~1", "HEAD~2")
+    assert refused.returncode == 1, refused.stderr
+    assert "FAIL: 1 new blocking" in refused.stdout and "push refused" in refused.stderr
+    allowed = _push(tree, cache, "HEAD", "HEAD~1")
+    assert allowed.returncode == 0, allowed.stderr

@@ -333,3 +333,22 @@ def test_a_busy_workspace_falls_back_to_a_temporary_folder(repo: Path, tmp_path:
         assert first.parent == tmp_path / "ws" and second.parent != tmp_path / "ws"
     with (first / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the first run
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_ci_examples_run_the_gate_and_keep_sarif() -> None:
+    yaml = pytest.importorskip("yaml")
+    github = yaml.safe_load((EXAMPLES / "ci" / "github-workflow.yml").read_text())
+    steps = github["jobs"]["gate"]["steps"]
+    assert any("mmioscan gate" in s.get("run", "") and "--sarif" in s.get("run", "")
+               for s in steps)
+    upload = next(s for s in steps if "upload-sarif" in s.get("uses", ""))
+    assert "always()" in upload["if"]
+    gitlab = yaml.safe_load((EXAMPLES / "ci" / "gitlab-ci.yml").read_text())["mmioscan-gate"]
+    assert any("mmioscan gate" in line for line in gitlab["script"])
+    assert gitlab["artifacts"]["when"] == "always"
+    hook = EXAMPLES / "hooks" / "pre-push"
+    assert hook.stat().st_mode & 0o111
+    subprocess.run(["sh", "-n", str(hook)], check=True)
