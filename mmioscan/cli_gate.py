@@ -22,6 +22,7 @@ from mmioscan.baseline import from_sites as baseline_from_sites
 from mmioscan.baseline import load as load_baseline
 from mmioscan.gate import GateOptions, GateReport, gate_baseline, gate_patch, gate_revisions
 from mmioscan.gitrev import GitError
+from mmioscan.kbuild import ConfigError
 from mmioscan.model import ScanResult
 from mmioscan.patchfile import PatchError
 from mmioscan.policy import PolicyError, load_policy
@@ -32,7 +33,7 @@ from mmioscan.triage import load as load_triage
 Handler = Callable[[argparse.Namespace], int]
 GATE_FORMATS = ("text", "json", "sarif")
 _INPUT_ERRORS = (PatchError, GitError, PolicyError, BaselineError, TriageError,
-                 history.HistoryError)
+                 history.HistoryError, ConfigError)
 
 
 class GateError(Exception):

@@ -170,3 +170,39 @@ def test_the_pre_push_hook(tree: Path, cache: str) -> None:
     assert "FAIL: 1 new blocking" in refused.stdout and "push refused" in refused.stderr
     allowed = _push(tree, cache, "HEAD", "HEAD~1")
     assert allowed.returncode == 0, allowed.stderr
+
+
+def _export(tree: Path, rev: str, dest: Path) -> Path:
+    """Another copy of the tree at rev, as a plain folder (a second kernel version)."""
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(tree), "archive", rev], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def test_baseline_triage_and_history_with_the_real_analysis(
+        tree: Path, cache: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = _export(tree, "HEAD~2", tmp_path / "old")
+    scan = ["-j", "1", "--cache-dir", cache]
+    baseline = tmp_path / "baseline.json"
+    assert run_cli(["baseline", "write", str(baseline), str(old), *scan]) == 0
+    # the old tree's findings accepted, the new tree adds __iowrite32_copy: blocked
+    assert run_cli(["gate", str(tree), "--baseline", str(baseline), *scan]) == 1
+    assert "FAIL: 1 new blocking" in capsys.readouterr().out
+    assert run_cli(["triage", str(tree), "--format", "json", *scan]) == 0
+    unlabelled = json.loads(capsys.readouterr().out)
+    copy = next(f for f in unlabelled if f["callee"] == "__iowrite32_copy")
+    triage = tmp_path / "triage.json"
+    triage.write_text(json.dumps({"version": 1, "findings": {
+        copy["fingerprint"]: {"label": "excluded", "comment": "not built for TDX guests"}}}))
+    assert run_cli(["gate", str(tree), "--baseline", str(baseline), "--triage", str(triage),
+                    *scan]) == 0
+    db = str(tmp_path / "history.sqlite")
+    assert run_cli(["history", "record", str(old), "--label", "old", "--db", db, *scan]) == 0
+    assert run_cli(["history", "record", str(tree), "--label", "new", "--db", db, *scan]) == 0
+    capsys.readouterr()
+    assert run_cli(["diff", "1", "2", "--db", db, "--format", "json"]) == 0
+    added = json.loads(capsys.readouterr().out)["added"]
+    assert [(f["class"], f["callee"], f["driver"]) for f in added] == [
+        ("unsupported-mmio", "__iowrite32_copy", "foo")]
