@@ -1153,7 +1153,9 @@ class DriverMap:
         try:
             return load_kconfig_facts(root, rules.arch, cache_dir)
         except KconfigLoadError as exc:
-            problems.append(Problem("Kconfig", f"{exc}; groups from path rules only"))
+            # Tree-level (path "."): the root Kconfig may not exist at all.
+            where = "Kconfig" if (root / "Kconfig").is_file() else "."
+            problems.append(Problem(where, f"{exc}; groups from path rules only"))
             return None
 
     @property
