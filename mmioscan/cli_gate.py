@@ -83,8 +83,7 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, jobs,
                               cache)
-        return analyse(AnalysisOptions(options, config=config, strategy=strategy,
-                                       kconfig_cache=cache))
+        return analyse(AnalysisOptions(options, config=config, strategy=strategy))
 
     return scan
 
