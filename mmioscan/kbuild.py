@@ -335,7 +335,10 @@ class _Make:
         """`$(foo-y)` with `foo-$(CONFIG_X) += a.o` defined: a.o, conditioned on X (what make
         gives when X=y), so `msm-y += $(msm-display-y)` keeps every display object."""
         for key in self.cond_keys[base]:
-            value, recursive = self.vars[key]
+            entry = self.vars.get(key)
+            if entry is None:  # registered by the assignment being expanded right now
+                continue
+            value, recursive = entry
             marks = key[len(base) + 1:]
             for word in (self.expand(value, depth + 1) if recursive else value).split():
                 yield word + marks
