@@ -1173,8 +1173,17 @@ class DriverMap:
         """The driver of `path` (POSIX, relative to the root): any file, .c, .h or other."""
         info = self._memo.get(path)
         if info is None:
-            info = self._memo[path] = self._lookup(path)
+            info = self._memo[path] = self._other_arch(path, self._lookup(path))
         return info
+
+    def _other_arch(self, path: str, info: DriverInfo) -> DriverInfo:
+        """Another architecture's code (arch/arm/...) is never built for this one, headers
+        included, whatever its Makefiles say."""
+        if (self.config is None or not path.startswith("arch/")
+                or path.startswith(self._grouper.arch_dir) or info.reachable is False):
+            return info
+        return DriverInfo(info.name, info.config_symbol, info.group, info.group_reason, False,
+                          info.evidence + f"; not built for {self._grouper.arch_dir[:-1]}")
 
     def _lookup(self, path: str) -> DriverInfo:
         path = posixpath.normpath(path)  # "./drivers/x.c" and "drivers//x.c" too

@@ -281,8 +281,10 @@ def run_scan(options: ScanOptions, rules: RuleSet,
 def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts],
                    finish: SiteFinisher | None, clock: Timings) -> ScanResult:
     """Direct and reference sites only, without the call graph (--direct-only)."""
-    sites = tuple(s.placed(driver_of(s.path), None, False) for s in sorted(
-        [*direct_sites(scoped, store.rules.catalogue), *deref_sites(scoped)], key=Site.sort_key))
+    catalogue = store.rules.catalogue
+    found = [*direct_sites(scoped, catalogue), *deref_sites(scoped, catalogue.names())]
+    sites = tuple(s.placed(driver_of(s.path), None, False)
+                  for s in sorted(found, key=Site.sort_key))
     if finish is not None:
         sites = finish(fileset.root, sites)
         clock.lap("drivers and verdicts")
@@ -298,7 +300,7 @@ def _all_sites(scoped: list[FileFacts], store: _Facts, graph: CallGraph,
                rules: RuleSet) -> tuple[Site, ...]:
     catalogue = rules.catalogue
     found: list[Site] = list(direct_sites(scoped, catalogue))
-    found += deref_sites(scoped)
+    found += deref_sites(scoped, catalogue.names())
     found += wrapper_sites(scoped, graph, catalogue)
     found += regmap_sites(scoped, regmap_folders(store.by_path.values(), rules.regmap),
                           rules.regmap)

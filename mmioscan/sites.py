@@ -32,14 +32,20 @@ def direct_sites(all_facts: Iterable[FileFacts], catalogue: Catalogue) -> tuple[
     return tuple(sorted(sites, key=Site.sort_key))
 
 
-def deref_sites(all_facts: Iterable[FileFacts]) -> Iterator[Site]:
+def deref_sites(all_facts: Iterable[FileFacts],
+                implementations: frozenset[str] = frozenset()) -> Iterator[Site]:
     """Raw dereferences of __iomem pointers (`*p = v`, `r->ctrl`, `p[i]`): kind "deref".
 
     callee is the form ("*p", "p->field", "p[i]"); there is no accessor, so accessor and
     family are "deref" and the width is unknown (the compiler chooses the instruction).
+    Dereferences inside the definition of a catalogued accessor (`implementations`, e.g.
+    asm-generic's __raw_readl) are how an architecture implements the accessor, not a use
+    that bypasses it: they are left out.
     """
     for facts in all_facts:
         for line, column, scope, access, form, active in facts.derefs:
+            if scope >= 0 and facts.scopes[scope].name in implementations:
+                continue
             yield Site(path=facts.path, line=line, column=column,
                        function=facts.scopes[scope].name if scope >= 0 else None,
                        callee=form, accessor="deref", kind="deref", access=access, width=None,

@@ -233,3 +233,16 @@ def test_asm_operands_after_error_recovery(extractor: Extractor) -> None:
     body = ('\tasm volatile(".byte 0xf3" CC_SET(z) : CC_OUT(z) (zf), "+m" (*q) : "m" (*src));\n'
             '\t*q = 1;')
     assert _derefs(extractor, body) == [("*q = 1;", "write", "*p")]
+
+
+def test_derefs_inside_an_accessor_definition_are_its_implementation(
+        extractor: Extractor) -> None:
+    """asm-generic style `__raw_readl` bodies dereference __iomem by design: not a finding."""
+    src = ("static inline u32 __raw_readl(const volatile void __iomem *addr)\n{\n"
+           "\treturn *(const volatile u32 __force *)addr;\n}\n"
+           "static u32 peek(u32 __iomem *q)\n{\n\treturn *q;\n}\n")
+    facts = _facts(extractor, src)
+    assert len(facts.derefs) == 2  # the facts keep both
+    names = load_catalogue().names()
+    sites = list(deref_sites([facts], names))
+    assert [(s.function, s.line) for s in sites] == [("peek", 7)]

@@ -384,3 +384,12 @@ def test_results_are_deterministic(rules: GroupRules, config: dict[str, str]) ->
     runs = [[DriverMap.build(KBUILD, rules, config).lookup(f) for f in files]
             for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_other_architectures_are_never_built(configured: DriverMap, plain: DriverMap) -> None:
+    """arch/arm64/ code and headers are not built for x86, whatever their Makefiles say."""
+    header = configured.lookup("arch/arm64/include/asm/io.h")
+    assert header.reachable is False and "not built for arch/x86" in header.evidence
+    assert configured.lookup("arch/arm64/kernel/setup.c").reachable is False
+    assert plain.lookup("arch/arm64/include/asm/io.h").reachable is None  # no config
+    assert configured.lookup("arch/x86/pci/direct.c").reachable is True
