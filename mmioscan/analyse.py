@@ -9,15 +9,15 @@ on request, every strategy side by side (strategies.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import RuleError
-from mmioscan.enrich import Enricher, SiteKey
+from mmioscan.enrich import Enricher, IncludedDrivers, SiteKey, includers
 from mmioscan.kbuild import DriverMap, load_config, load_group_rules
-from mmioscan.model import Problem, ScanResult, Site, StrategyRow
+from mmioscan.model import FileFacts, Problem, ScanResult, Site, StrategyRow
 from mmioscan.ruleset import RuleSet, load_rules
 from mmioscan.runner import Progress
 from mmioscan.scan import ScanOptions, Timings, run_scan
@@ -66,7 +66,8 @@ class _Finisher:
         self.arguments: dict[SiteKey, list[str]] = {}
         self.problems: list[Problem] = []
 
-    def __call__(self, root: Path, sites: tuple[Site, ...]) -> tuple[Site, ...]:
+    def __call__(self, root: Path, sites: tuple[Site, ...],
+                 facts: Iterable[FileFacts]) -> tuple[Site, ...]:
         cache = self.options.scan.cache_dir
         drivers = DriverMap.build(root, load_group_rules(), self.config,
                                   sorted({s.path for s in sites}),
@@ -76,7 +77,8 @@ class _Finisher:
         # A partial tree falls back to the shipped forms: say so where users look.
         if model.notes:
             self.problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
-        self.enricher = Enricher(root, drivers, model, self.strategy, self.rules.catalogue)
+        self.enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model,
+                                 self.strategy, self.rules.catalogue)
         done, self.arguments = self.enricher.run(sites)
         return done
 

@@ -13,19 +13,74 @@ from itertools import groupby
 from pathlib import Path
 
 from mmioscan.callargs import call_arguments
+from mmioscan.callgraph import include_candidates
 from mmioscan.catalogue import Catalogue
 from mmioscan.fingerprint import assign, normalize_code
 from mmioscan.kbuild import DriverMap
-from mmioscan.model import Site, Tdx
+from mmioscan.model import DriverInfo, FileFacts, Site, Tdx
 from mmioscan.tdx import Strategy, TdxModel, verdict
 
 SiteKey = tuple[str, int, int, str]
+# Shared headers: their code runs in whoever includes them, not in "their" folder.
+_SHARED = ("include/", "arch/")
+
+
+def includers(facts: Iterable[FileFacts]) -> dict[str, tuple[str, ...]]:
+    """Driver-local files (`#include "x.h"`, `#include "flashpoint.c"`) -> the scanned files
+    that include them. Only quoted includes: <...> names shared headers."""
+    found: dict[str, set[str]] = {}
+    for f in facts:
+        for target in f.includes:
+            if target.startswith('"'):
+                local = next(include_candidates(f.path, target))
+                if not local.startswith(_SHARED) and local != f.path:
+                    found.setdefault(local, set()).add(f.path)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+class IncludedDrivers:
+    """DriverMap lookups, refined for driver-local files that other files include.
+
+    Kbuild says nothing precise about a header shared by a folder's drivers (drivers/scsi/
+    holds dozens) or a .c file #included by another (FlashPoint.c in BusLogic.c): such a
+    file belongs to the driver that includes it, and is built when an includer is built."""
+
+    def __init__(self, drivers: DriverMap, included_by: dict[str, tuple[str, ...]]) -> None:
+        self.drivers, self.included_by = drivers, included_by
+        self._memo: dict[str, DriverInfo] = {}
+
+    def lookup(self, path: str) -> DriverInfo:
+        info = self._memo.get(path)
+        if info is None:
+            info = self._memo[path] = self._refine(path, self.drivers.lookup(path), 0)
+        return info
+
+    def _refine(self, path: str, info: DriverInfo, depth: int) -> DriverInfo:
+        users = self.included_by.get(path, ())
+        if not users or depth > 3 or (path.endswith(".c") and info.reachable is not None):
+            return info
+        infos = [self._refine(u, self.drivers.lookup(u), depth + 1) for u in users]
+        names = sorted({i.name for i in infos})
+        built: bool | None = None
+        if any(i.reachable is True for i in infos):
+            built = True
+        elif all(i.reachable is False for i in infos):
+            built = False
+        if info.reachable is False:
+            built = False  # another architecture, or a folder never built
+        if len(names) == 1:
+            first = infos[0]
+            return DriverInfo(first.name, first.config_symbol, first.group, first.group_reason,
+                              built, f"included by {users[0]}: {first.evidence}")
+        return DriverInfo(info.name, info.config_symbol, info.group, info.group_reason, built,
+                          f"{info.evidence}; included by {len(users)} files of "
+                          f"{', '.join(names[:5])}")
 
 
 @dataclass(frozen=True, slots=True)
 class Enricher:
     root: Path
-    drivers: DriverMap
+    drivers: IncludedDrivers
     model: TdxModel
     strategy: Strategy
     catalogue: Catalogue

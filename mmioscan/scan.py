@@ -219,8 +219,9 @@ def _stats(facts: list[FileFacts], cache_hits: int) -> ScanStats:
 
 
 # Turns the scan's sites into their final form (driver mapping, TDX verdicts: analyse.py)
-# before patch points are counted per driver: (tree root, sites) -> sites, same order.
-SiteFinisher = Callable[[Path, tuple[Site, ...]], tuple[Site, ...]]
+# before patch points are counted per driver: (tree root, sites, every file's facts) ->
+# sites, same order.
+SiteFinisher = Callable[[Path, tuple[Site, ...], Iterable[FileFacts]], tuple[Site, ...]]
 
 
 def run_scan(options: ScanOptions, rules: RuleSet,
@@ -264,7 +265,7 @@ def run_scan(options: ScanOptions, rules: RuleSet,
     sites = _all_sites(scoped, store, graph, rules)
     clock.lap("sites")
     if finish is not None:
-        sites = finish(fileset.root, sites)
+        sites = finish(fileset.root, sites, store.by_path.values())
         clock.lap("drivers and verdicts")
     problems = list(fileset.problems) + store.problems
     problems += [p for f in scoped for p in f.problems]
@@ -286,7 +287,7 @@ def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts],
     sites = tuple(s.placed(driver_of(s.path), None, False)
                   for s in sorted(found, key=Site.sort_key))
     if finish is not None:
-        sites = finish(fileset.root, sites)
+        sites = finish(fileset.root, sites, store.by_path.values())
         clock.lap("drivers and verdicts")
     problems = list(fileset.problems) + store.problems + [p for f in scoped for p in f.problems]
     return ScanResult(
