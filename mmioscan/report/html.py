@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import PurePath
 
 from mmioscan import __version__
 from mmioscan.model import ScanResult, Site, StrategyRow
@@ -90,9 +91,11 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") 
 def _header(result: ScanResult, sites: list[Site]) -> str:
     version = result.kernel_version or "unknown version"
     meta = [("kernel version", e(result.kernel_version)),
-            ("config", e(result.config) if result.config else "none (every file counted)"),
+            # Base names only: a published report must not depend on where the tree was.
+            ("config", e(PurePath(result.config).name) if result.config
+             else "none (every file counted)"),
             ("strategy", e(result.strategy)), ("tool", f"mmioscan {e(__version__)}"),
-            ("root", f"<code>{e(result.root)}</code>"),
+            ("tree", f"<code>{e(PurePath(result.root).name)}</code>"),
             ("scanned", ", ".join(f"<code>{e(p)}</code>" for p in result.scanned) or "-"),
             ("sites", f"{len(sites):,} active counted, "
                       f"{sum(not s.active for s in result.sites):,} more in <code>#if 0</code>, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 
 from mmioscan import __version__
 from mmioscan.model import Coverage, ScanResult, Site, StrategyRow
@@ -87,15 +88,19 @@ def _left_out(shown: int, total: int, what: str) -> list[str]:
             "lists every site."]
 
 
+_NO_CONFIG = "none (every file counted)"
+
+
 def _header(result: ScanResult) -> list[str]:
     version = result.kernel_version or "unknown version"
     return [
         f"# MMIO audit: Linux {_clean(version)}",
         "",
         f"- scanned: {', '.join(code_span(p) for p in result.scanned) or '-'}",
-        f"- root: {code_span(result.root)}",
+        # Base names only: a published audit must not depend on where the tree was unpacked.
+        f"- tree: {code_span(PurePath(result.root).name)}",
         f"- kernel version: {text_cell(result.kernel_version)}",
-        f"- config: {code_span(result.config) if result.config else 'none (every file counted)'}",
+        f"- config: {code_span(PurePath(result.config).name) if result.config else _NO_CONFIG}",
         f"- strategy: {text_cell(result.strategy)}",
         f"- tool: mmioscan {__version__}",
     ]
