@@ -16,6 +16,7 @@ from pathlib import Path
 from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import RuleError
 from mmioscan.enrich import Enricher, IncludedDrivers, SiteKey, includers
+from mmioscan.ifconfig import ConfigConditions
 from mmioscan.kbuild import DriverMap, load_config, load_group_rules
 from mmioscan.model import FileFacts, Problem, ScanResult, Site, StrategyRow
 from mmioscan.ruleset import RuleSet, load_rules
@@ -77,8 +78,9 @@ class _Finisher:
         # A partial tree falls back to the shipped forms: say so where users look.
         if model.notes:
             self.problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
+        conditions = ConfigConditions(self.config) if self.config is not None else None
         self.enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model,
-                                 self.strategy, self.rules.catalogue)
+                                 self.strategy, self.rules.catalogue, conditions)
         done, self.arguments = self.enricher.run(sites)
         return done
 

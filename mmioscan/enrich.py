@@ -8,7 +8,7 @@ memcpy_toio's #VE count).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from mmioscan.callargs import call_arguments
 from mmioscan.callgraph import include_candidates
 from mmioscan.catalogue import Catalogue
 from mmioscan.fingerprint import assign, normalize_code
+from mmioscan.ifconfig import ConfigConditions
 from mmioscan.kbuild import DriverMap
 from mmioscan.model import DriverInfo, FileFacts, Site, Tdx
 from mmioscan.tdx import Strategy, TdxModel, verdict
@@ -84,6 +85,7 @@ class Enricher:
     model: TdxModel
     strategy: Strategy
     catalogue: Catalogue
+    conditions: ConfigConditions | None = None  # with --config: #ifdef CONFIG_ blocks
 
     def run(self, sites: Sequence[Site]) -> tuple[tuple[Site, ...], dict[SiteKey, list[str]]]:
         """Enriched sites (same order) and the call arguments read for bulk sites, which
@@ -99,6 +101,9 @@ class Enricher:
         text = _read_text(self.root / path)
         lines = text.splitlines() if text is not None else []
         info = self.drivers.lookup(path)
+        dead = (self.conditions.dead_lines(text)
+                if self.conditions is not None and text is not None and info.reachable is not False
+                else [])
         codes = [normalize_code(lines[s.line - 1]) if 0 < s.line <= len(lines) else ""
                  for s in sites]
         for (site, fp), code in zip(assign(zip(sites, codes, strict=True)), codes, strict=True):
@@ -108,7 +113,10 @@ class Enricher:
                 if args is not None:
                     arguments[site.sort_key()] = args
             tdx = verdict(site, self.model, self.strategy, args, info.group)
-            yield site.enriched(info, tdx, fp, code or None)
+            where = info
+            if dead and any(first <= site.line <= last for first, last in dead):
+                where = replace(info, reachable=False)  # inside #ifdef CONFIG_<not set>
+            yield site.enriched(where, tdx, fp, code or None)
 
     def reverdict(self, site: Site, strategy: Strategy,
                   arguments: dict[SiteKey, list[str]]) -> Tdx:

@@ -7,6 +7,7 @@ parse tree are the positions in the original file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Kernel annotations that tree-sitter-c does not know and that derail its error recovery.
@@ -265,9 +266,20 @@ class _Cond:
     current_true: bool = False  # the current branch's condition is literally true
 
 
-def inactive_ranges(data: bytes) -> tuple[Inactive, ...]:
+def literal_condition(word: bytes, text: bytes) -> bool | None:
+    """The default evaluator: only literal `#if 0`/`#if 1` (and #elif) are known."""
+    return _condition_value(text) if word in (b"if", b"elif") else None
+
+
+# (directive, condition text) -> True, False, or None when it cannot be known
+Evaluator = Callable[[bytes, bytes], "bool | None"]
+
+
+def inactive_ranges(data: bytes,
+                    evaluate: Evaluator = literal_condition) -> tuple[Inactive, ...]:
     """Find branches the preprocessor never compiles: `#if 0`, `#elif 0`, and every branch
-    after a literally true `#if 1`/`#elif 1`. Nesting-aware; config tests count as live."""
+    after a literally true `#if 1`/`#elif 1`. Nesting-aware; config tests count as live
+    unless `evaluate` knows them (mmioscan/ifconfig.py evaluates them under a .config)."""
     ranges: list[Inactive] = []
     stack: list[_Cond] = []
     for m in _DIRECTIVE_RE.finditer(data):
@@ -275,7 +287,7 @@ def inactive_ranges(data: bytes) -> tuple[Inactive, ...]:
         if word in (b"if", b"ifdef", b"ifndef"):
             outer = bool(stack) and (stack[-1].outer_dead or stack[-1].dead_start >= 0)
             cond = _Cond(outer)
-            value = _condition_value(m.group(2)) if word == b"if" else None
+            value = evaluate(word, m.group(2))
             _enter_branch(cond, value, m.end())
             stack.append(cond)
         elif word in (b"elif", b"else") and stack:
@@ -284,7 +296,7 @@ def inactive_ranges(data: bytes) -> tuple[Inactive, ...]:
                 ranges.append(Inactive(cond.dead_start, m.start()))
             cond.dead_start = -1
             cond.taken = cond.taken or cond.current_true
-            value = _condition_value(m.group(2)) if word == b"elif" else True
+            value = evaluate(word, m.group(2)) if word == b"elif" else True
             if cond.taken:
                 cond.dead_start, cond.current_true = m.end(), False
             else:
