@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmioscan.callgraph import CallGraph
 from mmioscan.catalogue import RuleError
+from mmioscan.definitions import Definitions
 from mmioscan.enrich import Enricher, IncludedDrivers, SiteKey, includers
 from mmioscan.ifconfig import ConfigConditions
 from mmioscan.kbuild import DriverMap, load_config, load_group_rules
@@ -79,8 +80,10 @@ class _Finisher:
         if model.notes:
             self.problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
         conditions = ConfigConditions(self.config) if self.config is not None else None
+        definitions = Definitions(self.rules.catalogue.names(),
+                                  self.rules.wrappers.definition_macros)
         self.enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model,
-                                 self.strategy, self.rules.catalogue, conditions)
+                                 self.strategy, self.rules.catalogue, conditions, definitions)
         done, self.arguments = self.enricher.run(sites)
         return done
 

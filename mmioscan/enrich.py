@@ -15,6 +15,7 @@ from pathlib import Path
 from mmioscan.callargs import call_arguments
 from mmioscan.callgraph import include_candidates
 from mmioscan.catalogue import Catalogue
+from mmioscan.definitions import Definitions
 from mmioscan.fingerprint import assign, normalize_code
 from mmioscan.ifconfig import ConfigConditions
 from mmioscan.kbuild import DriverMap
@@ -86,6 +87,7 @@ class Enricher:
     strategy: Strategy
     catalogue: Catalogue
     conditions: ConfigConditions | None = None  # with --config: #ifdef CONFIG_ blocks
+    definitions: Definitions | None = None  # accessor definitions to leave out
 
     def run(self, sites: Sequence[Site]) -> tuple[tuple[Site, ...], dict[SiteKey, list[str]]]:
         """Enriched sites (same order) and the call arguments read for bulk sites, which
@@ -100,6 +102,9 @@ class Enricher:
               arguments: dict[SiteKey, list[str]]) -> Iterable[Site]:
         text = _read_text(self.root / path)
         lines = text.splitlines() if text is not None else []
+        if self.definitions is not None:
+            sites = [s for s in sites if not self.definitions.is_definition(
+                s, lines[s.line - 1] if 0 < s.line <= len(lines) else "")]
         info = self.drivers.lookup(path)
         dead = (self.conditions.dead_lines(text)
                 if self.conditions is not None and text is not None and info.reachable is not False

@@ -29,6 +29,7 @@ class HotPaths:
 @dataclass(frozen=True, slots=True)
 class WrapperRules:
     max_function_lines: int  # a larger function reaching an accessor is a user, not a wrapper
+    definition_macros: frozenset[str] = frozenset()  # EXPORT_SYMBOL(readl) defines, not uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +93,7 @@ def _wrapper_rules(data: dict[str, Any]) -> WrapperRules:
     limit = data.get("max_function_lines")
     if not isinstance(limit, int) or limit < 1:
         raise RuleError("wrappers.toml: max_function_lines must be a positive integer")
-    return WrapperRules(limit)
+    macros = data.get("definition_macros", [])
+    if not isinstance(macros, list) or not all(isinstance(m, str) for m in macros):
+        raise RuleError("wrappers.toml: definition_macros must be a list of names")
+    return WrapperRules(limit, frozenset(macros))

@@ -60,7 +60,6 @@ DRIVERS: dict[str, tuple[str, str | None, str, str, bool | None]] = {
     IOMEM: ("iomem", None, "x86", "path rule arch/x86/", True),
     IOMAP: ("iomap", "GENERIC_IOMAP", "generic", "(Kconfig GENERIC_IOMAP: no dependencies)",
             True),
-    IOMAP_COPY: ("iomap_copy", None, "generic", "no Kconfig symbol and no path rule", True),
 }
 
 # The Makefile line each built driver's row names.
@@ -265,6 +264,18 @@ def test_forms_come_from_the_trees_own_files(upstream: dict[str, Any]) -> None:
     assert f"[tree:{IO_H}]" in copy["tdx"]["reason"]
     toio = _at(upstream, GDEV, _line_of(GDEV, "memcpy_toio(gd->window, blob, 16)"))
     assert "CC_ATTR_GUEST_UNROLL_STRING_IO" in toio["tdx"]["reason"]
+
+
+def test_accessor_implementations_are_not_sites(upstream: dict[str, Any]) -> None:
+    """Bodies of catalogued accessors, EXPORT_SYMBOL(accessor), build_mmio_read(readb, ...)
+    and prototypes define accessors; only the tree's own helpers (bytes_from_io) stay."""
+    assert _in(upstream, IOMAP_COPY) == []
+    names = {s["accessor"] for s in upstream["sites"] if s["kind"] == "direct"}
+    for site in upstream["sites"]:
+        assert site["function"] not in names, site
+        code = site["code"] or ""
+        assert not code.startswith(("EXPORT_SYMBOL", "build_mmio_", "void ")), site
+    assert {s["function"] for s in _in(upstream, IOMEM)} >= {"bytes_from_io", "bytes_to_io"}
 
 
 def test_iowrite32_copy_is_unsupported_only_when_io_h_says_so(tmp_path: Path) -> None:
