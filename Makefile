@@ -1,5 +1,6 @@
 # mmioscan: two commands do all the set-up on a fresh machine (see README.md).
-#   make demo   install, fetch Debian's linux-source-6.12 if missing, scan its drivers/
+#   make demo   install, fetch Debian's linux-source-6.12 if missing, audit it under the
+#               cloud-amd64 guest config: summary, strategies side by side, HTML report
 #   make test   install everything the tests need, lint, run all tests
 PYTHON ?= python3
 OUT ?= out
@@ -11,10 +12,13 @@ deps:
 
 demo: deps
 	@mkdir -p $(OUT)
-	@tree=$$(mmioscan kernel-tree) && \
-	  mmioscan scan "$$tree/drivers" && \
-	  mmioscan scan "$$tree/drivers" --format json -o $(OUT)/drivers.json --no-progress && \
-	  echo "JSON written to $(OUT)/drivers.json"
+	@tree=$$(mmioscan kernel-tree) && config=$$(mmioscan kernel-tree --config) && \
+	  mmioscan scan "$$tree" --config "$$config" --format json -o $(OUT)/linux.json && \
+	  mmioscan scan "$$tree" --config "$$config" --no-progress && \
+	  mmioscan strategies "$$tree" --config "$$config" --no-progress && \
+	  mmioscan report "$$tree" --config "$$config" --no-progress \
+	    -o $(OUT)/audit.html -o $(OUT)/audit.md && \
+	  echo "written: $(OUT)/linux.json (every site), $(OUT)/audit.html, $(OUT)/audit.md"
 
 # The published audit (reports/): Debian's linux-source-6.12 under its cloud-amd64 config.
 REPORT ?= reports/linux-6.12-cloud-amd64
