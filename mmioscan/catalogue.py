@@ -6,6 +6,7 @@ import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmioscan.rules_path import rules_dir
 
@@ -74,16 +75,21 @@ def _accessor(entry: object, where: str) -> Accessor:
     return acc
 
 
-def load_catalogue(path: Path | None = None) -> Catalogue:
-    """Read and validate the catalogue; RuleError on any problem."""
-    path = path or rules_dir() / "accessors.toml"
+def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
+    """A rules file's data and raw bytes; RuleError naming the file when unusable."""
     try:
         raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8")), raw
     except OSError as exc:
         raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RuleError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_catalogue(path: Path | None = None) -> Catalogue:
+    """Read and validate the catalogue; RuleError on any problem."""
+    path = path or rules_dir() / "accessors.toml"
+    data, raw = read_toml(path)
     entries = data.get("accessor")
     if not isinstance(entries, list) or not entries:
         raise RuleError(f"{path}: no [[accessor]] entries")

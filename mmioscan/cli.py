@@ -18,6 +18,7 @@ from mmioscan.explain import Location, explain_location, explain_name, parse_loc
 from mmioscan.kbuild import ConfigError
 from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.model import ScanResult
+from mmioscan.output import write_output
 from mmioscan.progress import ProgressBar
 from mmioscan.report import csv as csv_report
 from mmioscan.report import html as html_report
@@ -151,15 +152,8 @@ def run_analysis(args: argparse.Namespace, compare: bool = False) -> ScanResult:
 
 
 def _write(text: str, output: Path | None) -> None:
-    # surrogateescape: a path that is not UTF-8 on disk is written back as its own bytes.
-    data = text.encode("utf-8", "surrogateescape")
-    if output is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
     try:
-        output.write_bytes(data)
+        write_output(text, output)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
 

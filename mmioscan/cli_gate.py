@@ -24,6 +24,7 @@ from mmioscan.gate import GateOptions, GateReport, gate_baseline, gate_patch, ga
 from mmioscan.gitrev import GitError
 from mmioscan.kbuild import ConfigError
 from mmioscan.model import ScanResult
+from mmioscan.output import write_output
 from mmioscan.patchfile import PatchError
 from mmioscan.policy import PolicyError, load_policy
 from mmioscan.tree import find_root
@@ -105,14 +106,8 @@ def _scan_paths(args: argparse.Namespace, paths: list[Path]) -> ScanResult:
 
 
 def _write(text: str, output: Path | None) -> None:
-    data = text.encode("utf-8", "surrogateescape")
-    if output is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
     try:
-        output.write_bytes(data)
+        write_output(text, output)
     except OSError as exc:
         raise GateError(f"cannot write {output}: {exc.strerror}") from None
 

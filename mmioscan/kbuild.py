@@ -23,13 +23,12 @@ import hashlib
 import os
 import posixpath
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from mmioscan.catalogue import RuleError
+from mmioscan.catalogue import RuleError, read_toml
 from mmioscan.kconfig import (
     Expr,
     KconfigFacts,
@@ -136,13 +135,7 @@ def _group_rule(entry: object, where: str) -> GroupRule:
 def load_group_rules(path: Path | None = None) -> GroupRules:
     """Read and validate rules/groups.toml; RuleError on any problem."""
     path = path or rules_dir() / "groups.toml"
-    try:
-        raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RuleError(f"{path}: not valid TOML ({exc})") from None
+    data, raw = read_toml(path)
     entries = data.get("group")
     if not isinstance(entries, list) or not entries:
         raise RuleError(f"{path.name}: no [[group]] entries")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmioscan.catalogue import Catalogue, RuleError, load_catalogue
+from mmioscan.catalogue import Catalogue, RuleError, load_catalogue, read_toml
 from mmioscan.rules_path import rules_dir
 
 _REGMAP_ACCESS = frozenset({"read", "write", "both"})
@@ -41,16 +40,6 @@ class RuleSet:
     digest: str  # of every rules file: part of the cache key
 
 
-def _load_toml(path: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        raw = path.read_bytes()
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RuleError(f"{path}: not valid TOML ({exc})") from None
-
-
 def _regmap(data: dict[str, Any], where: str) -> Regmap:
     init, api = data.get("init"), data.get("api")
     if not isinstance(init, list) or not all(isinstance(n, str) for n in init):
@@ -80,9 +69,9 @@ def load_rules(directory: Path | None = None, accessors: Path | None = None) -> 
     """Load and validate every rules file; RuleError names the file and the problem."""
     directory = directory or rules_dir()
     catalogue = load_catalogue(accessors or directory / "accessors.toml")
-    regmap_data, regmap_raw = _load_toml(directory / "regmap.toml")
-    hot_data, hot_raw = _load_toml(directory / "hotpaths.toml")
-    wrap_data, wrap_raw = _load_toml(directory / "wrappers.toml")
+    regmap_data, regmap_raw = read_toml(directory / "regmap.toml")
+    hot_data, hot_raw = read_toml(directory / "hotpaths.toml")
+    wrap_data, wrap_raw = read_toml(directory / "wrappers.toml")
     digest = hashlib.sha1(catalogue.digest.encode() + regmap_raw + hot_raw + wrap_raw,
                           usedforsecurity=False).hexdigest()[:16]
     return RuleSet(catalogue, _regmap(regmap_data, "regmap.toml"),
