@@ -68,8 +68,8 @@ def _tdx_summary(result: ScanResult, sites: list[Site]) -> list[str]:
         lines += _table(list(unsupported.items())[:10])
     if result.config and not result.counts_unreachable:
         dropped = sum(s.active and s.reachable is False for s in result.sites)
-        lines += ["", f"{dropped:,} more active sites are in files {result.config} does not "
-                  "build (--all counts them)"]
+        lines += ["", f"{dropped:,} more active sites are in files or #ifdef blocks "
+                  f"{result.config} does not build (--all counts them)"]
     return lines
 
 
@@ -113,7 +113,8 @@ def render(result: ScanResult) -> str:
         f"({parse_error_share(result):.1%}), {st.functions_with_errors:,} of "
         f"{st.functions:,} functions",
         "",
-        f"sites: {len(sites):,} active ({len(result.sites) - len(sites):,} more in #if 0)",
+        f"sites: {len(sites):,} active ({sum(not s.active for s in result.sites):,} more "
+        "in #if 0)",
         "",
         "by family and access:",
     ]

@@ -669,3 +669,18 @@ def test_explain_a_counted_bulk_copy(cache: Path, capsys: pytest.CaptureFixture[
     assert main(["explain", f"{TDTREE / GDEV}:{line}", "--cache-dir", str(cache),
                  "-j", "1"]) == 0
     assert "TDX: ve, unrolled-mov, #VE exits 16" in capsys.readouterr().out
+
+
+def test_text_summary_counts_reachable_inactive_and_unbuilt_apart(
+        cache: Path, capsys: pytest.CaptureFixture[str], upstream: dict[str, Any]) -> None:
+    code = main(["scan", str(TDTREE), "--config", str(CONFIG), *_common(cache)])
+    out = capsys.readouterr().out
+    assert code == 0
+    sites = upstream["sites"]
+    active = sum(s["active"] and s["reachable"] is not False for s in sites)
+    inactive = sum(not s["active"] for s in sites)
+    unbuilt = sum(s["active"] and s["reachable"] is False for s in sites)
+    assert unbuilt > 0
+    assert f"sites: {active:,} active ({inactive:,} more in #if 0)" in out
+    assert f"{unbuilt:,} more active sites are in files" in out
+    assert "in a TDX guest, strategy upstream" in out
