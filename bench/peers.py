@@ -257,7 +257,7 @@ def mmioscan_sites(tree: Path, folders: list[str], jobs: int = 2) -> set[Site]:
 
 def mmioscan_json(tree: Path, folders: list[str], jobs: int = 2) -> dict:
     """The scanner's JSON document for the folders (in-process, --no-cache)."""
-    from mmioscan.cli import main
+    from mmioscan.cli.main import main
 
     tree = Path(tree).resolve()
     with tempfile.TemporaryDirectory(prefix="mmioscan-peer-") as tmp:

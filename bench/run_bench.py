@@ -28,8 +28,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # a checkout, n
 
 from peers import ripgrep_sites, run_coccinelle  # noqa: E402
 
-from mmioscan.catalogue import load_catalogue  # noqa: E402
-from mmioscan.kernelsrc import ensure_tree  # noqa: E402
+from mmioscan.core.catalogue import load_catalogue  # noqa: E402
+from mmioscan.kernel.kernelsrc import ensure_tree  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 COCCI_FOLDERS = ["drivers/virtio", "drivers/net/ethernet/intel/e1000e", "drivers/watchdog",

@@ -2,7 +2,7 @@
 
 import sys
 
-from mmioscan.cli import main
+from mmioscan.cli.main import main
 
 # The guard matters: worker processes are spawned, and spawn imports this module again.
 if __name__ == "__main__":

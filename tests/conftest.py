@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.kernelsrc import KernelSourceError, ensure_tree
+from mmioscan.kernel.kernelsrc import KernelSourceError, ensure_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent

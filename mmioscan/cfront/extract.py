@@ -19,7 +19,7 @@ from mmioscan.cfront.preprocess import (
     blank_ranges,
     inactive_ranges,
 )
-from mmioscan.model import Call, FileFacts, Problem, Scope
+from mmioscan.core.model import Call, FileFacts, Problem, Scope
 
 _DEFS_QUERY = """
 (function_definition) @function

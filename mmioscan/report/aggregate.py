@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from posixpath import dirname
 
-from mmioscan.model import ScanResult, Site
+from mmioscan.core.model import ScanResult, Site
 
 
 def active_sites(result: ScanResult) -> list[Site]:

@@ -16,8 +16,8 @@ import csv
 import io
 from collections.abc import Iterable
 
-from mmioscan.model import ScanResult, Site
-from mmioscan.report.findings import clean
+from mmioscan.core.findings import clean
+from mmioscan.core.model import ScanResult, Site
 
 COLUMNS = ("path", "line", "column", "function", "callee", "accessor", "kind", "access",
            "width", "family", "active", "via", "accessors", "driver", "config_symbol", "group",

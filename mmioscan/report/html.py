@@ -27,9 +27,7 @@ from html import escape
 from pathlib import PurePath
 
 from mmioscan import __version__
-from mmioscan.model import ScanResult, Site, StrategyRow
-from mmioscan.report.aggregate import active_sites, count_by
-from mmioscan.report.findings import (
+from mmioscan.core.findings import (
     FINDING_CLASSES,
     RAW_DEREF,
     UNSUPPORTED,
@@ -44,6 +42,8 @@ from mmioscan.report.findings import (
     hot_order,
     tdx_text,
 )
+from mmioscan.core.model import ScanResult, Site, StrategyRow
+from mmioscan.report.aggregate import active_sites, count_by
 from mmioscan.report.svg import bar_chart, coverage_chart
 
 MAX_UNSUPPORTED = 5000

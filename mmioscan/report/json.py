@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.model import Coverage, DriverSummary, ScanResult, Site, StrategyRow, Tdx
+from mmioscan.core.model import Coverage, DriverSummary, ScanResult, Site, StrategyRow, Tdx
 from mmioscan.report.aggregate import stats_dict
 
 SCHEMA_VERSION = 1

@@ -17,9 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
 from mmioscan import __version__
-from mmioscan.model import Coverage, ScanResult, Site, StrategyRow
-from mmioscan.report.aggregate import active_sites
-from mmioscan.report.findings import (
+from mmioscan.core.findings import (
     FINDING_CLASSES,
     RAW_DEREF,
     UNSUPPORTED,
@@ -31,7 +29,9 @@ from mmioscan.report.findings import (
     group_counts,
     hot_order,
 )
-from mmioscan.report.findings import clean as _clean
+from mmioscan.core.findings import clean as _clean
+from mmioscan.core.model import Coverage, ScanResult, Site, StrategyRow
+from mmioscan.report.aggregate import active_sites
 
 TOP_DRIVERS = 50
 MAX_UNSUPPORTED = 1000

@@ -30,8 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mmioscan import __version__
-from mmioscan.model import Problem, ScanResult, Site
-from mmioscan.report.findings import (
+from mmioscan.core.findings import (
     FINDING_CLASSES,
     HELP_URI,
     Finding,
@@ -42,6 +41,7 @@ from mmioscan.report.findings import (
     tdx_text,
     via_text,
 )
+from mmioscan.core.model import Problem, ScanResult, Site
 
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
                 "sarif-schema-2.1.0.json")

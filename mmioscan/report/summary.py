@@ -11,7 +11,7 @@ from pathlib import PurePath
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.model import ScanResult
+from mmioscan.core.model import ScanResult
 from mmioscan.report.aggregate import active_sites, count_by, stats_dict
 from mmioscan.report.json import SCHEMA_VERSION, driver_dict, strategy_row_dict
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from mmioscan.model import Coverage
+from mmioscan.core.model import Coverage
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 MAX_VERTICES = 400  # per curve: a 20,000-point curve still draws as a smooth line

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmioscan.model import Coverage, ScanResult, Site
+from mmioscan.core.model import Coverage, ScanResult, Site
 from mmioscan.report.aggregate import active_sites, count_by, parse_error_share, top_folders
 
 _MAX_PROBLEMS = 10

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mmioscan.cli import main
-from mmioscan.kernelsrc import ensure_cloud_config
+from mmioscan.cli.main import main
+from mmioscan.kernel.kernelsrc import ensure_cloud_config
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
+from mmioscan.core.catalogue import load_catalogue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import peers  # noqa: E402

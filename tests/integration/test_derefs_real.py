@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.model import Site
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.core.model import Site
+from mmioscan.core.ruleset import load_rules
 
 pytestmark = pytest.mark.integration
 

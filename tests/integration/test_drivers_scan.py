@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.cli import main
+from mmioscan.cli.main import main
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.kbuild import DriverMap, GroupRules, load_config, load_group_rules
-from mmioscan.kernelsrc import KernelSourceError, ensure_cloud_config
-from mmioscan.model import DriverInfo
+from mmioscan.core.model import DriverInfo
+from mmioscan.kernel.kbuild import DriverMap, GroupRules, load_config, load_group_rules
+from mmioscan.kernel.kernelsrc import KernelSourceError, ensure_cloud_config
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.callargs import call_arguments
-from mmioscan.catalogue import Catalogue, load_catalogue
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.cfront.callargs import call_arguments
 from mmioscan.cfront.extract import Extractor
-from mmioscan.model import Site
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
-from mmioscan.tdx import (
+from mmioscan.core.catalogue import Catalogue, load_catalogue
+from mmioscan.core.model import Site
+from mmioscan.core.ruleset import load_rules
+from mmioscan.platforms.tdx import (
     IO_H,
     IOMAP_C,
     IOMAP_COPY_C,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from mmioscan.callgraph import CallGraph
-from mmioscan.cli import main
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.analysis.callgraph import CallGraph
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.cli.main import main
+from mmioscan.core.ruleset import load_rules
 
 pytestmark = pytest.mark.integration
 

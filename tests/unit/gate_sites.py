@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mmioscan.fingerprint import assign, fingerprint, normalize_code
-from mmioscan.model import ScanResult, ScanStats, Site, Tdx
+from mmioscan.analysis.fingerprint import assign, fingerprint, normalize_code
+from mmioscan.core.model import ScanResult, ScanStats, Site, Tdx
 
 _CALL_RE = re.compile(r"\b(__iowrite32_copy|readl|writel|vp_ioread32)\s*\(")
 _FUNC_RE = re.compile(r"^\w[\w\s\*]*\b(\w+)\s*\([^;]*$")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmioscan.cli import main
+from mmioscan.cli.main import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TREE = FIXTURES / "tree"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mmioscan.fingerprint import fingerprint
-from mmioscan.model import (
+from mmioscan.analysis.fingerprint import fingerprint
+from mmioscan.core.model import (
     Coverage,
     DriverInfo,
     DriverSummary,

@@ -4,7 +4,7 @@ The fixture (see its README.md) is a tiny kernel-style tree with Kbuild, Kconfig
 .config (td.config), a virtio funnel in include/linux/, an x86-only DMA engine with an
 interrupt handler, a generic device using every bulk and unsupported form, a driver the
 .config does not build and an arm64 file, plus the io.h/iomem.c/iomap.c/iomap_copy.c the TDX
-instruction forms are derived from. Every test drives `mmioscan.cli.main`.
+instruction forms are derived from. Every test drives `mmioscan.cli.main.main`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from mmioscan.cli import main
+from mmioscan.cli.main import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TDTREE = FIXTURES / "tdtree"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import mmioscan.runner
+import mmioscan.facts.runner
 
 from .helpers import TREE, copy_tree, has_traceback, run_cli
 
@@ -201,7 +201,7 @@ def test_unreadable_file_is_a_problem(tmp_path: Path, monkeypatch: pytest.Monkey
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(mmioscan.runner, "open", refusing_open, raising=False)
+    monkeypatch.setattr(mmioscan.facts.runner, "open", refusing_open, raising=False)
     data = _scan_dir(tmp_path, folder)
     messages = _problems(data, "secret.c")
     assert messages and "Permission denied" in messages[0], data["problems"]
@@ -298,13 +298,13 @@ def test_no_traceback_when_a_file_vanishes_during_the_scan(
     folder = _folder(tmp_path)
     doomed = folder / "doomed.c"
     doomed.write_text(GOOD_C, encoding="utf-8")
-    real_process = mmioscan.runner._process
+    real_process = mmioscan.facts.runner._process
 
     def process(job: tuple[str, str]) -> Any:
         if job[1] == "doomed.c" and doomed.exists():
             doomed.unlink()
         return real_process(job)
 
-    monkeypatch.setattr(mmioscan.runner, "_process", process)
+    monkeypatch.setattr(mmioscan.facts.runner, "_process", process)
     data = _scan_dir(tmp_path, folder)
     assert _problems(data, "doomed.c"), data["problems"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.baseline import BaselineError, dumps, from_sites, load
-from mmioscan.gate import GateOptions, compare
-from mmioscan.policy import load_policy
+from mmioscan.gate.baseline import BaselineError, dumps, from_sites, load
+from mmioscan.gate.compare import GateOptions, compare
+from mmioscan.gate.policy import load_policy
 from tests.unit.gate_sites import fake_scan, make_site, result_of
 
 

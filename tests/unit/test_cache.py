@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.model import ScanResult
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.core.model import ScanResult
+from mmioscan.core.ruleset import load_rules
 
 from .helpers import copy_tree, run_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.callargs import call_arguments, constant_value
+from mmioscan.cfront.callargs import call_arguments, constant_value
 from mmioscan.cfront.extract import Extractor
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from mmioscan.callgraph import CallGraph
-from mmioscan.catalogue import load_catalogue
-from mmioscan.model import FileFacts, ScanResult, Scope
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.analysis.callgraph import CallGraph
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.model import FileFacts, ScanResult, Scope
+from mmioscan.core.ruleset import load_rules
 
 from .helpers import TREE, scan_json
 

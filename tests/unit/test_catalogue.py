@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.catalogue import Accessor, RuleError, load_catalogue
+from mmioscan.core.catalogue import Accessor, RuleError, load_catalogue
 
 from .helpers import TREE, has_traceback, run_cli
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.definitions import Definitions
-from mmioscan.model import Site
+from mmioscan.analysis.definitions import Definitions
+from mmioscan.core.model import Site
 
 DEFS = Definitions(frozenset({"readl", "ioread8", "memcpy_fromio"}),
                    frozenset({"EXPORT_SYMBOL", "build_mmio_read"}))

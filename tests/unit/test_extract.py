@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
 from mmioscan.cfront.extract import Extractor
-from mmioscan.model import Call, FileFacts, Scope
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.model import Call, FileFacts, Scope
 
 
 @pytest.fixture(scope="module")

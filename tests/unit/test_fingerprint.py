@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mmioscan.fingerprint import assign, fingerprint, normalize_code
-from mmioscan.model import Site
+from mmioscan.analysis.fingerprint import assign, fingerprint, normalize_code
+from mmioscan.core.model import Site
 
 
 def _site(line: int, function: str = "probe", callee: str = "writel",

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from mmioscan import cli_gate
-from mmioscan.gate import GateOptions, compare, gate_patch, gate_revisions
-from mmioscan.gate_report import render_json, render_sarif, render_text
-from mmioscan.gitrev import GitError, RevSource, commit_of, needed_paths
-from mmioscan.patchfile import PatchError
-from mmioscan.policy import load_policy
+from mmioscan.cli import gate as cli_gate
+from mmioscan.gate.compare import GateOptions, compare, gate_patch, gate_revisions
+from mmioscan.gate.gitrev import GitError, RevSource, commit_of, needed_paths
+from mmioscan.gate.patchfile import PatchError
+from mmioscan.gate.policy import load_policy
+from mmioscan.gate.report import render_json, render_sarif, render_text
 from tests.unit.gate_sites import fake_scan, make_site
 from tests.unit.helpers import has_traceback, run_cli
 
@@ -326,7 +326,7 @@ def test_the_workspace_is_reused_and_unchanged_files_keep_their_mtime(repo: Path
 def test_a_busy_workspace_falls_back_to_a_temporary_folder(repo: Path, tmp_path: Path) -> None:
     import fcntl
 
-    from mmioscan.gate import _workspace
+    from mmioscan.gate.compare import _workspace
 
     options = _options(workspace=tmp_path / "ws")
     with _workspace(options, repo) as first, _workspace(options, repo) as second:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan import history
+from mmioscan.gate import history
 from tests.unit.gate_sites import make_site, result_of
 from tests.unit.helpers import run_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.ifconfig import ConfigConditions
+from mmioscan.kernel.ifconfig import ConfigConditions
 
 CONFIG = {"CONFIG_Y": "y", "CONFIG_M": "m", "CONFIG_N": "n", "CONFIG_NR": "64",
           "CONFIG_S": '"abc"'}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
+from mmioscan.analysis.sites import deref_sites
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import mentions_iomem
-from mmioscan.model import FileFacts
-from mmioscan.runner import ExtractSpec, _init_worker, facts_for_bytes
-from mmioscan.sites import deref_sites
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.model import FileFacts
+from mmioscan.facts.runner import ExtractSpec, _init_worker, facts_for_bytes
 
 from .helpers import TREE
 

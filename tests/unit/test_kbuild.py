@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.catalogue import RuleError
-from mmioscan.kbuild import (
+from mmioscan.core.catalogue import RuleError
+from mmioscan.core.model import DriverInfo
+from mmioscan.kernel.kbuild import (
     ConfigError,
     DriverMap,
     GroupRules,
     load_config,
     load_group_rules,
 )
-from mmioscan.model import DriverInfo
 
 KBUILD = Path(__file__).resolve().parent.parent / "fixtures" / "kbuild"
 

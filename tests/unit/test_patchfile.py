@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.patchfile import PatchError, apply, parse, resolve, touched
+from mmioscan.gate.patchfile import PatchError, apply, parse, resolve, touched
 
 FOO = "".join(f"line {i}\n" for i in range(1, 11))
 

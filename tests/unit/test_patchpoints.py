@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from mmioscan.callgraph import CallGraph
-from mmioscan.catalogue import load_catalogue
-from mmioscan.model import Site
-from mmioscan.patchpoints import THRESHOLDS, Plan, Step, plan
-from mmioscan.wrappers import patch_points
+from mmioscan.analysis.callgraph import CallGraph
+from mmioscan.analysis.patchpoints import THRESHOLDS, Plan, Step, plan
+from mmioscan.analysis.wrappers import patch_points
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.model import Site
 
 from .helpers import TREE, scan_json
 
@@ -144,7 +144,7 @@ def _site(path: str, line: int, function: str | None, kind: str = "direct",
 
 
 def test_patch_points_of_hand_made_sites() -> None:
-    from mmioscan.model import FileFacts, Scope
+    from mmioscan.core.model import FileFacts, Scope
 
     a = FileFacts("drivers/x/a.c", "0", 1, True,
                   scopes=(Scope("f", "function", 1, 40), Scope("g", "function", 50, 90)))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.policy import PolicyError, decide, load_policy, uses_funnel
-from mmioscan.report.findings import finding_class
+from mmioscan.core.findings import finding_class
+from mmioscan.gate.policy import PolicyError, decide, load_policy, uses_funnel
 from tests.unit.gate_sites import make_site
 
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
 from mmioscan.cfront.prefilter import NameScanner
+from mmioscan.core.catalogue import load_catalogue
 
 NAMES = sorted(load_catalogue().names())
 

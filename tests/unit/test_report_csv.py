@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from mmioscan.model import Site
+from mmioscan.core.model import Site
 from mmioscan.report import csv as csv_report
 
 from .report_results import sample_result, sample_sites

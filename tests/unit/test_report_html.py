@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from mmioscan.model import Coverage, PatchPoint, Site
+from mmioscan.core.findings import coverage_curves, merge_coverages
+from mmioscan.core.model import Coverage, PatchPoint, Site
 from mmioscan.report import html as html_report
 from mmioscan.report import svg
-from mmioscan.report.findings import coverage_curves, merge_coverages
 
 from .report_results import big_result, sample_result, sample_sites
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mmioscan import __version__
-from mmioscan.model import Site
+from mmioscan.core.model import Site
 from mmioscan.report import markdown
 
 from .report_results import big_result, sample_result, sample_sites

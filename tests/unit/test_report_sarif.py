@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from mmioscan.model import Site
+from mmioscan.core.findings import FINDING_CLASSES, finding_class
+from mmioscan.core.model import Site
 from mmioscan.report import sarif
-from mmioscan.report.findings import FINDING_CLASSES, finding_class
 
 from .report_results import ROOT, big_result, sample_result, sample_sites
 

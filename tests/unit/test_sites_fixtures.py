@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
-from mmioscan.ruleset import load_rules
-from mmioscan.scan import ScanOptions, run_scan
+from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.ruleset import load_rules
 
 from .helpers import TREE, Expect, fixture_sources, parse_expectations, scan_json
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from mmioscan.catalogue import Catalogue, RuleError, load_catalogue
-from mmioscan.model import Site
-from mmioscan.rules_path import rules_dir
-from mmioscan.tdx import (
+from mmioscan.core.catalogue import Catalogue, RuleError, load_catalogue
+from mmioscan.core.model import Site
+from mmioscan.core.rules_path import rules_dir
+from mmioscan.platforms.tdx import (
     IO_H,
     IOMAP_C,
     IOMAP_COPY_C,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.tree import TreeError, collect, find_root, is_kernel_root, kernel_version
+from mmioscan.kernel.tree import TreeError, collect, find_root, is_kernel_root, kernel_version
 
 from .helpers import TREE, copy_tree, run_cli, scan_json
 

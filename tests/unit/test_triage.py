@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.gate import GateOptions, compare
-from mmioscan.policy import load_policy
-from mmioscan.triage import TriageError, load, template, unlabelled
+from mmioscan.gate.compare import GateOptions, compare
+from mmioscan.gate.policy import load_policy
+from mmioscan.gate.triage import TriageError, load, template, unlabelled
 from tests.unit.gate_sites import fake_scan, make_site
 
 UNSUPPORTED = make_site(callee="__iowrite32_copy", tdx="unsupported")

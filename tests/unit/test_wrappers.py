@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mmioscan.catalogue import load_catalogue
 from mmioscan.cfront.prefilter import NameScanner
-from mmioscan.ruleset import load_rules
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.ruleset import load_rules
 
 from .helpers import TREE, fixture_sources, parse_expectations, run_cli, scan_json
 

@@ -1,0 +1,328 @@
+"""All facts of a scan -> the call graph: wrappers, via-chains and hot paths.
+
+Nodes are definitions (functions and function-like or object-like macros) keyed
+`path:name`, so two static functions of the same name in different files stay apart, and
+catalogued accessors keyed by their bare name. A call of NAME from a file resolves, in order,
+to: the accessor NAME; a definition in the same file; one in a header the file includes
+(transitively, among the files scanned or pulled in as context); a non-static function of that
+name elsewhere (the nearest folder wins); a definition in a header of the same or the parent
+folder (when the include could not be resolved). Anything else is outside the graph.
+
+A wrapper is a macro, or a function of at most max_function_lines lines
+(rules/wrappers.toml), from which an accessor is reachable through other wrappers. Wrappers are
+found by a reverse breadth-first search from the accessors that only ever looks
+at callers of names already known to reach one; the networkx DiGraph holds that subgraph
+(wrappers, accessors and the edges between them), not the whole program.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import networkx as nx
+
+from mmioscan.core.model import FileFacts, Scope
+
+INCLUDE_DIRS = ("include", "arch/x86/include", "include/uapi", "arch/x86/include/uapi",
+                "arch/x86/include/generated")
+
+
+class Definition(NamedTuple):
+    key: str
+    name: str
+    path: str
+    line: int
+    end_line: int
+    kind: str  # function | macro | object-macro
+    static: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What a wrapper reaches: the nearest accessor and its chain, and every accessor."""
+
+    accessor: str
+    via: tuple[str, ...]  # names from the wrapper to the accessor, both included
+    via_keys: tuple[str, ...]  # the same chain as node keys
+    accessors: tuple[str, ...]  # every accessor reachable, sorted
+
+
+# Folder of a path, memoized: the graph and the scan ask for the same few thousand folders
+# hundreds of thousands of times.
+folder_of = functools.lru_cache(maxsize=None)(posixpath.dirname)
+
+
+def include_candidates(path: str, target: str) -> Iterator[str]:
+    """Tree paths an `#include` target may name: `"x.h"` next to path, `<a/b.h>` in include/."""
+    name = target[1:-1]
+    if target.startswith('"'):
+        yield posixpath.normpath(posixpath.join(folder_of(path), name))
+    for base in INCLUDE_DIRS:
+        yield f"{base}/{name}"
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+_UNSEEN = "\0unseen"
+
+
+class IncludeIndex:
+    """Which parsed files each file includes, transitively (for resolution and for finding
+    the wrappers a file can see)."""
+
+    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+        self.files = files
+        self._closure: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._reach: dict[str, frozenset[str]] | None = None
+        self._resolved_include: dict[tuple[str, str], str | None] = {}
+
+    def _include_reach(self) -> dict[str, frozenset[str]]:
+        """Every parsed file -> all parsed files it includes, transitively (cycles included),
+        by dynamic programming over the condensation of the include graph."""
+        graph = nx.DiGraph()
+        for path, facts in self.files.items():
+            graph.add_node(path)
+            graph.add_edges_from((path, h) for h in self._direct_includes(path, facts.includes))
+        cond = nx.condensation(graph)
+        members = nx.get_node_attributes(cond, "members")
+        reach: dict[int, frozenset[str]] = {}
+        for comp in reversed(list(nx.topological_sort(cond))):
+            below = [reach[s] for s in cond.successors(comp)]
+            reach[comp] = frozenset(members[comp]).union(*below)
+        mapping = cond.graph["mapping"]
+        return {path: reach[mapping[path]] for path in graph.nodes}
+
+    def includes_of(self, path: str, targets: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """Files (among the parsed ones) that path includes, transitively: its direct includes
+        first, in order, then the rest sorted by path (that is the resolution precedence).
+
+        targets: the file's own `#include` targets when path itself was not parsed.
+        """
+        own = self.files[path].includes if path in self.files else (targets or ())
+        direct = tuple(dict.fromkeys(h for h in self._direct_includes(path, own) if h != path))
+        cached = self._closure.get(direct)
+        if cached is None:
+            if self._reach is None:
+                self._reach = self._include_reach()
+            rest = frozenset().union(*(self._reach.get(h, frozenset()) for h in direct))
+            cached = direct + tuple(sorted(rest.difference(direct)))
+            self._closure[direct] = cached
+        return tuple(h for h in cached if h != path) if path in cached else cached
+
+    def _direct_includes(self, path: str, targets: tuple[str, ...]) -> Iterator[str]:
+        folder = folder_of(path)
+        for target in targets:
+            # `<x.h>` resolves the same from every file; `"x.h"` the same within a folder.
+            memo = (folder if target.startswith('"') else "", target)
+            found = self._resolved_include.get(memo, _UNSEEN)
+            if found is _UNSEEN:
+                found = next((c for c in include_candidates(path, target) if c in self.files),
+                             None)
+                self._resolved_include[memo] = found
+            if found is not None:
+                yield found
+
+
+
+def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
+                         max_function_lines: int) -> list[tuple[str, Scope]]:
+    """Definitions that may be wrappers, by name only (no resolution): a macro or a small
+    function calling a leaf or another such definition. A superset of CallGraph's wrappers,
+    cheap enough to run between parsing rounds (the exact graph is built once, at the end)."""
+    callers: dict[str, list[tuple[str, Scope]]] = {}
+    for path, facts in files.items():
+        for scope in facts.scopes:
+            if scope.kind == "function" and scope.end_line - scope.line >= max_function_lines:
+                continue
+            for name in (*scope.callees, *scope.values):
+                callers.setdefault(name, []).append((path, scope))
+    known = set(leaves)
+    queue = deque(sorted(leaves))
+    found: list[tuple[str, Scope]] = []
+    while queue:
+        for path, scope in callers.get(queue.popleft(), ()):
+            if scope.name in leaves:
+                continue
+            found.append((path, scope))
+            if scope.name not in known:
+                known.add(scope.name)
+                queue.append(scope.name)
+    return found
+
+
+class CallGraph:
+    """Definitions, name resolution, wrappers and hot nodes over all facts of a scan."""
+
+    def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
+                 extra_leaves: Iterable[str] = (), max_function_lines: int = 15) -> None:
+        self.max_function_lines = max_function_lines
+        self.files = {f.path: f for f in facts if f.parsed}
+        # Accessors end every chain; extra leaves (regmap API) may be added as sinks too.
+        self.leaves = frozenset(accessors) | frozenset(extra_leaves)
+        self.definitions: dict[str, Definition] = {}
+        self._scope_of: dict[str, tuple[str, int]] = {}
+        self._local: dict[str, dict[str, str]] = {}
+        self._globals: dict[str, list[str]] = {}
+        self._headers_by_dir: dict[str, dict[str, str]] = {}
+        self._index()
+        self.include_index = IncludeIndex(self.files)
+        self._resolved: dict[tuple[str, str], str | None] = {}
+        self.reach: dict[str, Reach] = {}
+        self.graph: nx.DiGraph = nx.DiGraph()
+        self._find_wrappers()
+
+    # -- index -----------------------------------------------------------------------------
+
+    def _index(self) -> None:
+        for path in sorted(self.files):
+            local: dict[str, str] = {}
+            is_header = path.endswith(".h")
+            for i, scope in enumerate(self.files[path].scopes):
+                if scope.name in self.leaves:
+                    continue  # `static inline u32 readl(...)` is the accessor itself
+                if scope.kind == "object-macro" and not scope.callees and not scope.values:
+                    continue  # a constant (`#define REG_CTRL 0x10`): never called, reaches nothing
+                key = f"{path}:{scope.name}"
+                if key in self.definitions:
+                    continue  # the first definition in a file wins (#ifdef alternatives)
+                self.definitions[key] = Definition(key, scope.name, path, scope.line,
+                                                   scope.end_line, scope.kind, scope.static)
+                self._scope_of[key] = (path, i)
+                local[scope.name] = key
+                if scope.kind == "function" and not scope.static and not is_header:
+                    self._globals.setdefault(scope.name, []).append(key)
+                if is_header:
+                    self._headers_by_dir.setdefault(posixpath.dirname(path), {}).setdefault(
+                        scope.name, key)
+            self._local[path] = local
+
+    def resolve(self, path: str, name: str) -> str | None:
+        """The node a call of name from path reaches, or None when it is outside the graph."""
+        memo = (path, name)
+        if memo in self._resolved:
+            return self._resolved[memo]
+        key = self._resolve(path, name)
+        self._resolved[memo] = key
+        return key
+
+    def _resolve(self, path: str, name: str) -> str | None:
+        if name in self.leaves:
+            return name
+        local = self._local.get(path, {})
+        if name in local:
+            return local[name]
+        for header in self.include_index.includes_of(path):
+            found = self._local.get(header, {}).get(name)
+            if found is not None:
+                return found
+        candidates = self._globals.get(name)
+        if candidates:
+            return max(candidates, key=lambda k: (_common_prefix(k, path), k))
+        folder = posixpath.dirname(path)
+        for directory in (folder, posixpath.dirname(folder)):
+            found = self._headers_by_dir.get(directory, {}).get(name)
+            if found is not None:
+                return found
+        return None
+
+    def key_of(self, path: str, index: int) -> str:
+        """The node key of scope `index` of path (also for duplicate definitions)."""
+        return f"{path}:{self.files[path].scopes[index].name}"
+
+    # -- wrappers ----------------------------------------------------------------------------
+
+    def _callers_by_name(self) -> dict[str, list[tuple[str, str]]]:
+        """name -> (caller path, caller key) for every scope that calls or uses the name."""
+        index: dict[str, list[tuple[str, str]]] = {}
+        for key, (path, i) in self._scope_of.items():
+            scope = self.files[path].scopes[i]
+            for name in (*scope.callees, *scope.values):
+                index.setdefault(name, []).append((path, key))
+        return index
+
+    def _find_wrappers(self) -> None:
+        callers = self._callers_by_name()
+        next_hop: dict[str, str] = {}
+        queue = deque(sorted(self.leaves))
+        relevant = set(self.leaves)
+        edges: list[tuple[str, str]] = []
+        while queue:
+            target = queue.popleft()
+            name = target if target in self.leaves else self.definitions[target].name
+            for path, caller in callers.get(name, ()):
+                if caller == target or not self._may_wrap(caller):
+                    continue
+                if self.resolve(path, name) != target:
+                    continue
+                edges.append((caller, target))
+                if caller not in relevant:
+                    relevant.add(caller)
+                    next_hop[caller] = target
+                    queue.append(caller)
+        self.graph.add_nodes_from(sorted(relevant))
+        self.graph.add_edges_from(sorted(set(edges)))
+        reached = self._reachable_leaves()
+        for key, hop in next_hop.items():
+            chain = [key, hop]
+            while chain[-1] in next_hop:
+                chain.append(next_hop[chain[-1]])
+            names = tuple(self._name(k) for k in chain)
+            self.reach[key] = Reach(chain[-1], names, tuple(chain), tuple(sorted(reached[key])))
+
+    def _may_wrap(self, key: str) -> bool:
+        """Macros, and functions small enough to be a funnel (see rules/wrappers.toml)."""
+        definition = self.definitions[key]
+        if definition.kind != "function":
+            return True
+        return definition.end_line - definition.line + 1 <= self.max_function_lines
+
+    def _reachable_leaves(self) -> dict[str, frozenset[str]]:
+        """Every leaf each node reaches, by dynamic programming over the condensation."""
+        cond = nx.condensation(self.graph)
+        members = nx.get_node_attributes(cond, "members")
+        result: dict[int, frozenset[str]] = {}
+        for comp in reversed(list(nx.topological_sort(cond))):
+            own = frozenset(m for m in members[comp] if m in self.leaves)
+            below = [result[s] for s in cond.successors(comp)]
+            result[comp] = own.union(*below) if below else own
+        mapping = cond.graph["mapping"]
+        return {node: result[mapping[node]] for node in self.graph.nodes}
+
+    def _name(self, key: str) -> str:
+        return key if key in self.leaves else self.definitions[key].name
+
+    def wrapper_names(self) -> frozenset[str]:
+        return frozenset(self.definitions[k].name for k in self.reach)
+
+    # -- hot paths ---------------------------------------------------------------------------
+
+    def hot_nodes(self, roots: Iterable[tuple[str, str]]) -> frozenset[str]:
+        """Definitions reachable from the roots (path of the registration, function name)."""
+        seen: set[str] = set()
+        queue: deque[str] = deque()
+        for path, name in roots:
+            key = self.resolve(path, name)
+            if key is not None and key in self.definitions and key not in seen:
+                seen.add(key)
+                queue.append(key)
+        while queue:
+            key = queue.popleft()
+            path, i = self._scope_of[key]
+            for callee in self.files[path].scopes[i].callees:
+                target = self.resolve(path, callee)
+                if target is not None and target in self.definitions and target not in seen:
+                    seen.add(target)
+                    queue.append(target)
+        return frozenset(seen)

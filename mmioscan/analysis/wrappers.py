@@ -1,0 +1,157 @@
+"""Sites found through the call graph: wrapper calls, regmap calls, hot flags, patch points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from mmioscan.analysis.callgraph import CallGraph, Reach, folder_of
+from mmioscan.analysis.patchpoints import THRESHOLDS, plan
+from mmioscan.core.catalogue import Catalogue
+from mmioscan.core.model import Coverage, FileFacts, HotRoot, PatchPoint, Site
+from mmioscan.core.ruleset import Regmap
+
+# Regmap sites are all covered by patching the regmap-mmio bus (one funnel for every driver).
+REGMAP_FUNNEL = "drivers/base/regmap/regmap-mmio.c:regmap_mmio"
+
+
+def driver_of(path: str) -> str:
+    """The driver a file belongs to: its folder, until Kbuild maps files to modules."""
+    return folder_of(path) or "."
+
+
+def _access(accessors: Iterable[str], catalogue: Catalogue) -> str:
+    kinds = {acc.access for name in accessors if (acc := catalogue.get(name)) is not None}
+    return kinds.pop() if len(kinds) == 1 else "both"
+
+
+def _width(accessors: Iterable[str], catalogue: Catalogue) -> int | None:
+    widths = {acc.width for name in accessors if (acc := catalogue.get(name)) is not None}
+    return widths.pop() if len(widths) == 1 else None
+
+
+def wrapper_sites(scoped: Iterable[FileFacts], graph: CallGraph,
+                  catalogue: Catalogue) -> Iterator[Site]:
+    """Every call of a wrapper (a definition from which an accessor is reachable)."""
+    names = graph.wrapper_names()
+    for facts in scoped:
+        for name, line, column, scope, active in facts.calls:
+            if name not in names or scope < 0:
+                continue  # at file scope a macro "call" generates definitions, it runs nothing
+            key = graph.resolve(facts.path, name)
+            reach = graph.reach.get(key) if key is not None else None
+            if reach is None:
+                continue
+            yield _wrapper_site(facts, graph, catalogue, reach, name, line, column, scope, active)
+
+
+def _wrapper_site(facts: FileFacts, graph: CallGraph, catalogue: Catalogue, reach: Reach,
+                  name: str, line: int, column: int, scope: int, active: bool) -> Site:
+    acc = catalogue.get(reach.accessor)
+    return Site(
+        path=facts.path, line=line, column=column,
+        function=facts.scopes[scope].name if scope >= 0 else None, callee=name,
+        accessor=reach.accessor, kind="wrapper",
+        access=_access(reach.accessors, catalogue), width=_width(reach.accessors, catalogue),
+        family=acc.family if acc is not None else "regmap", active=active, via=reach.via,
+        accessors=reach.accessors,
+        scope_key=graph.key_of(facts.path, scope) if scope >= 0 else None)
+
+
+def regmap_folders(facts: Iterable[FileFacts], regmap: Regmap) -> frozenset[str]:
+    """Drivers that create an MMIO regmap (call one of the regmap_init_mmio* names in a .c
+    file: a header defining the API, like include/linux/regmap.h, creates nothing)."""
+    return frozenset(driver_of(f.path) for f in facts
+                     if f.path.endswith(".c") and any(c[0] in regmap.init for c in f.calls))
+
+
+def regmap_sites(scoped: Iterable[FileFacts], folders: frozenset[str],
+                 regmap: Regmap) -> Iterator[Site]:
+    for facts in scoped:
+        if driver_of(facts.path) not in folders:
+            continue
+        for name, line, column, scope, active in facts.calls:
+            access = regmap.api.get(name)
+            if access is None:
+                continue
+            yield Site(path=facts.path, line=line, column=column,
+                       function=facts.scopes[scope].name if scope >= 0 else None,
+                       callee=name, accessor=name, kind="regmap", access=access, width=None,
+                       family="regmap", active=active, via=(name, "regmap-mmio"))
+
+
+def hot_roots(facts: Iterable[FileFacts]) -> tuple[HotRoot, ...]:
+    roots = {HotRoot(fn, f.path, line, how) for f in facts for fn, how, line in f.roots}
+    return tuple(sorted(roots, key=lambda r: (r.path, r.line, r.function, r.how)))
+
+
+def finish_sites(sites: Iterable[Site], graph: CallGraph, hot: frozenset[str]) -> list[Site]:
+    """Fill in driver, the enclosing scope's graph key and the hot flag."""
+    done = []
+    for site in sites:
+        key = site.scope_key
+        if key is None and site.function is not None:
+            key = f"{site.path}:{site.function}"  # functions and macros are file-local keys
+        done.append(site.placed(driver_of(site.path), key, key in hot if key else False))
+    return done
+
+
+def _candidates(site: Site, graph: CallGraph) -> frozenset[str]:
+    """Definitions whose rewriting would cover the site: its scope, and wrappers on its chain."""
+    points = set()
+    if site.scope_key is not None and site.scope_key in graph.definitions:
+        points.add(site.scope_key)
+    if site.kind == "wrapper":
+        reach = graph.reach.get(graph.resolve(site.path, site.callee) or "")
+        if reach is not None:
+            points.update(k for k in reach.via_keys if k in graph.definitions)
+    if site.kind == "regmap":
+        points.add(REGMAP_FUNNEL)
+    return frozenset(points)
+
+
+def coverage(sites: Sequence[Site], graph: CallGraph,
+             candidates: dict[int, frozenset[str]]) -> Coverage:
+    """candidates: id(site) -> its candidate points, computed once for all groupings."""
+    result = plan([candidates[id(s)] for s in sites])
+    points = []
+    for step in result.steps:
+        definition = graph.definitions.get(step.point)
+        name, path, line = ((definition.name, definition.path, definition.line) if definition
+                            else (step.point.rsplit(":", 1)[-1], step.point.rsplit(":", 1)[0], 0))
+        share = step.cumulative / result.sites if result.sites else 0.0
+        points.append(PatchPoint(step.point, name, path, line, step.covered, round(share, 4)))
+    needed = []
+    for percent in THRESHOLDS:
+        chosen = result.points_for(percent)
+        needed.append((percent, None if chosen is None else len(chosen)))
+    return Coverage(result.sites, tuple(points), tuple(needed))
+
+
+def patchable(sites: Iterable[Site], include: Callable[[Site], bool] | None = None) -> list[Site]:
+    """The sites patch points are planned for: active, not a mere reference (an accessor
+    used as a value is covered where it is called), and chosen by `include`."""
+    return [s for s in sites if s.active and s.kind != "reference"
+            and (include is None or include(s))]
+
+
+def candidate_sets(sites: Iterable[Site], graph: CallGraph) -> dict[int, frozenset[str]]:
+    return {id(s): _candidates(s, graph) for s in sites}
+
+
+def patch_points(sites: Sequence[Site], graph: CallGraph,
+                 include: Callable[[Site], bool] | None = None
+                 ) -> tuple[tuple[str, Coverage], ...]:
+    """Coverage of the whole scan ("all"), of each group ("group:virtio", ...) when sites have
+    groups, and of each driver."""
+    counted = patchable(sites, include)
+    by_driver: dict[str, list[Site]] = {}
+    by_group: dict[str, list[Site]] = {}
+    for site in counted:
+        by_driver.setdefault(site.driver or ".", []).append(site)
+        if site.group is not None:
+            by_group.setdefault(f"group:{site.group}", []).append(site)
+    candidates = candidate_sets(counted, graph)
+    result = [("all", coverage(counted, graph, candidates))]
+    result += [(g, coverage(by_group[g], graph, candidates)) for g in sorted(by_group)]
+    result += [(d, coverage(by_driver[d], graph, candidates)) for d in sorted(by_driver)]
+    return tuple(result)

@@ -1,0 +1,1 @@
+"""Command line: argv -> a command -> output (see docs/design.md)."""
