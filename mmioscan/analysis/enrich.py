@@ -20,7 +20,8 @@ from mmioscan.core.catalogue import Catalogue
 from mmioscan.core.model import DriverInfo, FileFacts, Site, Tdx
 from mmioscan.kernel.ifconfig import ConfigConditions
 from mmioscan.kernel.kbuild import DriverMap
-from mmioscan.platforms.tdx import Strategy, TdxModel, verdict
+from mmioscan.platforms.strategies import Strategy
+from mmioscan.platforms.tdx.model import TdxModel, verdict
 
 SiteKey = tuple[str, int, int, str]
 # Shared headers: their code runs in whoever includes them, not in "their" folder.

@@ -24,7 +24,8 @@ from mmioscan.core.ruleset import RuleSet, load_rules
 from mmioscan.facts.runner import Progress
 from mmioscan.kernel.ifconfig import ConfigConditions
 from mmioscan.kernel.kbuild import DriverMap, load_config, load_group_rules
-from mmioscan.platforms.tdx import Strategy, TdxModel, load_patch_points, load_strategies
+from mmioscan.platforms.strategies import Strategy, load_patch_points, load_strategies
+from mmioscan.platforms.tdx.model import TdxModel
 
 DEFAULT_STRATEGY = "upstream"
 

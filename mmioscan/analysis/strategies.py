@@ -14,7 +14,7 @@ from mmioscan.analysis.enrich import Enricher, SiteKey
 from mmioscan.analysis.patchpoints import plan
 from mmioscan.analysis.wrappers import candidate_sets, patchable
 from mmioscan.core.model import Coverage, DriverInfo, DriverSummary, Site, StrategyRow, Tdx
-from mmioscan.platforms.tdx import Strategy
+from mmioscan.platforms.strategies import Strategy
 
 GROUPS = ("virtio", "x86", "generic")
 # Mainline first, then the shipped alternatives, then a user's own list.

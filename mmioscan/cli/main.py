@@ -23,7 +23,7 @@ from mmioscan.core.ruleset import load_rules
 from mmioscan.kernel.kbuild import ConfigError
 from mmioscan.kernel.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.kernel.tree import TreeError
-from mmioscan.platforms.tdx import TdxError
+from mmioscan.platforms.strategies import TdxError
 from mmioscan.report import csv as csv_report
 from mmioscan.report import html as html_report
 from mmioscan.report import json as json_report

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mmioscan.core.rules_path import rules_dir
+from mmioscan.core.toml import RuleError, read_toml
+
+__all__ = ["Accessor", "Catalogue", "RuleError", "load_catalogue", "read_toml"]
 
 FAMILIES = frozenset({"mmio", "iomap", "bulk", "split", "poll", "submit", "pio"})
 ACCESSES = frozenset({"read", "write"})
 WIDTHS = frozenset({8, 16, 32, 64, 512})  # 512: one MOVDIR64B command
 
 
-class RuleError(Exception):
-    """A rules file is missing or malformed; the message names the file and the entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +72,6 @@ def _accessor(entry: object, where: str) -> Accessor:
     if acc.width not in WIDTHS:
         raise RuleError(f"{where}: width must be one of 8/16/32/64/512, not {acc.width}")
     return acc
-
-
-def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
-    """A rules file's data and raw bytes; RuleError naming the file when unusable."""
-    try:
-        raw = path.read_bytes()
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RuleError(f"{path}: not valid TOML ({exc})") from None
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
