@@ -18,8 +18,8 @@ from mmioscan.analysis.fingerprint import assign, normalize_code
 from mmioscan.cfront.callargs import call_arguments
 from mmioscan.core.catalogue import Catalogue
 from mmioscan.core.model import DriverInfo, FileFacts, Site, Tdx
+from mmioscan.kernel.drivermap import DriverMap
 from mmioscan.kernel.ifconfig import ConfigConditions
-from mmioscan.kernel.kbuild import DriverMap
 from mmioscan.platforms.strategies import Strategy
 from mmioscan.platforms.tdx.model import TdxModel, verdict
 

@@ -18,12 +18,14 @@ from mmioscan.analysis.definitions import Definitions
 from mmioscan.analysis.enrich import Enricher, IncludedDrivers, SiteKey, includers
 from mmioscan.analysis.scan import ScanOptions, Timings, run_scan
 from mmioscan.analysis.strategies import compare, driver_summaries
-from mmioscan.core.catalogue import RuleError
 from mmioscan.core.model import FileFacts, Problem, ScanResult, Site, StrategyRow
 from mmioscan.core.ruleset import RuleSet, load_rules
+from mmioscan.core.toml import RuleError
 from mmioscan.facts.runner import Progress
+from mmioscan.kernel.dotconfig import load_config
+from mmioscan.kernel.drivermap import DriverMap
+from mmioscan.kernel.groups import load_group_rules
 from mmioscan.kernel.ifconfig import ConfigConditions
-from mmioscan.kernel.kbuild import DriverMap, load_config, load_group_rules
 from mmioscan.platforms.strategies import Strategy, load_patch_points, load_strategies
 from mmioscan.platforms.tdx.model import TdxModel
 

@@ -29,7 +29,7 @@ from mmioscan.gate.patchfile import PatchError
 from mmioscan.gate.policy import PolicyError, load_policy
 from mmioscan.gate.triage import EMPTY, TriageError, template, unlabelled
 from mmioscan.gate.triage import load as load_triage
-from mmioscan.kernel.kbuild import ConfigError
+from mmioscan.kernel.dotconfig import ConfigError
 from mmioscan.kernel.tree import find_root
 
 Handler = Callable[[argparse.Namespace], int]

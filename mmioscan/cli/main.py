@@ -17,10 +17,10 @@ from mmioscan.cli.gate import GateError
 from mmioscan.cli.gate import register as register_gate
 from mmioscan.cli.output import write_output
 from mmioscan.cli.progress import ProgressBar
-from mmioscan.core.catalogue import RuleError
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import load_rules
-from mmioscan.kernel.kbuild import ConfigError
+from mmioscan.core.toml import RuleError
+from mmioscan.kernel.dotconfig import ConfigError
 from mmioscan.kernel.kernelsrc import KernelSourceError, ensure_cloud_config, ensure_tree
 from mmioscan.kernel.tree import TreeError
 from mmioscan.platforms.strategies import TdxError

@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmioscan.core.catalogue import RuleError
 from mmioscan.core.rules_path import rules_dir
-from mmioscan.core.toml import read_toml
+from mmioscan.core.toml import RuleError, read_toml
 
 DEFAULT_STRATEGY = "upstream"
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from mmioscan.core.model import DriverInfo
-from mmioscan.kernel.kbuild import DriverMap, GroupRules, load_config, load_group_rules
+from mmioscan.kernel.dotconfig import load_config
+from mmioscan.kernel.drivermap import DriverMap
+from mmioscan.kernel.groups import GroupRules, load_group_rules
 from mmioscan.kernel.kernelsrc import KernelSourceError, ensure_cloud_config
 
 pytestmark = pytest.mark.integration

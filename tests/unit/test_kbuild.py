@@ -14,13 +14,9 @@ import pytest
 
 from mmioscan.core.catalogue import RuleError
 from mmioscan.core.model import DriverInfo
-from mmioscan.kernel.kbuild import (
-    ConfigError,
-    DriverMap,
-    GroupRules,
-    load_config,
-    load_group_rules,
-)
+from mmioscan.kernel.dotconfig import ConfigError, load_config
+from mmioscan.kernel.drivermap import DriverMap
+from mmioscan.kernel.groups import GroupRules, load_group_rules
 
 KBUILD = Path(__file__).resolve().parent.parent / "fixtures" / "kbuild"
 
