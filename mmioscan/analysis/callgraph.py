@@ -17,7 +17,6 @@ at callers of names already known to reach one; the networkx DiGraph holds that 
 
 from __future__ import annotations
 
-import functools
 import posixpath
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,11 +25,10 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates
 from mmioscan.core.model import FileFacts, Scope
 
-INCLUDE_DIRS = ("include", "arch/x86/include", "include/uapi", "arch/x86/include/uapi",
-                "arch/x86/include/generated")
-
+__all__ = ["INCLUDE_DIRS", "CallGraph", "IncludeIndex", "folder_of", "include_candidates"]
 
 class Definition(NamedTuple):
     key: str
@@ -52,18 +50,6 @@ class Reach:
     accessors: tuple[str, ...]  # every accessor reachable, sorted
 
 
-# Folder of a path, memoized: the graph and the scan ask for the same few thousand folders
-# hundreds of thousands of times.
-folder_of = functools.lru_cache(maxsize=None)(posixpath.dirname)
-
-
-def include_candidates(path: str, target: str) -> Iterator[str]:
-    """Tree paths an `#include` target may name: `"x.h"` next to path, `<a/b.h>` in include/."""
-    name = target[1:-1]
-    if target.startswith('"'):
-        yield posixpath.normpath(posixpath.join(folder_of(path), name))
-    for base in INCLUDE_DIRS:
-        yield f"{base}/{name}"
 
 
 def _common_prefix(a: str, b: str) -> int:

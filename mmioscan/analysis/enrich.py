@@ -1,4 +1,5 @@
-"""Sites -> sites with their driver (Kbuild), code line, fingerprint and TDX verdict.
+"""The drivers-and-verdicts stage: sites -> sites with their driver (Kbuild), code line,
+fingerprint and TDX verdict (`judge`).
 
 Runs after the call graph, once per scan: each file with sites is read once, for the code
 lines (fingerprints, reports) and for the arguments of bulk calls (a constant length gives
@@ -12,13 +13,15 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
-from mmioscan.analysis.callgraph import include_candidates
 from mmioscan.analysis.definitions import Definitions
 from mmioscan.analysis.fingerprint import assign, normalize_code
 from mmioscan.cfront.callargs import call_arguments
+from mmioscan.cfront.includes import include_candidates
 from mmioscan.core.catalogue import Catalogue
-from mmioscan.core.model import DriverInfo, FileFacts, Site, Tdx
+from mmioscan.core.model import DriverInfo, FileFacts, Problem, Site, Tdx
+from mmioscan.core.ruleset import RuleSet
 from mmioscan.kernel.drivermap import DriverMap
+from mmioscan.kernel.groups import load_group_rules
 from mmioscan.kernel.ifconfig import ConfigConditions
 from mmioscan.platforms.strategies import Strategy
 from mmioscan.platforms.tdx.model import TdxModel, verdict
@@ -136,3 +139,34 @@ def _read_text(path: Path) -> str | None:
         return path.read_bytes().decode("utf-8", "surrogateescape")
     except OSError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """The drivers-and-verdicts stage's result."""
+
+    sites: tuple[Site, ...]  # enriched, same order; accessor definitions left out
+    arguments: dict[SiteKey, list[str]]  # call arguments read for bulk sites (strategies)
+    enricher: Enricher  # the tree's driver map and platform model, for other strategies
+    problems: tuple[Problem, ...]  # the driver map's and the platform model's notes
+
+
+def judge(root: Path, sites: tuple[Site, ...], facts: Iterable[FileFacts], rules: RuleSet,
+          config: dict[str, str] | None, strategy: Strategy,
+          kconfig_cache: Path | None) -> Judged:
+    """Map every site to its driver (Kbuild, Kconfig, .config) and judge it on the platform
+    (instruction forms read from the tree) under the strategy."""
+    problems: list[Problem] = []
+    drivers = DriverMap.build(root, load_group_rules(), config, sorted({s.path for s in sites}),
+                              cache_dir=kconfig_cache)
+    problems += list(drivers.problems)
+    model = TdxModel.derive(root, rules.catalogue)
+    # A partial tree falls back to the shipped forms: say so where users look.
+    if model.notes:
+        problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
+    conditions = ConfigConditions(config) if config is not None else None
+    definitions = Definitions(rules.catalogue.names(), rules.wrappers.definition_macros)
+    enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model, strategy,
+                        rules.catalogue, conditions, definitions)
+    done, arguments = enricher.run(sites)
+    return Judged(done, arguments, enricher, tuple(problems))

@@ -1,35 +1,41 @@
-"""The main use case: scan, then map drivers, judge every site under a TDX strategy, count.
+"""The analysis as a visible sequence of stages (docs/design.md, "Stages"):
 
-    analyse(AnalysisOptions(ScanOptions(paths, ...), config=..., strategy=...)) -> ScanResult
+    inputs -> facts -> graph -> sites -> drivers and verdicts -> patch points -> strategies
 
-The scan (scan.py) finds the sites; this module adds what needs the whole tree: Kbuild and
-Kconfig (kbuild.py), the instruction forms of the tree's io.h (tdx.py), the driver table and,
-on request, every strategy side by side (strategies.py).
+Each stage is a function from the previous stage's frozen result to the next; nothing calls
+back into a stage and nothing is read off an object afterwards.
+
+    run(AnalysisOptions(ScanOptions(paths, ...), config=..., strategy=...)) -> Analysis
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.analysis.callgraph import CallGraph
-from mmioscan.analysis.definitions import Definitions
-from mmioscan.analysis.enrich import Enricher, IncludedDrivers, SiteKey, includers
-from mmioscan.analysis.scan import ScanOptions, Timings, run_scan
+from mmioscan.analysis.enrich import Judged, judge
+from mmioscan.analysis.gather import Gathered, ScanOptions, gather
+from mmioscan.analysis.sites import find_sites
 from mmioscan.analysis.strategies import compare, driver_summaries
-from mmioscan.core.model import FileFacts, Problem, ScanResult, Site, StrategyRow
+from mmioscan.analysis.timings import Timings
+from mmioscan.analysis.wrappers import hot_roots, patch_points
+from mmioscan.core.model import Coverage, ScanResult, Site, StrategyRow
 from mmioscan.core.ruleset import RuleSet, load_rules
 from mmioscan.core.toml import RuleError
 from mmioscan.facts.runner import Progress
 from mmioscan.kernel.dotconfig import load_config
-from mmioscan.kernel.drivermap import DriverMap
-from mmioscan.kernel.groups import load_group_rules
-from mmioscan.kernel.ifconfig import ConfigConditions
-from mmioscan.platforms.strategies import Strategy, load_patch_points, load_strategies
-from mmioscan.platforms.tdx.model import TdxModel
+from mmioscan.kernel.tree import kernel_version
+from mmioscan.platforms.strategies import (
+    DEFAULT_STRATEGY,
+    Strategy,
+    load_patch_points,
+    load_strategies,
+)
 
-DEFAULT_STRATEGY = "upstream"
+__all__ = ["Analysis", "AnalysisOptions", "ScanOptions", "Timings", "analyse", "run",
+           "run_scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,22 @@ class AnalysisOptions:
     patch_points: Path | None = None  # a user's list of functions to patch (a strategy)
     all_sites: bool = False  # count unreachable sites too in summaries (--all)
     compare_strategies: bool = False  # fill ScanResult.strategies (every strategy)
-    kconfig_cache: Path | None = None
+    judge: bool = True  # drivers and verdicts (False: sites and patch points only)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The user's files, read (and refused when unusable) before any parsing starts."""
+
+    config: dict[str, str] | None
+    strategies: dict[str, Strategy]  # the shipped ones, plus the user's own when given
+    strategy: Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    result: ScanResult
+    graph: CallGraph | None  # None with --direct-only; `explain` walks it
 
 
 def choose_strategy(name: str, patch_points: Path | None,
@@ -54,6 +75,15 @@ def choose_strategy(name: str, patch_points: Path | None,
     return strategies[name]
 
 
+def read_inputs(options: AnalysisOptions) -> Inputs:
+    config = load_config(options.config) if options.config is not None else None
+    strategies = load_strategies()
+    strategy = choose_strategy(options.strategy, options.patch_points, strategies)
+    if strategy.name not in strategies:
+        strategies = {**strategies, strategy.name: strategy}
+    return Inputs(config, strategies, strategy)
+
+
 def counted_predicate(options: AnalysisOptions) -> Callable[[Site], bool]:
     """Which sites summaries count: with a .config only the reachable ones, unless --all."""
     if options.config is None or options.all_sites:
@@ -61,70 +91,79 @@ def counted_predicate(options: AnalysisOptions) -> Callable[[Site], bool]:
     return lambda s: s.reachable is not False
 
 
-class _Finisher:
-    """The scan's site-finishing hook; keeps what the strategy comparison needs later."""
+def build_graph(gathered: Gathered, rules: RuleSet) -> CallGraph:
+    return CallGraph(gathered.facts.values(), rules.catalogue.accessors,
+                     max_function_lines=rules.wrappers.max_function_lines)
 
-    def __init__(self, options: AnalysisOptions, rules: RuleSet,
-                 config: dict[str, str] | None, strategy: Strategy) -> None:
-        self.options, self.rules, self.config, self.strategy = options, rules, config, strategy
-        self.enricher: Enricher | None = None
-        self.arguments: dict[SiteKey, list[str]] = {}
-        self.problems: list[Problem] = []
 
-    def __call__(self, root: Path, sites: tuple[Site, ...],
-                 facts: Iterable[FileFacts]) -> tuple[Site, ...]:
-        cache = self.options.scan.cache_dir
-        drivers = DriverMap.build(root, load_group_rules(), self.config,
-                                  sorted({s.path for s in sites}),
-                                  cache_dir=cache / "kconfig" if cache is not None else None)
-        self.problems += list(drivers.problems)
-        model = TdxModel.derive(root, self.rules.catalogue)
-        # A partial tree falls back to the shipped forms: say so where users look.
-        if model.notes:
-            self.problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
-        conditions = ConfigConditions(self.config) if self.config is not None else None
-        definitions = Definitions(self.rules.catalogue.names(),
-                                  self.rules.wrappers.definition_macros)
-        self.enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model,
-                                 self.strategy, self.rules.catalogue, conditions, definitions)
-        done, self.arguments = self.enricher.run(sites)
-        return done
+def run(options: AnalysisOptions, rules: RuleSet | None = None,
+        progress: Progress | None = None, timings: Timings | None = None) -> Analysis:
+    """Every stage in order. Raises RuleError, dotconfig.ConfigError or tree.TreeError for
+    unusable input, before any parsing starts where it can."""
+    rules = rules or load_rules()
+    inputs = read_inputs(options)
+    clock = timings or Timings()
+    counted = counted_predicate(options)
+    gathered = gather(options.scan, rules, progress, clock)
+    graph = None if options.scan.direct_only else build_graph(gathered, rules)
+    clock.lap("graph")
+    sites = find_sites(gathered, graph, rules)
+    clock.lap("sites")
+    judged = _judge(gathered, sites, rules, inputs, options) if options.judge else None
+    clock.lap("drivers and verdicts")
+    if judged is not None:
+        sites = judged.sites
+    points = patch_points(sites, graph, counted) if graph is not None else ()
+    clock.lap("patch points")
+    rows = _strategy_rows(sites, graph, inputs, judged, counted, options)
+    clock.lap("strategies")
+    return Analysis(_result(gathered, sites, points, rows, judged, inputs, options, counted),
+                    graph)
+
+
+def _judge(gathered: Gathered, sites: tuple[Site, ...], rules: RuleSet, inputs: Inputs,
+           options: AnalysisOptions) -> Judged:
+    cache = options.scan.cache_dir
+    return judge(gathered.root, sites, gathered.facts.values(), rules, inputs.config,
+                 inputs.strategy, cache / "kconfig" if cache is not None else None)
+
+
+def _strategy_rows(sites: tuple[Site, ...], graph: CallGraph | None, inputs: Inputs,
+                   judged: Judged | None, counted: Callable[[Site], bool],
+                   options: AnalysisOptions) -> tuple[StrategyRow, ...]:
+    if not options.compare_strategies or judged is None:
+        return ()
+    return compare(sites, graph, inputs.strategies, judged.enricher, judged.arguments, counted)
+
+
+def _result(gathered: Gathered, sites: tuple[Site, ...],
+            points: tuple[tuple[str, Coverage], ...], rows: tuple[StrategyRow, ...],
+            judged: Judged | None, inputs: Inputs, options: AnalysisOptions,
+            counted: Callable[[Site], bool]) -> ScanResult:
+    problems = set(gathered.problems) | set(judged.problems if judged is not None else ())
+    lookup = judged.enricher.drivers.lookup if judged is not None else None
+    full = not options.scan.direct_only
+    return ScanResult(
+        root=str(gathered.root), kernel_version=kernel_version(gathered.root),
+        scanned=gathered.fileset.targets, sites=sites,
+        problems=tuple(sorted(problems, key=lambda p: (p.path, p.message))),
+        stats=gathered.stats, facts=gathered.scoped, patch_points=points,
+        hot_roots=hot_roots(gathered.facts.values()) if full else (),
+        drivers=driver_summaries(sites, points, counted, lookup) if judged is not None else (),
+        strategy=inputs.strategy.name if judged is not None else None,
+        config=str(options.config) if options.config is not None else None,
+        tdx_sources=judged.enricher.model.sources if judged is not None else (),
+        strategies=rows,
+        counts_unreachable=options.config is None or options.all_sites)
 
 
 def analyse(options: AnalysisOptions, rules: RuleSet | None = None,
-            progress: Progress | None = None, timings: Timings | None = None,
-            on_graph: Callable[[CallGraph], None] | None = None) -> ScanResult:
-    """Raises RuleError, kbuild.ConfigError or tree.TreeError for unusable input, before any
-    parsing starts where it can."""
-    rules = rules or load_rules()
-    config = load_config(options.config) if options.config is not None else None
-    strategies = load_strategies()
-    strategy = choose_strategy(options.strategy, options.patch_points, strategies)
-    finisher = _Finisher(options, rules, config, strategy)
-    graphs: list[CallGraph] = []
+            progress: Progress | None = None, timings: Timings | None = None) -> ScanResult:
+    """The result of every stage (see `run` for the graph as well)."""
+    return run(options, rules, progress, timings).result
 
-    def keep_graph(graph: CallGraph) -> None:
-        graphs.append(graph)
-        if on_graph is not None:
-            on_graph(graph)
 
-    counted = counted_predicate(options)
-    clock = timings or Timings()
-    result = run_scan(options.scan, rules, progress, keep_graph, clock, finisher, counted)
-    problems = tuple(sorted(set(result.problems) | set(finisher.problems),
-                            key=lambda p: (p.path, p.message)))
-    enricher = finisher.enricher
-    lookup = enricher.drivers.lookup if enricher is not None else None
-    drivers = driver_summaries(result.sites, result.patch_points, counted, lookup)
-    rows: tuple[StrategyRow, ...] = ()
-    if options.compare_strategies and enricher is not None:
-        if strategy.name not in strategies:
-            strategies = {**strategies, strategy.name: strategy}
-        graph = graphs[0] if graphs else None
-        rows = compare(result.sites, graph, strategies, enricher, finisher.arguments, counted)
-        clock.lap("strategies")
-    return replace(result, problems=problems, drivers=drivers, strategy=strategy.name,
-                   config=str(options.config) if options.config is not None else None,
-                   tdx_sources=enricher.model.sources if enricher is not None else (),
-                   strategies=rows,
-                   counts_unreachable=options.config is None or options.all_sites)
+def run_scan(options: ScanOptions, rules: RuleSet | None = None,
+             progress: Progress | None = None) -> Analysis:
+    """Sites and patch points without drivers and verdicts (the call graph's view)."""
+    return run(AnalysisOptions(options, judge=False), rules, progress)

@@ -1,12 +1,25 @@
-"""Facts -> sites: calls of catalogued accessors (direct), accessors used as values, and raw
-dereferences of `__iomem` pointers."""
+"""The sites stage: facts (and the call graph) -> sites, by the finders in FINDERS: calls of
+catalogued accessors (direct), accessors used as values (reference), raw dereferences of
+`__iomem` pointers (deref), calls of wrappers (wrapper) and regmap calls (regmap)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
+from mmioscan.analysis.callgraph import CallGraph
+from mmioscan.analysis.gather import Gathered
+from mmioscan.analysis.wrappers import (
+    driver_of,
+    finish_sites,
+    hot_roots,
+    regmap_folders,
+    regmap_sites,
+    wrapper_sites,
+)
 from mmioscan.core.catalogue import Accessor, Catalogue
 from mmioscan.core.model import CallTuple, FileFacts, Site, SiteKind
+from mmioscan.core.ruleset import RuleSet
 
 
 def _site(facts: FileFacts, call: CallTuple, kind: SiteKind, acc: Accessor) -> Site:
@@ -50,3 +63,63 @@ def deref_sites(all_facts: Iterable[FileFacts],
                        function=facts.scopes[scope].name if scope >= 0 else None,
                        callee=form, accessor="deref", kind="deref", access=access, width=None,
                        family="deref", active=active)
+
+
+# -- the site finders: one entry per kind of site, in the order their sites are gathered ------
+
+
+@dataclass(frozen=True, slots=True)
+class FinderInput:
+    """What every finder may read: the scoped files, every file's facts, the call graph
+    (None with --direct-only) and the rules."""
+
+    scoped: tuple[FileFacts, ...]
+    facts: Mapping[str, FileFacts]
+    graph: CallGraph | None
+    rules: RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class Finder:
+    kinds: tuple[SiteKind, ...]
+    needs_graph: bool  # left out with --direct-only
+    find: Callable[[FinderInput], Iterable[Site]]
+
+
+def _direct(given: FinderInput) -> Iterable[Site]:
+    return direct_sites(given.scoped, given.rules.catalogue)
+
+
+def _derefs(given: FinderInput) -> Iterable[Site]:
+    return deref_sites(given.scoped, given.rules.catalogue.names())
+
+
+def _wrappers(given: FinderInput) -> Iterable[Site]:
+    assert given.graph is not None
+    return wrapper_sites(given.scoped, given.graph, given.rules.catalogue)
+
+
+def _regmap(given: FinderInput) -> Iterable[Site]:
+    folders = regmap_folders(given.facts.values(), given.rules.regmap)
+    return regmap_sites(given.scoped, folders, given.rules.regmap)
+
+
+# Adding a kind of site: write its finder, add one line here (docs/design.md).
+FINDERS: tuple[Finder, ...] = (
+    Finder(("direct", "reference"), False, _direct),
+    Finder(("deref",), False, _derefs),
+    Finder(("wrapper",), True, _wrappers),
+    Finder(("regmap",), True, _regmap),
+)
+
+
+def find_sites(gathered: Gathered, graph: CallGraph | None, rules: RuleSet) -> tuple[Site, ...]:
+    """Every site of the scoped files, sorted, each placed in its folder's driver, its graph
+    node and its hot flag (hot needs the graph: never hot with --direct-only)."""
+    given = FinderInput(gathered.scoped, gathered.facts, graph, rules)
+    found = [s for f in FINDERS if graph is not None or not f.needs_graph for s in f.find(given)]
+    if graph is None:
+        return tuple(s.placed(driver_of(s.path), None, False)
+                     for s in sorted(found, key=Site.sort_key))
+    roots = [(r.path, r.function) for r in hot_roots(gathered.facts.values())]
+    return tuple(sorted(finish_sites(found, graph, graph.hot_nodes(roots)), key=Site.sort_key))

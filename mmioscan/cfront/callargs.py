@@ -14,13 +14,14 @@ import functools
 import re
 from collections.abc import Callable
 
+from mmioscan.cfront.lexer import IDENT_CHARS
+
 # Calls longer than this (in characters from the callee) are not followed: a runaway scan
 # means the text is not what the position says.
 _MAX_CALL_CHARS = 20_000
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(")]}")
-_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 @functools.lru_cache(maxsize=16)
@@ -148,13 +149,13 @@ def call_arguments(text: str, line: int, column: int) -> list[str] | None:
     does not close (broken code, a call split by #if, a name that is not called).
     """
     start = _offset(text, line, column)
-    if start is None or text[start] not in _IDENT_CHARS or text[start].isdigit():
+    if start is None or text[start] not in IDENT_CHARS or text[start].isdigit():
         return None
-    if start > 0 and text[start - 1] in _IDENT_CHARS:
+    if start > 0 and text[start - 1] in IDENT_CHARS:
         return None  # the position is inside a longer identifier
     i = start
     n = len(text)
-    while i < n and text[i] in _IDENT_CHARS:
+    while i < n and text[i] in IDENT_CHARS:
         i += 1
     i = _skip_blank(text, i)
     if i >= n or text[i] != "(":

@@ -10,6 +10,7 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront.lexer import INCLUDE_RE
 from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import (
@@ -28,7 +29,6 @@ _DEFS_QUERY = """
                   value: (identifier) @field_value)
 (ERROR) @error
 """
-_INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
 
 # Keywords the macro lexer sees before `(`: control flow and operators, never callees.
 _C_KEYWORDS = frozenset({
@@ -86,7 +86,7 @@ def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
 
 def _includes(clean: bytes) -> tuple[str, ...]:
     """`#include` targets as written, with their brackets: `<linux/io.h>`, `"e1000.h"`."""
-    return tuple(m.group(1).decode("utf-8", "replace") for m in _INCLUDE_RE.finditer(clean))
+    return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(clean))
 
 
 def _specifiers(node: ts.Node) -> set[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import tree_sitter as ts
 
+from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import Inactive, blank_annotations
 
@@ -35,7 +36,6 @@ DerefTuple = tuple[int, int, int, str, str, bool]
 # Patterns start with a literal (no look-behind): `re` then skips ahead at memory speed; the
 # byte before a match is checked in Python (_words).
 _IOMEM_RE = re.compile(rb"__iomem(?![\w])")
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 # Declarator nodes between a declaration and the name it declares.
 _DECLARATOR_STEPS = frozenset({
     "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
@@ -222,7 +222,7 @@ def _cast_in_disguise(binary: ts.Node, node: ts.Node, op: str) -> bool:
 def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]:
     """Matches of pattern that start a word."""
     for m in pattern.finditer(data):
-        if m.start() == 0 or data[m.start() - 1] not in _WORD:
+        if m.start() == 0 or data[m.start() - 1] not in IDENT_BYTES:
             yield m
 
 
@@ -236,8 +236,8 @@ def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
         start = data.find(word)
         while start >= 0:
             end = start + len(word)
-            if (start == 0 or data[start - 1] not in _WORD) and (
-                    end == size or data[end] not in _WORD):
+            if (start == 0 or data[start - 1] not in IDENT_BYTES) and (
+                    end == size or data[end] not in IDENT_BYTES):
                 found.append((start, end))
             start = data.find(word, end)
     return sorted(found)

@@ -6,6 +6,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+# The bytes (and characters) of a C identifier: one home for every "is this a whole word" test.
+IDENT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+IDENT_CHARS = frozenset(chr(b) for b in IDENT_BYTES)
+# An `#include` directive at the start of a line; group 1 is the target as written.
+INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
+
 _TOKEN_RE = re.compile(
     rb"""
      (?P<skip>/\*.*?(?:\*/|\Z)|//[^\n]*|"(?:\\.|[^"\\\n])*"?|'(?:\\.|[^'\\\n])*'?|\\\n|\s+)

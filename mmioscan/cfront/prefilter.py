@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+from mmioscan.cfront.lexer import IDENT_BYTES, INCLUDE_RE
+
 _COMMON_ANCHORS = (b"read", b"write")
 
 
@@ -68,8 +69,8 @@ class NameScanner:
             anchor = match.group()
             prev = data[start - 1] if start else -1
             nxt = data[end] if end < size else -1
-            if ((prev in self._before[anchor] or prev not in _WORD)
-                    and (nxt in self._after[anchor] or nxt not in _WORD)):
+            if ((prev in self._before[anchor] or prev not in IDENT_BYTES)
+                    and (nxt in self._after[anchor] or nxt not in IDENT_BYTES)):
                 first, last = self._identifier_at(data, start, end)
                 word = data[first:last]
                 if word in self.names:
@@ -80,10 +81,10 @@ class NameScanner:
 
     @staticmethod
     def _identifier_at(data: bytes, start: int, end: int) -> tuple[int, int]:
-        while start > 0 and data[start - 1] in _WORD:
+        while start > 0 and data[start - 1] in IDENT_BYTES:
             start -= 1
         size = len(data)
-        while end < size and data[end] in _WORD:
+        while end < size and data[end] in IDENT_BYTES:
             end += 1
         return start, end
 
@@ -94,7 +95,6 @@ def mentions_iomem(data: bytes) -> bool:
     return b"__iomem" in data
 
 
-_INCLUDE_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
 
 
 def include_targets(data: bytes) -> tuple[str, ...]:
@@ -103,4 +103,4 @@ def include_targets(data: bytes) -> tuple[str, ...]:
     Kept even for files the prefilter skips: a later round needs to know which headers a
     file includes to find the wrappers it may call.
     """
-    return tuple(m.group(1).decode("utf-8", "replace") for m in _INCLUDE_RE.finditer(data))
+    return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(data))

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mmioscan.cfront.lexer import IDENT_BYTES
+
 # Kernel annotations that tree-sitter-c does not know and that derail its error recovery.
 # Bare keywords are blanked; the ones taking a parenthesised argument are blanked with it.
 _BARE = (
@@ -64,7 +66,6 @@ _DEFINE_RE = re.compile(rb"^[ \t]*#[ \t]*define\b", re.MULTILINE)
 _DIRECTIVE_TOKEN_RE = re.compile(
     rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\r?\n|\n"
     rb"|[^/\"'\\\n]+|.", re.DOTALL)
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _DIRECTIVE_RE = re.compile(rb"^[ \t]*#[ \t]*(\w+)(.*)$", re.MULTILINE)
 
 
@@ -162,7 +163,7 @@ def _matching_paren(data: bytes, start: int, limit: int = 4000) -> int:
 
 
 def _starts_word(data: bytes, pos: int) -> bool:
-    return pos == 0 or data[pos - 1] not in _WORD
+    return pos == 0 or data[pos - 1] not in IDENT_BYTES
 
 
 def _after_open_or_comma(data: bytes, pos: int) -> bool:
@@ -202,7 +203,7 @@ def blank_annotations(data: bytes) -> bytes:
     _blank_keywords(data, out)
     for m in _FOR_EACH_RE.finditer(data):
         start = m.start()
-        while start > 0 and data[start - 1] in _WORD:
+        while start > 0 and data[start - 1] in IDENT_BYTES:
             start -= 1
         if m.end() - start >= 5 and _is_loop_header(data, start, m.end()):
             out[start:m.end()] = b"while".ljust(m.end() - start)

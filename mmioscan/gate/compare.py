@@ -35,6 +35,7 @@ from mmioscan.gate import gitrev, patchfile
 from mmioscan.gate.baseline import Baseline, site_key
 from mmioscan.gate.policy import INFO, Decision, Policy, decide
 from mmioscan.gate.triage import EMPTY, Triage
+from mmioscan.kernel.tree import SOURCE_SUFFIXES
 
 State = Literal["new", "unchanged", "absent"]
 # Scans one version: (materialised root, folders relative to it) -> result.
@@ -155,7 +156,7 @@ def compare(base: Sequence[Site], head: Sequence[Site], options: GateOptions
 def source_folders(paths: Sequence[str]) -> tuple[str, ...]:
     """The folders of the changed C files: what both versions scan."""
     return tuple(sorted({posixpath.dirname(p) for p in paths
-                         if p.endswith(gitrev.SOURCE_SUFFIXES)}))
+                         if p.endswith(SOURCE_SUFFIXES)}))
 
 
 def gate_revisions(tree: Path, base: str, head: str | None,

@@ -31,20 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mmioscan.analysis.callgraph import include_candidates
+from mmioscan.cfront.includes import include_candidates
+from mmioscan.cfront.lexer import INCLUDE_RE
+from mmioscan.kernel.tree import SOURCE_SUFFIXES
+from mmioscan.platforms import tree_files
 
 INCLUDE_DEPTH = 6  # deeper than scan.MAX_INCLUDE_DEPTH: the scan never looks further
-_INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
 _BUILD_FILES = re.compile(r"^(Makefile|Kbuild|Kconfig.*)$")
 
 
 def is_build_file(path: str) -> bool:
     return _BUILD_FILES.match(posixpath.basename(path)) is not None
-# Read by the TDX model and the version lookup wherever they exist.
+# Read by the version lookup and Kconfig wherever they exist, and every file a platform model
+# reads (platforms.tree_files: one home, so a new model's files are materialised too).
 CONTEXT_FILES = ("Makefile", "Kconfig", "Kbuild", "arch/x86/Kconfig",
-                 "arch/x86/include/asm/io.h", "arch/x86/lib/iomem.c", "lib/iomap.c",
-                 "lib/iomap_copy.c", "include/asm-generic/io.h")
-SOURCE_SUFFIXES = (".c", ".h")
+                 "include/asm-generic/io.h", *tree_files())
 
 
 class GitError(Exception):
@@ -251,7 +252,7 @@ class OverlaySource:
 def _includes(path: str, data: bytes, source: Source) -> set[str]:
     """The tree paths of the headers a file includes that exist in this version."""
     found: set[str] = set()
-    for match in _INCLUDE_RE.finditer(data):
+    for match in INCLUDE_RE.finditer(data):
         target = match.group(1).decode("utf-8", "replace")
         hit = next((c for c in include_candidates(path, target) if source.is_file(c)), None)
         if hit is not None:

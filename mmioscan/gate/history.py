@@ -9,7 +9,6 @@ as fixed in one place and new in the other, since the path is part of the finger
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from pathlib import Path
 from mmioscan import __version__
 from mmioscan.core.findings import finding_class
 from mmioscan.core.model import ScanResult
+from mmioscan.core.paths import cache_base
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,8 +40,7 @@ class HistoryError(Exception):
 
 
 def default_db() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mmioscan" / "history.sqlite"
+    return cache_base() / "history.sqlite"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,16 @@ triage label keeps out of the gate.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mmioscan import __version__
 from mmioscan.core.findings import clean, tdx_text, via_text
-from mmioscan.core.model import ScanResult, ScanStats
+from mmioscan.core.model import ScanResult, ScanStats, Site
+from mmioscan.gate import history
 from mmioscan.gate.compare import GateFinding, GateReport
 from mmioscan.gate.policy import Decision
 from mmioscan.report import sarif
@@ -174,3 +178,60 @@ def _annotate(entry: dict[str, Any], finding: GateFinding) -> None:
     if finding.triaged:
         entry["suppressions"] = [{"kind": "external", "status": "accepted",
                                   "justification": f"triage label {finding.triage}"}]
+
+
+# ---- triage, history and diff listings -------------------------------------------------------
+
+
+def render_triage_text(found: Sequence[tuple[Site, str]]) -> str:
+    text = "".join(f"{s.fingerprint or '-'} {c} {s.path}:{s.line} "
+                   f"{s.function or '-'}: {s.code or s.callee}\n" for s, c in found)
+    return text + f"{len(found)} unlabelled finding(s)\n"
+
+
+def render_triage_json(found: Sequence[tuple[Site, str]]) -> str:
+    return json.dumps([{"fingerprint": s.fingerprint, "class": c, "path": s.path,
+                        "line": s.line, "function": s.function, "callee": s.callee,
+                        "code": s.code} for s, c in found], indent=1,
+                      ensure_ascii=False) + "\n"
+
+
+def render_runs(rows: Sequence[history.Run], db: Path) -> str:
+    if not rows:
+        return f"no runs recorded in {db} (mmioscan history record PATH)\n"
+    lines = [f"{'run':>4}  {'when':16}  {'kernel':10}  {'findings':>8}  label / root / scanned"]
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+        lines.append(f"{r.id:>4}  {when:16}  {r.kernel_version or '-':10}  {r.findings:>8}  "
+                     f"{r.label or '-'} {r.root} {r.scanned}")
+    return "\n".join(lines) + "\n"
+
+
+def render_diff_json(result: history.RunDiff) -> str:
+    def rows(items: tuple[history.StoredFinding, ...]) -> list[dict[str, object]]:
+        return [{"fingerprint": f.fingerprint, "class": f.class_id, "path": f.path,
+                 "line": f.line, "function": f.function, "callee": f.callee,
+                 "driver": f.driver} for f in items]
+
+    return json.dumps({"old": result.old.id, "new": result.new.id,
+                       "added": rows(result.added), "fixed": rows(result.fixed),
+                       "unchanged": result.unchanged}, indent=1) + "\n"
+
+
+def render_diff_text(d: history.RunDiff, limit: int) -> str:
+    def name(r: history.Run) -> str:
+        return f"run {r.id} ({r.label or r.kernel_version or r.root})"
+
+    lines = [f"{name(d.old)} -> {name(d.new)}: {len(d.added)} new, {len(d.fixed)} fixed, "
+             f"{d.unchanged} unchanged", "", "by class:        new   fixed"]
+    lines += [f"  {c:14} {n:>5} {f:>7}" for c, n, f in d.by_class()]
+    lines += ["", "by driver:       new   fixed"]
+    lines += [f"  {c:14} {n:>5} {f:>7}" for c, n, f in d.by_driver()]
+    for title, items in (("new", d.added), ("fixed", d.fixed)):
+        if items:
+            lines += ["", f"{title}:"]
+            lines += [f"  {f.path}:{f.line} {f.function or '-'}: {f.callee} {f.class_id}"
+                      for f in items[:limit]]
+            if len(items) > limit:
+                lines.append(f"  ... {len(items) - limit} more (--format json lists all)")
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mmioscan.core.paths import cache_base
+
 DEFAULT_PACKAGE = "linux-source-6.12"
 CONFIG_PACKAGE = "linux-config-6.12"
 CLOUD_CONFIG = "config.amd64_none_cloud-amd64.xz"
@@ -25,8 +27,7 @@ def cache_root() -> Path:
     env = os.environ.get("MMIOSCAN_KERNEL_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mmioscan" / "kernel"
+    return cache_base() / "kernel"
 
 
 def tarball_path(package: str = DEFAULT_PACKAGE) -> Path:

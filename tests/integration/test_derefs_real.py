@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.core.model import Site
 from mmioscan.core.ruleset import load_rules
 
@@ -58,7 +58,7 @@ NOT_FOUND = [
 def derefs(kernel_tree: Path) -> dict[str, list[Site]]:
     paths = sorted({p for p, *_ in FOUND} | {p for p, _ in NOT_FOUND})
     result = run_scan(ScanOptions(paths=tuple(kernel_tree / p for p in paths), root=kernel_tree,
-                                  direct_only=True), load_rules())
+                                  direct_only=True), load_rules()).result
     by_path: dict[str, list[Site]] = {p: [] for p in paths}
     for site in result.sites:
         if site.kind == "deref":

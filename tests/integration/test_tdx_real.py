@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.cfront.callargs import call_arguments
 from mmioscan.cfront.extract import Extractor
 from mmioscan.core.catalogue import Catalogue, load_catalogue
@@ -117,7 +117,7 @@ def test_memcpy_toio_constant_length(kernel_tree: Path, model: TdxModel, catalog
 def test_virtio_under_each_strategy(kernel_tree: Path, tmp_path: Path, model: TdxModel,
                                     strategies: dict[str, Strategy]) -> None:
     result = run_scan(ScanOptions(paths=(kernel_tree / "drivers/virtio",), root=kernel_tree,
-                                  cache_dir=tmp_path / "cache"), load_rules())
+                                  cache_dir=tmp_path / "cache"), load_rules()).result
     sites = [s for s in result.sites if s.active]
     paths = {name: [verdict(s, model, st, None).path for s in sites]
              for name, st in strategies.items()}

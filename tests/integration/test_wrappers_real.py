@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from mmioscan.analysis.callgraph import CallGraph
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.cli.main import main
 from mmioscan.core.ruleset import load_rules
 
@@ -75,10 +74,8 @@ def test_e1000e_ew32_is_declared_in_the_header_and_defined_elsewhere(
     text = (kernel_tree / header).read_text(encoding="utf-8", errors="replace")
     assert re.search(r"\b__ew32\s*\(", text)
     assert re.search(r"#define\s+ew32\b", text)
-    caught: list[CallGraph] = []
-    run_scan(ScanOptions(paths=(kernel_tree / E1000E,)), load_rules(),
-             on_graph=caught.append)
-    graph = caught[0]
+    graph = run_scan(ScanOptions(paths=(kernel_tree / E1000E,)), load_rules()).graph
+    assert graph is not None
     key = graph.resolve(header, "__ew32")
     assert key is not None and f"{header}:__ew32" not in graph.definitions
     definition = graph.definitions[key]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import load_rules
 
@@ -16,7 +16,7 @@ from .helpers import copy_tree, run_cli
 
 
 def _scan(root: Path, cache: Path | None, jobs: int = 1) -> ScanResult:
-    return run_scan(ScanOptions(paths=(root,), jobs=jobs, cache_dir=cache), load_rules())
+    return run_scan(ScanOptions(paths=(root,), jobs=jobs, cache_dir=cache), load_rules()).result
 
 
 def _json(root: Path, out: Path, *extra: str) -> str:
@@ -128,7 +128,8 @@ def test_other_rules_do_not_reuse_facts(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[accessor]]\nname = "inb"\nfamily = "pio"\naccess = "read"\nwidth = 8\n'
                      'header = "arch/x86/include/asm/shared/io.h"\n')
-    result = run_scan(ScanOptions(paths=(root,), cache_dir=cache), load_rules(accessors=rules))
+    result = run_scan(ScanOptions(paths=(root,), cache_dir=cache),
+                      load_rules(accessors=rules)).result
     assert result.stats.cache_hits == 0
     # regmap sites come from rules/regmap.toml, not from the accessor catalogue; raw __iomem
     # dereferences reach no accessor

@@ -1,8 +1,8 @@
 """The call graph (issue 3): node keys, name resolution, wrappers, via-chains and hot nodes.
 
 Two kinds of input: hand-made FileFacts, to pin one rule at a time, and the graph a scan of
-the fixture tree builds (drivers/wrap, include/linux/wrapfoo.h), caught with run_scan's
-on_graph hook.
+the fixture tree builds (drivers/wrap, include/linux/wrapfoo.h), taken from run_scan's
+Analysis.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mmioscan.analysis.callgraph import CallGraph
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.core.catalogue import load_catalogue
 from mmioscan.core.model import FileFacts, ScanResult, Scope
 from mmioscan.core.ruleset import load_rules
@@ -261,10 +261,9 @@ def test_hot_nodes_follow_calls_through_any_definition() -> None:
 
 
 def _scan(*paths: Path, root: Path | None = None) -> tuple[ScanResult, CallGraph]:
-    caught: list[CallGraph] = []
-    result = run_scan(ScanOptions(paths=paths, root=root), load_rules(), on_graph=caught.append)
-    assert len(caught) == 1
-    return result, caught[0]
+    analysis = run_scan(ScanOptions(paths=paths, root=root), load_rules())
+    assert analysis.graph is not None
+    return analysis.result, analysis.graph
 
 
 @pytest.fixture(scope="module")

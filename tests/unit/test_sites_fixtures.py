@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mmioscan.analysis.scan import ScanOptions, run_scan
+from mmioscan.analysis.pipeline import ScanOptions, run_scan
 from mmioscan.core.catalogue import load_catalogue
 from mmioscan.core.ruleset import load_rules
 
@@ -152,7 +152,7 @@ def test_no_site_in_the_file_without_accessors(tree_scan: dict[str, Any]) -> Non
 
 
 def test_in_process_api_agrees_with_the_cli(tree_scan: dict[str, Any]) -> None:
-    result = run_scan(ScanOptions(paths=(TREE,)), load_rules())
+    result = run_scan(ScanOptions(paths=(TREE,)), load_rules()).result
     api = {(s.path, s.line, s.column, s.kind, s.accessor, s.function, s.active)
            for s in result.sites}
     cli = {(s["path"], s["line"], s["column"], s["kind"], s["accessor"], s["function"],

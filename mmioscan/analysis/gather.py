@@ -1,6 +1,6 @@
-"""The scan use case: paths in, ScanResult out (no terminal, no files written).
+"""The facts stage: the files in scope and every file the analysis needs, parsed (or cached).
 
-Rounds, each through the same cached runner:
+Rounds, each through the same cached runner (facts/runner.py):
 1. the files in scope, parsed when the byte scan finds a catalogued name (or regmap_init_mmio);
 2. headers they include from outside the scope (include/, the driver's own folders),
    transitively, so their macros and inline functions join the call graph;
@@ -14,36 +14,26 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.analysis.callgraph import (
-    CallGraph,
     IncludeIndex,
     approximate_wrappers,
     folder_of,
     include_candidates,
 )
-from mmioscan.analysis.sites import deref_sites, direct_sites
-from mmioscan.analysis.wrappers import (
-    driver_of,
-    finish_sites,
-    hot_roots,
-    patch_points,
-    regmap_folders,
-    regmap_sites,
-    wrapper_sites,
-)
-from mmioscan.core.model import FileFacts, Problem, ScanResult, ScanStats, Site
+from mmioscan.analysis.timings import Timings
+from mmioscan.analysis.wrappers import regmap_folders
+from mmioscan.cfront.lexer import IDENT_BYTES
+from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.facts.runner import ExtractSpec, Progress, collect_facts, open_cache
-from mmioscan.kernel.tree import FileSet, collect, kernel_version
+from mmioscan.kernel.tree import FileSet, collect
 
 MAX_ROUNDS = 5
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 MAX_INCLUDE_DEPTH = 4
 
 
@@ -63,17 +53,6 @@ def _spec(rules: RuleSet) -> ExtractSpec:
         hot_fields=rules.hot.fields)
 
 
-class Timings:
-    """Wall time per phase, for --timings and bench/ (never part of the output)."""
-
-    def __init__(self) -> None:
-        self.phases: dict[str, float] = {}
-        self._start = time.monotonic()
-
-    def lap(self, phase: str) -> None:
-        now = time.monotonic()
-        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._start
-        self._start = now
 
 
 class _Facts:
@@ -157,8 +136,8 @@ def _mentions(data: bytes, names: set[bytes]) -> bool:
         start = data.find(name)
         while start >= 0:
             end = start + len(name)
-            if ((start == 0 or data[start - 1] not in _WORD)
-                    and (end == len(data) or data[end] not in _WORD)):
+            if ((start == 0 or data[start - 1] not in IDENT_BYTES)
+                    and (end == len(data) or data[end] not in IDENT_BYTES)):
                 return True
             start = data.find(name, end)
     return False
@@ -201,12 +180,8 @@ def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[byte
     return found
 
 
-def _graph(store: _Facts, rules: RuleSet) -> CallGraph:
-    return CallGraph(store.by_path.values(), rules.catalogue.accessors,
-                     max_function_lines=rules.wrappers.max_function_lines)
-
-
-def _stats(facts: list[FileFacts], cache_hits: int) -> ScanStats:
+def _stats(facts: Iterable[FileFacts], cache_hits: int) -> ScanStats:
+    facts = list(facts)
     return ScanStats(
         files_listed=len(facts),
         files_parsed=sum(f.parsed for f in facts),
@@ -218,33 +193,46 @@ def _stats(facts: list[FileFacts], cache_hits: int) -> ScanStats:
         cache_hits=cache_hits)
 
 
-# Turns the scan's sites into their final form (driver mapping, TDX verdicts: analyse.py)
-# before patch points are counted per driver: (tree root, sites, every file's facts) ->
-# sites, same order.
-SiteFinisher = Callable[[Path, tuple[Site, ...], Iterable[FileFacts]], tuple[Site, ...]]
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """What the facts stage hands on: the files in scope and every file parsed for them."""
+
+    fileset: FileSet
+    facts: Mapping[str, FileFacts]  # every file read: scope, context headers, caller rounds
+    scoped: tuple[FileFacts, ...]  # the files in scope, in path order
+    stats: ScanStats
+    problems: tuple[Problem, ...]  # the tree's, the runner's and the scoped files' own
+
+    @property
+    def root(self) -> Path:
+        return self.fileset.root
 
 
-def run_scan(options: ScanOptions, rules: RuleSet,
-             progress: Progress | None = None,
-             on_graph: Callable[[CallGraph], None] | None = None,
-             timings: Timings | None = None,
-             finish: SiteFinisher | None = None,
-             counted: Callable[[Site], bool] | None = None) -> ScanResult:
-    """Scan the paths; raises tree.TreeError for unusable arguments.
-
-    `counted` chooses the sites patch points are planned for (default: every active one)."""
-    clock = timings or Timings()
+def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = None,
+           clock: Timings | None = None) -> Gathered:
+    """Facts for the paths (and, unless direct_only, the headers and callers the call graph
+    needs); raises tree.TreeError for unusable paths."""
+    clock = clock or Timings()
     fileset = collect(list(options.paths), options.root)
     store = _Facts(fileset.root, options, rules, progress)
-    scoped_set = set(fileset.files)
     first = store.add(fileset.files, progress=True)
     clock.lap("facts")
-    if options.direct_only:
-        return _direct_result(fileset, store, first, finish, clock)
+    if not options.direct_only:
+        _more_files(store, fileset, first, clock)
+    scoped = tuple(store.by_path[p] for p in fileset.files)
+    problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
+    return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, store.cache_hits),
+                    tuple(problems))
+
+
+def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
+                clock: Timings) -> None:
+    """Context headers, then files in scope that call the wrappers found so far (rounds)."""
+    scoped_set = set(fileset.files)
     _context_headers(store, first, scoped_set)
     clock.lap("context headers")
     checked: dict[str, set[bytes]] = {}
-    cache = open_cache(options.cache_dir, rules.digest)
+    cache = open_cache(store.options.cache_dir, store.rules.digest)
     negatives = cache.negatives()
     fresh_negatives: list[tuple[str, str]] = []
     for _ in range(MAX_ROUNDS):
@@ -257,54 +245,3 @@ def run_scan(options: ScanOptions, rules: RuleSet,
         clock.lap("facts")
     cache.store_negatives(fresh_negatives)
     cache.close()
-    graph = _graph(store, rules)
-    clock.lap("graph")
-    if on_graph is not None:
-        on_graph(graph)
-    scoped = [store.by_path[p] for p in fileset.files]
-    sites = _all_sites(scoped, store, graph, rules)
-    clock.lap("sites")
-    if finish is not None:
-        sites = finish(fileset.root, sites, store.by_path.values())
-        clock.lap("drivers and verdicts")
-    problems = list(fileset.problems) + store.problems
-    problems += [p for f in scoped for p in f.problems]
-    points = patch_points(sites, graph, counted)
-    clock.lap("patch points")
-    return ScanResult(
-        root=str(fileset.root), kernel_version=kernel_version(fileset.root),
-        scanned=fileset.targets, sites=sites,
-        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.message))),
-        stats=_stats(scoped, store.cache_hits), facts=tuple(scoped),
-        patch_points=points, hot_roots=hot_roots(f for f in store.by_path.values()))
-
-
-def _direct_result(fileset: FileSet, store: _Facts, scoped: list[FileFacts],
-                   finish: SiteFinisher | None, clock: Timings) -> ScanResult:
-    """Direct and reference sites only, without the call graph (--direct-only)."""
-    catalogue = store.rules.catalogue
-    found = [*direct_sites(scoped, catalogue), *deref_sites(scoped, catalogue.names())]
-    sites = tuple(s.placed(driver_of(s.path), None, False)
-                  for s in sorted(found, key=Site.sort_key))
-    if finish is not None:
-        sites = finish(fileset.root, sites, store.by_path.values())
-        clock.lap("drivers and verdicts")
-    problems = list(fileset.problems) + store.problems + [p for f in scoped for p in f.problems]
-    return ScanResult(
-        root=str(fileset.root), kernel_version=kernel_version(fileset.root),
-        scanned=fileset.targets, sites=sites,
-        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.message))),
-        stats=_stats(scoped, store.cache_hits), facts=tuple(scoped))
-
-
-def _all_sites(scoped: list[FileFacts], store: _Facts, graph: CallGraph,
-               rules: RuleSet) -> tuple[Site, ...]:
-    catalogue = rules.catalogue
-    found: list[Site] = list(direct_sites(scoped, catalogue))
-    found += deref_sites(scoped, catalogue.names())
-    found += wrapper_sites(scoped, graph, catalogue)
-    found += regmap_sites(scoped, regmap_folders(store.by_path.values(), rules.regmap),
-                          rules.regmap)
-    roots = [(r.path, r.function) for r in hot_roots(store.by_path.values())]
-    finished = finish_sites(found, graph, graph.hot_nodes(roots))
-    return tuple(sorted(finished, key=Site.sort_key))

@@ -1,0 +1,125 @@
+"""Handlers of scan, strategies, report, explain and kernel-tree (arguments: cli/main.py).
+
+Each takes the parsed arguments (never changing them), runs the analysis, hands the result
+to a renderer (report/) and writes what it returns; it returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
+from mmioscan.cli.options import UsageError, cache_dir, jobs
+from mmioscan.cli.output import write_output
+from mmioscan.cli.progress import ProgressBar
+from mmioscan.core.model import ScanResult
+from mmioscan.core.ruleset import RuleSet, load_rules
+from mmioscan.kernel.kernelsrc import ensure_cloud_config, ensure_tree
+from mmioscan.report.explain import Location, explain_location, explain_name, parse_location
+from mmioscan.report.formats import renderer, report_suffixes
+
+
+def analysis_options(args: argparse.Namespace, compare: bool = False) -> AnalysisOptions:
+    scan = ScanOptions(paths=tuple(args.paths), root=args.root, jobs=jobs(args),
+                       cache_dir=cache_dir(args),
+                       direct_only=bool(getattr(args, "direct_only", False)))
+    return AnalysisOptions(scan, config=args.config, strategy=args.strategy,
+                           patch_points=args.patch_points, all_sites=args.all_sites,
+                           compare_strategies=compare)
+
+
+def run_analysis(args: argparse.Namespace, options: AnalysisOptions,
+                 rules: RuleSet | None = None) -> Analysis:
+    """Every stage, with a progress bar on a terminal and --timings on stderr."""
+    bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
+    clock = Timings()
+    try:
+        analysis = run(options, rules, bar, timings=clock)
+    finally:
+        if bar is not None:
+            bar.finish()
+    if args.timings:
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
+        print(f"mmioscan: timings: {phases}", file=sys.stderr)
+    return analysis
+
+
+def _result(args: argparse.Namespace, compare: bool = False) -> ScanResult:
+    options = analysis_options(args, compare)
+    return run_analysis(args, options, load_rules(accessors=args.rules)).result
+
+
+def write(text: str, output: Path | None) -> None:
+    try:
+        write_output(text, output)
+    except OSError as exc:
+        where = output if output is not None else "standard output"
+        raise UsageError(f"cannot write {where}: {exc.strerror}") from None
+
+
+def scan(args: argparse.Namespace) -> int:
+    result = _result(args)
+    write(renderer(args.format)(result), args.output)
+    return 0
+
+
+def strategies(args: argparse.Namespace) -> int:
+    result = _result(args, compare=True)
+    write(renderer(f"strategies-{args.format}")(result), args.output)
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    formats = report_suffixes()
+    outputs: list[Path] = args.output
+    for output in outputs:
+        if output.suffix.lower() not in formats:
+            raise UsageError(f"{output}: a report is .html, .md or .json")
+    result = _result(args, compare=True)
+    for output in outputs:
+        write(renderer(formats[output.suffix.lower()])(result), output)
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    location = parse_location(args.target)
+    paths = list(args.paths)
+    if location is not None:
+        file = Path(location.path)
+        if not file.exists() and args.root is not None:
+            file = args.root / location.path
+        if not file.exists():
+            raise UsageError(f"no such file: {location.path}")
+        paths = paths or [file.parent]
+    rules = load_rules()
+    scan_options = ScanOptions(tuple(paths or [Path(".")]), args.root, jobs(args),
+                               cache_dir(args))
+    analysis = run_analysis(args, AnalysisOptions(scan_options), rules)
+    result = analysis.result
+    if location is not None:
+        rel = _relative_to_root(Path(location.path), Path(result.root), args.root)
+        write(explain_location(result, Location(rel, location.line)), None)
+        return 0
+    assert analysis.graph is not None
+    text = explain_name(result, analysis.graph, rules.catalogue, args.target)
+    if text is None:
+        raise UsageError(f"{args.target}: no accessor, function or macro of that name "
+                         "in the scanned paths")
+    write(text, None)
+    return 0
+
+
+def _relative_to_root(path: Path, root: Path, given_root: Path | None) -> str:
+    candidate = path if path.exists() or given_root is None else given_root / path
+    try:
+        return candidate.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def kernel_tree(args: argparse.Namespace) -> int:
+    path = ensure_cloud_config() if args.config else ensure_tree()
+    print(path)
+    return 0

@@ -1,0 +1,76 @@
+"""Options shared by the commands, and where their defaults live (one home each).
+
+Imported by the parser, so it stays light: argparse and paths only, no analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from mmioscan.core.paths import cache_base
+
+# The default TDX strategy; platforms/strategies.py holds the same name as its
+# DEFAULT_STRATEGY (a test checks they agree) so that `--help` need not load the rules.
+DEFAULT_STRATEGY = "upstream"
+
+
+class UsageError(Exception):
+    """Unusable arguments: one line on stderr, exit 2."""
+
+
+def default_cache_dir() -> Path:
+    return cache_base() / "facts"
+
+
+def cache_dir(args: argparse.Namespace) -> Path | None:
+    """The facts cache of a command's options: None with --no-cache."""
+    if args.no_cache:
+        return None
+    return Path(args.cache_dir) if args.cache_dir is not None else default_cache_dir()
+
+
+def jobs(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    return int(args.jobs)
+
+
+def add_common(parser: argparse.ArgumentParser, root: bool = True) -> None:
+    """What every command that scans takes: tree, processes, cache, progress, timings."""
+    if root:
+        parser.add_argument("--root", type=Path,
+                            help="the tree root (default: found by walking up)")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                        help="parallel parser processes (default: all cores)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help=f"facts cache folder (default: {default_cache_dir()})")
+    parser.add_argument("--no-cache", action="store_true", help="parse every file afresh")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--timings", action="store_true",
+                        help="print the wall time of each phase on stderr")
+
+
+def add_verdict_options(parser: argparse.ArgumentParser) -> None:
+    """The .config and the strategy the verdicts follow."""
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a kernel .config: sites say whether it builds them, and "
+                             "summaries count only those (see --all)")
+    parser.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                        help="TDX strategy for the verdicts: upstream, iomap-paravirt, "
+                             f"virtio-paravirt (default: {DEFAULT_STRATEGY})")
+
+
+def add_scan_options(parser: argparse.ArgumentParser) -> None:
+    """What scan, strategies and report take: paths, the common options, rules, .config,
+    strategy and patch points."""
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="a kernel tree, or any folder or file inside one")
+    add_common(parser)
+    parser.add_argument("--rules", type=Path, help="an alternative accessors.toml")
+    add_verdict_options(parser)
+    parser.add_argument("--all", action="store_true", dest="all_sites",
+                        help="with --config, count unreachable sites in summaries too")
+    parser.add_argument("--patch-points", type=Path, metavar="FILE",
+                        help="your own strategy: a file of functions to patch, one per line")
