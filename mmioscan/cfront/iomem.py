@@ -1,4 +1,4 @@
-"""Raw dereferences of `__iomem` pointers: `*p = v`, `v = r->status`, `p[i]` (DOMAIN.md,
+"""Raw dereferences of `__iomem` pointers: `*p = v`, `v = r->status`, `p[i]` (docs/domain.md,
 "Unsupported"). The compiler, not an io.h accessor, picks the instruction for these, and a TDX
 guest may not be able to decode it.
 

@@ -24,7 +24,7 @@ from the sites when the scan did not provide them (`result.drivers` empty).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +41,10 @@ class FindingClass:
     short: str
     full: str
     help: str  # plain text; the Markdown help is derived from it
+    # Which sites the class takes, and in which order the classes are tried (lower first):
+    # a site belongs to the first class whose predicate holds.
+    precedence: int = 0
+    matches: Callable[[Site], bool] = lambda site: False
 
 
 RAW_DEREF = FindingClass(
@@ -51,7 +55,8 @@ RAW_DEREF = FindingClass(
     "the MOV forms the io.h accessors emit; an ALU-with-memory, MOVSXD or vector access "
     "cannot be emulated and oopses the guest.",
     "Use the io.h accessors (readl/writel, ioread32/iowrite32, ...) instead of dereferencing "
-    "the pointer. sparse (make C=2) reports the same access as an address-space violation.")
+    "the pointer. sparse (make C=2) reports the same access as an address-space violation.",
+    0, lambda s: s.kind == "deref")
 UNSUPPORTED = FindingClass(
     "unsupported-mmio", "UnsupportedMmioInstruction", "error",
     "MMIO access the TDX #VE handler cannot emulate",
@@ -60,7 +65,8 @@ UNSUPPORTED = FindingClass(
     "MOVDIR64B from iosubmit_cmds512, ...; string port I/O, REP INS/OUTS, likewise). In a "
     "TDX guest this access ends in a 'VE fault' oops.",
     "Replace the call with a loop of decodable accessors (writel/iowrite32), or keep the "
-    "driver out of TDX guests. The via chain shows which wrapper reaches the accessor.")
+    "driver out of TDX guests. The via chain shows which wrapper reaches the accessor.",
+    1, lambda s: _traps(s) and s.tdx is not None and s.tdx.path == "unsupported")
 HOT_VE = FindingClass(
     "hot-ve-mmio", "HotPathVeMmio", "warning",
     "MMIO access that traps (#VE) on a hot path",
@@ -68,7 +74,8 @@ HOT_VE = FindingClass(
     "guest, and it is reachable from an interrupt handler, a NAPI poll or an xmit "
     "callback, so the cost is paid per packet or per interrupt.",
     "Consider a paravirtual funnel for the wrapper on the via chain (one patch point can "
-    "cover many sites), batching the accesses, or moving them off the hot path.")
+    "cover many sites), batching the accesses, or moving them off the hot path.",
+    3, lambda s: _traps(s) and s.hot)
 VE = FindingClass(
     "ve-mmio", "VeMmio", "note",
     "MMIO access that traps (#VE) in a TDX guest",
@@ -76,7 +83,8 @@ VE = FindingClass(
     "guest: it works, at the cost of an exception per access (per byte for the unrolled "
     "memcpy_toio/memcpy_fromio/memset_io).",
     "No change is needed for correctness. Listed for the inventory of what traps; the "
-    "patch-point report shows which functions would remove the most traps.")
+    "patch-point report shows which functions would remove the most traps.",
+    4, lambda s: _traps(s))
 PORT_IO = FindingClass(
     "port-io", "PortIo", "note",
     "Port I/O access that traps (#VE) in a TDX guest",
@@ -84,29 +92,29 @@ PORT_IO = FindingClass(
     "guest handles it apart from MMIO (no instruction decoding), at the cost of an "
     "exception and a hypercall per access.",
     "No change is needed for correctness. Listed apart from MMIO so the MMIO numbers stay "
-    "comparable.")
+    "comparable.",
+    2, lambda s: _traps(s) and (s.family == "pio" or (s.tdx is not None
+                                                      and s.tdx.insn == "port-io")))
 
 # Most severe first: the order of SARIF rules, of truncation and of report sections.
 FINDING_CLASSES: tuple[FindingClass, ...] = (RAW_DEREF, UNSUPPORTED, HOT_VE, VE, PORT_IO)
 _BY_ID = {c.id: c for c in FINDING_CLASSES}
+_DECISION = tuple(sorted(FINDING_CLASSES, key=lambda c: c.precedence))
 _RANK = {c.id: i for i, c in enumerate(FINDING_CLASSES)}
 HELP_URI = "https://docs.kernel.org/arch/x86/tdx.html"  # "MMIO handling" in tdx.rst
 
 
+def _traps(site: Site) -> bool:
+    """Judged, and not covered by a patched funnel."""
+    return site.tdx is not None and site.tdx.path != "paravirt"
+
+
 def finding_class(site: Site) -> str | None:
-    """The id of the site's finding class, or None when the site is not a finding."""
+    """The id of the site's finding class, or None when the site is not a finding.
+    Adding a class: one FindingClass above, with its precedence and predicate."""
     if not site.active:
         return None
-    if site.kind == "deref":
-        return RAW_DEREF.id
-    tdx = site.tdx
-    if tdx is None or tdx.path == "paravirt":
-        return None
-    if tdx.path == "unsupported":
-        return UNSUPPORTED.id
-    if site.family == "pio" or tdx.insn == "port-io":
-        return PORT_IO.id
-    return HOT_VE.id if site.hot else VE.id
+    return next((c.id for c in _DECISION if c.matches(site)), None)
 
 
 def get_class(class_id: str) -> FindingClass:

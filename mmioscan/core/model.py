@@ -6,7 +6,7 @@ Workers return these (picklable, immutable); later stages derive variants with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 ScopeKind = Literal["function", "macro", "object-macro"]
@@ -91,7 +91,7 @@ TdxPath = Literal["ve", "paravirt", "unsupported"]
 
 @dataclass(frozen=True, slots=True)
 class Tdx:
-    """What a site does in a TDX guest under one strategy (see DOMAIN.md)."""
+    """What a site does in a TDX guest under one strategy (see docs/domain.md)."""
 
     path: TdxPath  # ve: trap decoded by insn_decode_mmio; paravirt: patched funnel; unsupported
     insn: str  # instruction form: mov, movs, movdir64b, unrolled-mov, compiler-chosen, ...
@@ -144,19 +144,15 @@ class Site:
         return (self.path, self.line, self.column, self.callee)
 
     def placed(self, driver: str, scope_key: str | None, hot: bool) -> Site:
-        """A copy with its driver, graph node and hot flag (dataclasses.replace is slow)."""
-        return Site(self.path, self.line, self.column, self.function, self.callee,
-                    self.accessor, self.kind, self.access, self.width, self.family, self.active,
-                    self.via, self.accessors, driver, hot, scope_key)
+        """A copy with its driver, graph node and hot flag."""
+        return replace(self, driver=driver, scope_key=scope_key, hot=hot)
 
     def enriched(self, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
                  code: str | None) -> Site:
         """A copy with the driver mapping, TDX verdict and fingerprint."""
-        return Site(self.path, self.line, self.column, self.function, self.callee,
-                    self.accessor, self.kind, self.access, self.width, self.family, self.active,
-                    self.via, self.accessors, driver.name, self.hot, self.scope_key,
-                    driver.config_symbol, driver.group, driver.group_reason, driver.reachable,
-                    tdx, fingerprint, code)
+        return replace(self, driver=driver.name, config_symbol=driver.config_symbol,
+                       group=driver.group, group_reason=driver.group_reason,
+                       reachable=driver.reachable, tdx=tdx, fingerprint=fingerprint, code=code)
 
 
 @dataclass(frozen=True, slots=True)

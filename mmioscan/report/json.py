@@ -1,4 +1,4 @@
-"""JSON: the contract every other format and the tests build on (see DESIGN.md)."""
+"""JSON: the contract every other format and the tests build on (docs/design.md)."""
 
 from __future__ import annotations
 

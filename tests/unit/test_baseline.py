@@ -1,4 +1,4 @@
-"""Baselines (mmioscan/baseline.py) and the gate's use of them."""
+"""Baselines (mmioscan/gate/baseline.py) and the gate's use of them."""
 
 from __future__ import annotations
 

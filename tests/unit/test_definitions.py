@@ -1,4 +1,4 @@
-"""Accessor definitions are not sites (mmioscan/definitions.py)."""
+"""Accessor definitions are not sites (mmioscan/analysis/definitions.py)."""
 
 from __future__ import annotations
 

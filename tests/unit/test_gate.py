@@ -1,4 +1,4 @@
-"""The gate's plumbing (mmioscan/gate.py, gitrev.py, gate_report.py, cli_gate.py) on a tiny git
+"""The gate's plumbing (mmioscan/gate/: compare, gitrev, report; cli/gate.py) on a tiny git
 tree, with a regex scanner standing in for the analysis (tests/unit/gate_sites.py).
 The real analysis runs in tests/integration/test_gate_e2e.py."""
 

@@ -1,4 +1,4 @@
-"""Scan history in SQLite (mmioscan/history.py) and the history/diff commands."""
+"""Scan history in SQLite (mmioscan/gate/history.py) and the history/diff commands."""
 
 from __future__ import annotations
 

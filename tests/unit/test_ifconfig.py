@@ -1,4 +1,4 @@
-"""#if conditions on CONFIG_ symbols under a .config (mmioscan/ifconfig.py)."""
+"""#if conditions on CONFIG_ symbols under a .config (mmioscan/kernel/ifconfig.py)."""
 
 from __future__ import annotations
 

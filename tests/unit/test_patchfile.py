@@ -1,4 +1,4 @@
-"""Patch parsing and in-memory application (mmioscan/patchfile.py)."""
+"""Patch parsing and in-memory application (mmioscan/gate/patchfile.py)."""
 
 from __future__ import annotations
 

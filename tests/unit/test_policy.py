@@ -1,4 +1,4 @@
-"""The gate policy (rules/policy.toml, mmioscan/policy.py)."""
+"""The gate policy (rules/policy.toml, mmioscan/gate/policy.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Triage labels keyed by fingerprint (mmioscan/triage.py)."""
+"""Triage labels keyed by fingerprint (mmioscan/gate/triage.py)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,18 @@
-"""TDX verdicts: what each MMIO site does in an Intel TDX guest, under a patching strategy.
+"""The TDX model: what each MMIO site does in an Intel TDX guest, under a strategy.
 
-Three parts (see DOMAIN.md):
+Three parts (see docs/domain.md):
 
-* The instruction form of every catalogued accessor, read from the scanned tree where it can
-  be (arch/x86/include/asm/io.h, arch/x86/lib/iomem.c, lib/iomap.c, lib/iomap_copy.c, and an
-  old tree's arch/x86/lib/iomap_copy_64.S) with a light text analysis: macros that generate
-  functions (build_mmio_read, BUILDIO) are expanded, #if blocks are resolved for x86_64, and
-  each accessor body is reduced to the instructions it executes (inline asm templates, calls
-  of other accessors, loops, the CC_ATTR_GUEST_UNROLL_STRING_IO branch a TD takes). What the
-  tree does not say comes from rules/tdx.toml; `TdxModel.sources` records which decided.
-* Strategies (rules/strategies.toml, or a user's list of patched functions): a patched
-  function issues the TDVMCALL itself, so the sites it covers take no #VE ("paravirt").
+* The instruction form of every catalogued accessor (forms.py), read from the scanned tree
+  where it can be (TREE_FILES: arch/x86/include/asm/io.h, arch/x86/lib/iomem.c, lib/iomap.c,
+  lib/iomap_copy.c, and an old tree's arch/x86/lib/iomap_copy_64.S) with a light text
+  analysis (cfront/ctext.py reads the definitions, #if blocks resolved for an x86_64 TD by
+  cfront/conditions.py; shapes.py reduces each body to the instructions it executes). What
+  the tree does not say comes from rules/tdx.toml; `TdxModel.sources` records which decided.
+* Strategies (platforms/strategies.py): a patched function issues the TDVMCALL itself, so
+  the sites it covers take no #VE ("paravirt").
 * `verdict(site, model, strategy, args)`: path, instruction, #VE exits per execution, reason.
   Fast: per-accessor results are precomputed and wrapper results cached by accessor tuple.
 """
-
 
 from __future__ import annotations
 
