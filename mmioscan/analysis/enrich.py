@@ -8,13 +8,15 @@ memcpy_toio's #VE count).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
+from mmioscan.analysis.callgraph import CallGraph
 from mmioscan.analysis.definitions import Definitions
 from mmioscan.analysis.fingerprint import assign, normalize_code
+from mmioscan.analysis.funnels import resolve
 from mmioscan.cfront.callargs import call_arguments
 from mmioscan.cfront.includes import include_candidates
 from mmioscan.core.catalogue import Catalogue
@@ -24,7 +26,7 @@ from mmioscan.kernel.drivermap import DriverMap
 from mmioscan.kernel.groups import load_group_rules
 from mmioscan.kernel.ifconfig import ConfigConditions
 from mmioscan.platforms.strategies import Strategy
-from mmioscan.platforms.tdx.model import TdxModel, verdict
+from mmioscan.platforms.x86.model import X86Model, verdict
 
 SiteKey = tuple[str, int, int, str]
 # Shared headers: their code runs in whoever includes them, not in "their" folder.
@@ -87,11 +89,14 @@ class IncludedDrivers:
 class Enricher:
     root: Path
     drivers: IncludedDrivers
-    model: TdxModel
+    model: X86Model
     strategy: Strategy
     catalogue: Catalogue
     conditions: ConfigConditions | None = None  # with --config: #ifdef CONFIG_ blocks
     definitions: Definitions | None = None  # accessor definitions to leave out
+    # The platforms asked for, each with its model, when more than TDX alone (else empty):
+    # each site then carries a verdict per platform beside `tdx`.
+    platforms: tuple[X86Model, ...] = ()
 
     def run(self, sites: Sequence[Site]) -> tuple[tuple[Site, ...], dict[SiteKey, list[str]]]:
         """Enriched sites (same order) and the call arguments read for bulk sites, which
@@ -117,20 +122,28 @@ class Enricher:
                  for s in sites]
         for (site, fp), code in zip(assign(zip(sites, codes, strict=True)), codes, strict=True):
             args = None
-            if text is not None and self.model.needs_args(site):
+            if text is not None and any(m.needs_args(site) for m in self.models()):
                 args = call_arguments(text, site.line, site.column)
                 if args is not None:
                     arguments[site.sort_key()] = args
             tdx = verdict(site, self.model, self.strategy, args, info.group)
+            per_platform = tuple(
+                (m.platform.name, tdx if m is self.model
+                 else verdict(site, m, self.strategy, args, info.group))
+                for m in self.platforms)
             where = info
             if dead and any(first <= site.line <= last for first, last in dead):
                 where = replace(info, reachable=False)  # inside #ifdef CONFIG_<not set>
-            yield site.enriched(where, tdx, fp, code or None)
+            yield site.enriched(where, tdx, fp, code or None, per_platform)
+
+    def models(self) -> tuple[X86Model, ...]:
+        """The model of every platform asked for (TDX's alone by default)."""
+        return self.platforms or (self.model,)
 
     def reverdict(self, site: Site, strategy: Strategy,
-                  arguments: dict[SiteKey, list[str]]) -> Tdx:
+                  arguments: dict[SiteKey, list[str]], model: X86Model | None = None) -> Tdx:
         """The site's verdict under another strategy (for `mmioscan strategies`)."""
-        return verdict(site, self.model, strategy, arguments.get(site.sort_key()))
+        return verdict(site, model or self.model, strategy, arguments.get(site.sort_key()))
 
 
 def _read_text(path: Path) -> str | None:
@@ -148,25 +161,38 @@ class Judged:
     sites: tuple[Site, ...]  # enriched, same order; accessor definitions left out
     arguments: dict[SiteKey, list[str]]  # call arguments read for bulk sites (strategies)
     enricher: Enricher  # the tree's driver map and platform model, for other strategies
+    strategies: dict[str, Strategy]  # every strategy with its rules resolved on this scan
     problems: tuple[Problem, ...]  # the driver map's and the platform model's notes
 
 
 def judge(root: Path, sites: tuple[Site, ...], facts: Iterable[FileFacts], rules: RuleSet,
           config: dict[str, str] | None, strategy: Strategy,
-          kconfig_cache: Path | None) -> Judged:
+          kconfig_cache: Path | None, platforms: tuple[str, ...] = ("tdx",),
+          cpu: Mapping[str, bool] | None = None, graph: CallGraph | None = None,
+          strategies: Mapping[str, Strategy] | None = None) -> Judged:
     """Map every site to its driver (Kbuild, Kconfig, .config) and judge it on the platform
     (instruction forms read from the tree) under the strategy."""
     problems: list[Problem] = []
     drivers = DriverMap.build(root, load_group_rules(), config, sorted({s.path for s in sites}),
                               cache_dir=kconfig_cache)
     problems += list(drivers.problems)
-    model = TdxModel.derive(root, rules.catalogue)
+    model = X86Model.derive(root, rules.catalogue, cpu=cpu)
+    others = {name: X86Model.derive(root, rules.catalogue, platform=name, cpu=cpu)
+              for name in platforms if name != "tdx"}
+    selected = (tuple(model if name == "tdx" else others[name] for name in platforms)
+                if platforms != ("tdx",) else ())
     # A partial tree falls back to the shipped forms: say so where users look.
-    if model.notes:
-        problems.append(Problem(".", "TDX instruction forms: " + "; ".join(model.notes)))
+    for m in (model, *others.values()):
+        if m.notes:
+            label = "TDX" if m is model else m.platform.name
+            problems.append(Problem(".", f"{label} instruction forms: " + "; ".join(m.notes)))
     conditions = ConfigConditions(config) if config is not None else None
     definitions = Definitions(rules.catalogue.names(), rules.wrappers.definition_macros)
-    enricher = Enricher(root, IncludedDrivers(drivers, includers(facts)), model, strategy,
-                        rules.catalogue, conditions, definitions)
+    included = IncludedDrivers(drivers, includers(facts))
+    resolved = {name: resolve(s, sites, graph, lambda site: included.lookup(site.path).group,
+                              rules.catalogue)
+                for name, s in {**(strategies or {}), strategy.name: strategy}.items()}
+    enricher = Enricher(root, included, model, resolved[strategy.name], rules.catalogue,
+                        conditions, definitions, selected)
     done, arguments = enricher.run(sites)
-    return Judged(done, arguments, enricher, tuple(problems))
+    return Judged(done, arguments, enricher, resolved, tuple(problems))

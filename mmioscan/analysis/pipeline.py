@@ -47,6 +47,8 @@ class AnalysisOptions:
     all_sites: bool = False  # count unreachable sites too in summaries (--all)
     compare_strategies: bool = False  # fill ScanResult.strategies (every strategy)
     judge: bool = True  # drivers and verdicts (False: sites and patch points only)
+    platforms: tuple[str, ...] = ("tdx",)  # --platform: verdicts on each (sites keep `tdx`)
+    cpu_features: tuple[tuple[str, bool], ...] = ()  # --cpu-features: known present/absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def run(options: AnalysisOptions, rules: RuleSet | None = None,
     clock.lap("graph")
     sites = find_sites(gathered, graph, rules)
     clock.lap("sites")
-    judged = _judge(gathered, sites, rules, inputs, options) if options.judge else None
+    judged = _judge(gathered, sites, graph, rules, inputs, options) if options.judge else None
     clock.lap("drivers and verdicts")
     if judged is not None:
         sites = judged.sites
@@ -121,11 +123,12 @@ def run(options: AnalysisOptions, rules: RuleSet | None = None,
                     graph)
 
 
-def _judge(gathered: Gathered, sites: tuple[Site, ...], rules: RuleSet, inputs: Inputs,
-           options: AnalysisOptions) -> Judged:
+def _judge(gathered: Gathered, sites: tuple[Site, ...], graph: CallGraph | None,
+           rules: RuleSet, inputs: Inputs, options: AnalysisOptions) -> Judged:
     cache = options.scan.cache_dir
     return judge(gathered.root, sites, gathered.facts.values(), rules, inputs.config,
-                 inputs.strategy, cache / "kconfig" if cache is not None else None)
+                 inputs.strategy, cache / "kconfig" if cache is not None else None,
+                 options.platforms, dict(options.cpu_features), graph, inputs.strategies)
 
 
 def _strategy_rows(sites: tuple[Site, ...], graph: CallGraph | None, inputs: Inputs,
@@ -133,7 +136,7 @@ def _strategy_rows(sites: tuple[Site, ...], graph: CallGraph | None, inputs: Inp
                    options: AnalysisOptions) -> tuple[StrategyRow, ...]:
     if not options.compare_strategies or judged is None:
         return ()
-    return compare(sites, graph, inputs.strategies, judged.enricher, judged.arguments, counted)
+    return compare(sites, graph, judged.strategies, judged.enricher, judged.arguments, counted)
 
 
 def _result(gathered: Gathered, sites: tuple[Site, ...],
@@ -153,6 +156,9 @@ def _result(gathered: Gathered, sites: tuple[Site, ...],
         strategy=inputs.strategy.name if judged is not None else None,
         config=str(options.config) if options.config is not None else None,
         tdx_sources=judged.enricher.model.sources if judged is not None else (),
+        platforms=options.platforms,
+        platform_sources=tuple((m.platform.name, m.platform.sources)
+                               for m in judged.enricher.platforms) if judged is not None else (),
         strategies=rows,
         counts_unreachable=options.config is None or options.all_sites)
 

@@ -64,21 +64,24 @@ def ordered(strategies: dict[str, Strategy]) -> list[Strategy]:
 def compare(sites: Sequence[Site], graph: CallGraph | None, strategies: dict[str, Strategy],
             enricher: Enricher, arguments: dict[SiteKey, list[str]],
             counted: Callable[[Site], bool]) -> tuple[StrategyRow, ...]:
-    """Rows for every strategy and group (plus "all"), over the counted active sites."""
+    """Rows for every platform, strategy and group (plus "all"), over the counted active
+    sites: platforms side by side, each in the order asked for."""
     chosen = [s for s in sites if s.active and counted(s)]
     candidates = candidate_sets(patchable(chosen), graph) if graph is not None else None
     rows: list[StrategyRow] = []
-    for strategy in ordered(strategies):
-        verdicts = [enricher.reverdict(s, strategy, arguments) for s in chosen]
-        for group in (*GROUPS, "all"):
-            members = [(s, v) for s, v in zip(chosen, verdicts, strict=True)
-                       if group == "all" or s.group == group]
-            rows.append(_row(strategy.name, group, members, candidates))
+    for model in enricher.models():
+        for strategy in ordered(strategies):
+            verdicts = [enricher.reverdict(s, strategy, arguments, model) for s in chosen]
+            for group in (*GROUPS, "all"):
+                members = [(s, v) for s, v in zip(chosen, verdicts, strict=True)
+                           if group == "all" or s.group == group]
+                rows.append(_row(strategy.name, group, members, candidates,
+                                 model.platform.name))
     return tuple(rows)
 
 
 def _row(strategy: str, group: str, members: list[tuple[Site, Tdx]],
-         candidates: dict[int, frozenset[str]] | None) -> StrategyRow:
+         candidates: dict[int, frozenset[str]] | None, platform: str) -> StrategyRow:
     ve = [(s, v) for s, v in members if v.path == "ve"]
     return StrategyRow(
         strategy=strategy, group=group,
@@ -91,7 +94,7 @@ def _row(strategy: str, group: str, members: list[tuple[Site, Tdx]],
         hot_ve=sum(1 for s, _ in ve if s.hot),
         ve_exits=sum(v.ve_exits or 0 for _, v in ve),
         ve_exits_unknown=sum(1 for _, v in ve if v.ve_exits is None),
-        points_90=_points_90(members, candidates))
+        points_90=_points_90(members, candidates), platform=platform)
 
 
 def _points_90(members: list[tuple[Site, Tdx]],

@@ -3,7 +3,7 @@
 Two users read the same grammar (`||`, `&&`, `!`, `()`, comparisons, numbers, `defined(X)`,
 `IS_ENABLED(X)` and friends) under different knowledge, so the knowledge is an
 `Environment` and the parsing is done once here:
-- the TDX model (platforms/tdx/) reads arch/x86 headers as an x86_64 TD build sees them;
+- the TDX model (platforms/x86/) reads arch/x86 headers as an x86_64 TD build sees them;
 - kernel/ifconfig.py decides `#ifdef CONFIG_FOO` blocks under a user's .config.
 
 None means "cannot be known here": the caller keeps the branch (the worst access wins, or the

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
-from mmioscan.cli.options import UsageError, cache_dir, jobs
+from mmioscan.cli.options import UsageError, cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import write_output
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
@@ -27,7 +27,8 @@ def analysis_options(args: argparse.Namespace, compare: bool = False) -> Analysi
                        direct_only=bool(getattr(args, "direct_only", False)))
     return AnalysisOptions(scan, config=args.config, strategy=args.strategy,
                            patch_points=args.patch_points, all_sites=args.all_sites,
-                           compare_strategies=compare)
+                           compare_strategies=compare, platforms=platforms(args),
+                           cpu_features=cpu_features(args))
 
 
 def run_analysis(args: argparse.Namespace, options: AnalysisOptions,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mmioscan.cli.options import cache_dir, jobs
+from mmioscan.cli.options import cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import write_output
 from mmioscan.core.model import ScanResult
 from mmioscan.gate import history
@@ -55,6 +55,7 @@ def _workspace(args: argparse.Namespace) -> Path | None:
 def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], ScanResult]:
     """analyse() over folders of a root, with the command's options."""
     workers, cache, config, strategy = jobs(args), cache_dir(args), args.config, args.strategy
+    chosen, cpu = platforms(args), cpu_features(args)
     if config is not None and not config.is_file():
         raise GateError(f"no such .config: {config}")
 
@@ -64,7 +65,8 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, workers,
                               cache)
-        return analyse(AnalysisOptions(options, config=config, strategy=strategy))
+        return analyse(AnalysisOptions(options, config=config, strategy=strategy,
+                                       platforms=chosen, cpu_features=cpu))
 
     return scan
 

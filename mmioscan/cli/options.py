@@ -52,14 +52,47 @@ def add_common(parser: argparse.ArgumentParser, root: bool = True) -> None:
                         help="print the wall time of each phase on stderr")
 
 
+PLATFORM_CHOICES = ("tdx", "sev-snp", "sev-es", "all")
+
+
+def platforms(args: argparse.Namespace) -> tuple[str, ...]:
+    """--platform as model names: `all` is every model, `sev-es` shares SEV-SNP's #VC
+    handler and decoder (one model, platforms/x86/platform.py)."""
+    chosen = getattr(args, "platform", None) or "tdx"
+    if chosen == "all":
+        return ("tdx", "sev-snp")
+    return ("sev-snp",) if chosen == "sev-es" else (chosen,)
+
+
+def cpu_features(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
+    """--cpu-features fsrs,no-erms -> (("erms", False), ("fsrs", True))."""
+    given = getattr(args, "cpu_features", None) or ""
+    found: dict[str, bool] = {}
+    for word in given.lower().replace(" ", ",").split(","):
+        if not word:
+            continue
+        absent = word.startswith(("no-", "-", "!"))
+        name = word.removeprefix("no-").lstrip("-!")
+        if not name.replace("_", "").isalnum():
+            raise UsageError(f"--cpu-features: not a feature name: {word!r}")
+        found[name] = not absent
+    return tuple(sorted(found.items()))
+
+
 def add_verdict_options(parser: argparse.ArgumentParser) -> None:
-    """The .config and the strategy the verdicts follow."""
+    """The .config, the platforms and the strategy the verdicts follow."""
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="a kernel .config: sites say whether it builds them, and "
                              "summaries count only those (see --all)")
     parser.add_argument("--strategy", default=DEFAULT_STRATEGY,
                         help="TDX strategy for the verdicts: upstream, iomap-paravirt, "
                              f"virtio-paravirt (default: {DEFAULT_STRATEGY})")
+    parser.add_argument("--platform", choices=PLATFORM_CHOICES, default="tdx",
+                        help="the confidential guest the verdicts are for: tdx (default), "
+                             "sev-snp (sev-es: the same #VC model) or all, side by side")
+    parser.add_argument("--cpu-features", metavar="LIST",
+                        help="CPU features the guest has (fsrs) or lacks (no-fsrs), for "
+                             "verdicts that depend on one; default: the worst case")
 
 
 def add_scan_options(parser: argparse.ArgumentParser) -> None:

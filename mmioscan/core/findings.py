@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from mmioscan.core.model import Coverage, PatchPoint, ScanResult, Site
+from mmioscan.core.model import Coverage, PatchPoint, ScanResult, Site, Tdx
 
 Level = Literal["error", "warning", "note"]
 
@@ -66,7 +66,7 @@ UNSUPPORTED = FindingClass(
     "TDX guest this access ends in a 'VE fault' oops.",
     "Replace the call with a loop of decodable accessors (writel/iowrite32), or keep the "
     "driver out of TDX guests. The via chain shows which wrapper reaches the accessor.",
-    1, lambda s: _traps(s) and s.tdx is not None and s.tdx.path == "unsupported")
+    1, lambda s: _traps(s) and _worst(s).path == "unsupported")
 HOT_VE = FindingClass(
     "hot-ve-mmio", "HotPathVeMmio", "warning",
     "MMIO access that traps (#VE) on a hot path",
@@ -93,8 +93,7 @@ PORT_IO = FindingClass(
     "exception and a hypercall per access.",
     "No change is needed for correctness. Listed apart from MMIO so the MMIO numbers stay "
     "comparable.",
-    2, lambda s: _traps(s) and (s.family == "pio" or (s.tdx is not None
-                                                      and s.tdx.insn == "port-io")))
+    2, lambda s: _traps(s) and (s.family == "pio" or _worst(s).insn == "port-io"))
 
 # Most severe first: the order of SARIF rules, of truncation and of report sections.
 FINDING_CLASSES: tuple[FindingClass, ...] = (RAW_DEREF, UNSUPPORTED, HOT_VE, VE, PORT_IO)
@@ -104,9 +103,19 @@ _RANK = {c.id: i for i, c in enumerate(FINDING_CLASSES)}
 HELP_URI = "https://docs.kernel.org/arch/x86/tdx.html"  # "MMIO handling" in tdx.rst
 
 
+_RANKS = {"paravirt": 0, "ve": 1, "unsupported": 2}
+_UNJUDGED = Tdx("paravirt", "-", 0, "")
+
+
+def _worst(site: Site) -> Tdx:
+    """The worst verdict over the platforms asked for (TDX's alone by default)."""
+    verdicts = [v for _, v in site.verdicts()]
+    return max(verdicts, key=lambda v: _RANKS.get(v.path, 1)) if verdicts else _UNJUDGED
+
+
 def _traps(site: Site) -> bool:
-    """Judged, and not covered by a patched funnel."""
-    return site.tdx is not None and site.tdx.path != "paravirt"
+    """Judged, and not covered by a patched funnel on every platform asked for."""
+    return bool(site.verdicts()) and _worst(site).path != "paravirt"
 
 
 def finding_class(site: Site) -> str | None:

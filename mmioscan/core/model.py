@@ -139,6 +139,8 @@ class Site:
     tdx: Tdx | None = None
     fingerprint: str | None = None  # stable across line shifts (mmioscan/fingerprint.py)
     code: str | None = None  # the source line, whitespace collapsed
+    # Verdicts per platform ("tdx", "sev-snp"), when more than TDX alone was asked for.
+    platforms: tuple[tuple[str, Tdx], ...] = ()
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
@@ -148,11 +150,18 @@ class Site:
         return replace(self, driver=driver, scope_key=scope_key, hot=hot)
 
     def enriched(self, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
-                 code: str | None) -> Site:
-        """A copy with the driver mapping, TDX verdict and fingerprint."""
+                 code: str | None, platforms: tuple[tuple[str, Tdx], ...] = ()) -> Site:
+        """A copy with the driver mapping, the verdicts and the fingerprint."""
         return replace(self, driver=driver.name, config_symbol=driver.config_symbol,
                        group=driver.group, group_reason=driver.group_reason,
-                       reachable=driver.reachable, tdx=tdx, fingerprint=fingerprint, code=code)
+                       reachable=driver.reachable, tdx=tdx, fingerprint=fingerprint, code=code,
+                       platforms=platforms)
+
+    def verdicts(self) -> tuple[tuple[str, Tdx], ...]:
+        """The verdicts asked for: per platform, or TDX's alone."""
+        if self.platforms:
+            return self.platforms
+        return (("tdx", self.tdx),) if self.tdx is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +234,7 @@ class StrategyRow:
     ve_exits: int  # sum of known per-execution #VE exits
     ve_exits_unknown: int  # ve sites whose exit count is not known
     points_90: int | None  # patch points to cover 90% of the group's sites
+    platform: str = "tdx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,5 +255,8 @@ class ScanResult:
     # "catalogue")
     tdx_sources: tuple[tuple[str, str], ...] = ()
     strategies: tuple[StrategyRow, ...] = ()  # every strategy side by side, when computed
+    # The platforms asked for (--platform), and which source decided each platform's facts
+    platforms: tuple[str, ...] = ("tdx",)
+    platform_sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # False when a .config is given without --all: summaries count only reachable sites
     counts_unreachable: bool = True

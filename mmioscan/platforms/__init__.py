@@ -6,7 +6,7 @@ is the one place that lists them, so the gate's materialised trees and the docs 
 
 from __future__ import annotations
 
-from mmioscan.platforms.tdx.model import TREE_FILES as _TDX_FILES
+from mmioscan.platforms.x86.model import TREE_FILES as _TDX_FILES
 
 # Adding a platform: its model in platforms/NAME/, then one line here (docs/design.md).
 MODEL_TREE_FILES: dict[str, tuple[str, ...]] = {"tdx": _TDX_FILES}

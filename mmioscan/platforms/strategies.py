@@ -1,7 +1,7 @@
 """Strategies: which functions issue the TDVMCALL (or the platform's hypercall) directly.
 
 A patched function covers the sites whose enclosing function, callee or chain it is
-(platforms/tdx/model.py `verdict`). Strategies come from rules/strategies.toml or from a
+(platforms/x86/model.py `verdict`). Strategies come from rules/strategies.toml or from a
 user's list of patch points (`--patch-points FILE`).
 """
 
@@ -22,6 +22,17 @@ class TdxError(RuleError):
 
 
 
+@dataclass(frozen=True, slots=True)
+class StrategyRule:
+    """Funnels chosen by what they are, not by name (resolved on each scan by
+    analysis/funnels.py): the fewest funnels of a group's drivers that cover `cover` of the
+    sites a funnel can cover, and/or every funnel that reaches an accessor of `reaches`."""
+
+    group: str | None  # virtio | x86 | generic; None: every group
+    cover: float | None  # 0 < cover <= 1
+    reaches: frozenset[str] = frozenset()  # accessor families (iomap, mmio, bulk, ...)
+
+
 @dataclass(frozen=True)
 class Strategy:
     """Which functions issue the TDVMCALL directly (are patched), and for which groups."""
@@ -30,6 +41,7 @@ class Strategy:
     description: str
     patched: frozenset[str]  # function names, or `path:function` keys of one definition
     groups: frozenset[str] | None = None  # None = all groups
+    rules: tuple[StrategyRule, ...] = ()  # funnels by rule; `patched` grows when resolved
 
 
 
@@ -51,11 +63,37 @@ def _strategy(name: str, raw: object, where: str) -> Strategy:
                         f"{bad[0]!r}")
     if groups is not None and (not isinstance(groups, list) or not set(groups) <= _GROUPS):
         raise RuleError(f"{where}: strategy {name}: `groups` must list virtio/x86/generic")
-    unknown = set(raw) - {"description", "patched", "groups"}
+    unknown = set(raw) - {"description", "patched", "groups", "rule"}
     if unknown:
         raise RuleError(f"{where}: strategy {name}: unknown field {sorted(unknown)[0]!r}")
+    rules = raw.get("rule", [])
+    if not isinstance(rules, list):
+        raise RuleError(f"{where}: strategy {name}: [[strategy.{name}.rule]] tables expected")
     return Strategy(name, description, frozenset(patched),
-                    None if groups is None else frozenset(groups))
+                    None if groups is None else frozenset(groups),
+                    tuple(_rule(r, f"{where}: strategy {name}: rule #{i + 1}")
+                          for i, r in enumerate(rules)))
+
+
+def _rule(raw: object, where: str) -> StrategyRule:
+    if not isinstance(raw, dict) or set(raw) - {"group", "cover", "reaches"} or not raw:
+        raise RuleError(f"{where}: a table of group, cover and/or reaches")
+    group, cover, reaches = raw.get("group"), raw.get("cover"), raw.get("reaches", [])
+    if group is not None and group not in _GROUPS:
+        raise RuleError(f"{where}: group must be virtio, x86 or generic")
+    share: float | None = None
+    if cover is not None:
+        m = re.fullmatch(r"(\d{1,3}(?:\.\d+)?)%", str(cover).strip())
+        if m is None or not 0 < float(m.group(1)) <= 100:
+            raise RuleError(f"{where}: cover is a share such as \"90%\" (0-100%]")
+        share = float(m.group(1)) / 100
+    if isinstance(reaches, str):
+        reaches = [reaches]
+    if not isinstance(reaches, list) or not all(isinstance(r, str) for r in reaches):
+        raise RuleError(f"{where}: reaches is a list of accessor families")
+    if share is None and not reaches:
+        raise RuleError(f"{where}: give cover, reaches or both")
+    return StrategyRule(group, share, frozenset(reaches))
 
 
 def load_strategies(path: Path | None = None) -> dict[str, Strategy]:

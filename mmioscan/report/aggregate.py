@@ -62,3 +62,32 @@ def stats_dict(result: ScanResult) -> dict[str, object]:
         "by_accessor": count_by(sites, lambda s: s.accessor),
         "problems": len(result.problems),
     }
+
+
+PLATFORM_LABELS = {"tdx": "a TDX guest", "sev-snp": "an SEV-SNP guest"}
+TRAPS = {"tdx": "#VE", "sev-snp": "#VC"}
+
+
+def platform_answer(result: ScanResult, hottest: int = 3) -> tuple[str, list[Site]]:
+    """The plain answer an audit opens with: how many counted sites would crash each
+    platform asked for, and the hottest trapping sites (on the first platform)."""
+    sites = active_sites(result)
+    built = result.config is not None and not result.counts_unreachable
+    scope = "Under this config" if built else "In the scanned code"
+    which = "reachable sites" if built else "sites"
+    parts: list[str] = []
+    for name in result.platforms:
+        crash = sum(1 for s in sites for n, v in s.verdicts()
+                    if n == name and v.path == "unsupported")
+        parts.append(f"{crash:,} {which if not parts else ''}".rstrip()
+                     + f" would crash {PLATFORM_LABELS.get(name, name)}")
+    first = result.platforms[0] if result.platforms else "tdx"
+    trapping = [s for s in sites if s.hot and any(
+        n == first and v.path == "ve" for n, v in s.verdicts())]
+
+    def exits(site: Site) -> int:
+        found = [v.ve_exits for n, v in site.verdicts() if n == first]
+        return -(found[0] or 0) if found else 0
+
+    trapping.sort(key=lambda s: (exits(s), s.path, s.line, s.column))
+    return f"{scope}, {', '.join(parts)}.", trapping[:hottest]

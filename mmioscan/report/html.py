@@ -43,7 +43,7 @@ from mmioscan.core.findings import (
     tdx_text,
 )
 from mmioscan.core.model import ScanResult, Site, StrategyRow
-from mmioscan.report.aggregate import active_sites, count_by
+from mmioscan.report.aggregate import TRAPS, active_sites, count_by, platform_answer
 from mmioscan.report.svg import bar_chart, coverage_chart
 
 MAX_UNSUPPORTED = 5000
@@ -123,7 +123,15 @@ def _summary(result: ScanResult, sites: list[Site], found: list[Finding]) -> str
     groups = _table(("group", "drivers", "sites", "#VE", "paravirt", "unsupported",
                      "not assessed", "hot", "hot #VE", "#VE exits"),
                     (_group_row(g) for g in group_counts(sites)), "num")
-    parts = ['<section id="summary"><h2>Summary</h2>', "<h3>Findings</h3>", classes,
+    sentence, hottest = platform_answer(result)
+    first = result.platforms[0] if result.platforms else "tdx"
+    hot = "".join(
+        f"<li><code>{e(s.path)}:{s.line}</code> <code>{e(s.callee)}</code> in {e(s.driver)}"
+        f" ({next((v.ve_exits for n, v in s.verdicts() if n == first), None) or '?'} "
+        f"{TRAPS.get(first, '#VE')} per execution)</li>" for s in hottest)
+    answer = (f'<p class="answer">{e(sentence)}</p>'
+              + (f"<p>The hottest trapping sites:</p><ul>{hot}</ul>" if hot else ""))
+    parts = ['<section id="summary"><h2>Summary</h2>', answer, "<h3>Findings</h3>", classes,
              "<h3>Per driver group</h3>", groups]
     if result.strategies:
         parts += ["<h3>Strategies side by side</h3>", _strategies(result.strategies)]
@@ -137,9 +145,10 @@ def _group_row(g: GroupCounts) -> list[str]:
 
 
 def _strategies(rows: Sequence[StrategyRow]) -> str:
-    table = _table(("strategy", "group", "drivers", "sites", "#VE", "paravirt", "unsupported",
-                    "hot", "hot #VE", "#VE exits", "90% points"),
-                   ([e(r.strategy), e(r.group), _num(r.drivers), _num(r.sites), _num(r.ve),
+    table = _table(("platform", "strategy", "group", "drivers", "sites", "#VE/#VC", "paravirt",
+                    "unsupported", "hot", "hot #VE/#VC", "exits", "90% points"),
+                   ([e(r.platform), e(r.strategy), e(r.group), _num(r.drivers), _num(r.sites),
+                     _num(r.ve),
                      _num(r.paravirt), _num(r.unsupported), _num(r.hot), _num(r.hot_ve),
                      _num(r.ve_exits) + ("+" if r.ve_exits_unknown else ""),
                      _num(r.points_90)] for r in rows), "num")

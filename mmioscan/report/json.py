@@ -22,6 +22,8 @@ def site_dict(site: Site) -> dict[str, Any]:
         "hot": site.hot, "config_symbol": site.config_symbol, "group": site.group,
         "group_reason": site.group_reason, "reachable": site.reachable,
         "tdx": tdx_dict(site.tdx), "fingerprint": site.fingerprint, "code": site.code,
+        **({"platforms": {name: tdx_dict(v) for name, v in site.platforms}}
+           if site.platforms else {}),
     }
 
 
@@ -48,7 +50,7 @@ def strategy_row_dict(row: StrategyRow) -> dict[str, Any]:
         "sites": row.sites, "ve": row.ve, "paravirt": row.paravirt,
         "unsupported": row.unsupported, "hot": row.hot, "hot_ve": row.hot_ve,
         "ve_exits": row.ve_exits, "ve_exits_unknown": row.ve_exits_unknown,
-        "points_90": row.points_90,
+        "points_90": row.points_90, "platform": row.platform,
     }
 
 
@@ -72,6 +74,7 @@ def result_dict(result: ScanResult) -> dict[str, Any]:
         "strategy": result.strategy,
         "config": result.config,
         "tdx_sources": {name: source for name, source in result.tdx_sources},
+        "platforms": {name: dict(sources) for name, sources in result.platform_sources},
         "stats": stats_dict(result),
         "strategies": [strategy_row_dict(r) for r in result.strategies],
         "sites": [site_dict(s) for s in result.sites],

@@ -31,7 +31,7 @@ from mmioscan.core.findings import (
 )
 from mmioscan.core.findings import clean as _clean
 from mmioscan.core.model import Coverage, ScanResult, Site, StrategyRow
-from mmioscan.report.aggregate import active_sites
+from mmioscan.report.aggregate import TRAPS, active_sites, platform_answer
 
 TOP_DRIVERS = 50
 MAX_UNSUPPORTED = 1000
@@ -106,6 +106,22 @@ def _header(result: ScanResult) -> list[str]:
     ]
 
 
+def _answer(result: ScanResult) -> list[str]:
+    """The plain answer, per platform, before any table."""
+    sentence, hottest = platform_answer(result)
+    lines = ["", "## The answer", "", text_cell(sentence)]
+    if hottest:
+        trap = TRAPS.get(result.platforms[0] if result.platforms else "tdx", "#VE")
+        lines += ["", f"The hottest trapping sites ({trap} on a hot path):", ""]
+        for site in hottest:
+            exits = next((v.ve_exits for n, v in site.verdicts()
+                          if n == (result.platforms or ("tdx",))[0]), None)
+            lines.append(f"- {code_span(f'{site.path}:{site.line}')} "
+                         f"{code_span(site.callee)} in {text_cell(site.driver)}"
+                         f" ({'?' if exits is None else exits} {trap} per execution)")
+    return lines
+
+
 def _summary(result: ScanResult, sites: list[Site], found: list[Finding]) -> list[str]:
     inactive = sum(not s.active for s in result.sites)
     unreachable = sum(s.active and s.reachable is False for s in result.sites)
@@ -133,13 +149,15 @@ def _group_row(g: GroupCounts) -> list[str]:
 
 
 def _strategies(rows: Sequence[StrategyRow]) -> list[str]:
-    lines = _table(("strategy", "group", "drivers", "sites", "#VE", "paravirt", "unsupported",
-                    "hot", "hot #VE", "#VE exits", "90% points"),
-                   ([text_cell(r.strategy), text_cell(r.group), _num(r.drivers), _num(r.sites),
+    lines = _table(("platform", "strategy", "group", "drivers", "sites", "#VE/#VC", "paravirt",
+                    "unsupported", "hot", "hot #VE/#VC", "exits", "90% points"),
+                   ([text_cell(r.platform), text_cell(r.strategy), text_cell(r.group),
+                     _num(r.drivers), _num(r.sites),
                      _num(r.ve), _num(r.paravirt), _num(r.unsupported), _num(r.hot),
                      _num(r.hot_ve), _num(r.ve_exits) + ("+" if r.ve_exits_unknown else ""),
                      _num(r.points_90)] for r in rows))
-    return lines + ["", "#VE exits: per execution of each site once ('+': some counts are "
+    return lines + ["", "exits: #VE (TDX) or #VC (SEV) per execution of each site once "
+                    "('+': some counts are "
                     "unknown); 90% points: patch points still needed to cover 90% of the "
                     "sites that are not paravirt."]
 
@@ -233,6 +251,7 @@ def render(result: ScanResult, all_drivers: bool = False) -> str:
     sites = active_sites(result)
     found = findings(sites)
     lines = _header(result)
+    lines += _answer(result)
     lines += _summary(result, sites, found)
     lines += _drivers(result, sites, all_drivers)
     lines += _unsupported(found)

@@ -85,17 +85,20 @@ def strategies(result: ScanResult) -> str:
     scope = (f"reachable under {result.config}" if result.config and not
              result.counts_unreachable else "all active sites")
     lines = [f"mmioscan strategies: {', '.join(result.scanned)} (Linux {version}), {scope}"]
-    current = None
+    current: tuple[str, str] | None = None
     for row in result.strategies:
-        if row.strategy != current:
-            current = row.strategy
-            lines += ["", f"strategy {row.strategy}:", "  " + head]
+        if (row.platform, row.strategy) != current:
+            current = (row.platform, row.strategy)
+            where = f" on {row.platform}" if len(result.platforms) > 1 or \
+                row.platform != "tdx" else ""
+            lines += ["", f"strategy {row.strategy}{where}:", "  " + head]
         exits = f"{row.ve_exits:,}" + ("+" if row.ve_exits_unknown else "")
         points = "-" if row.points_90 is None else f"{row.points_90:,}"
         lines.append(f"  {row.group:<8} {row.drivers:>7,} {row.sites:>8,} {row.ve:>8,} "
                      f"{row.paravirt:>8,} {row.unsupported:>7,} {row.hot:>7,} "
                      f"{row.hot_ve:>7,} {exits:>10} {points:>7}")
-    lines += ["", "#VE exits: per execution of every site once, where the count is known "
+    lines += ["", "#VE exits: per execution of every site once (#VC on SEV), where the count "
+              "is known "
               "('+': some sites' counts are unknown); 90% pts: patch points still needed to "
               "cover 90% of the sites that are not paravirt."]
     return "\n".join(lines) + "\n"

@@ -12,13 +12,13 @@ from mmioscan.cfront.extract import Extractor
 from mmioscan.core.catalogue import Catalogue, load_catalogue
 from mmioscan.core.model import Site
 from mmioscan.core.ruleset import load_rules
-from mmioscan.platforms.tdx import (
+from mmioscan.platforms.x86 import (
     IO_H,
     IOMAP_C,
     IOMAP_COPY_C,
     IOMEM_C,
     Strategy,
-    TdxModel,
+    X86Model,
     load_strategies,
     verdict,
 )
@@ -35,8 +35,8 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture(scope="module")
-def model(kernel_tree: Path, catalogue: Catalogue) -> TdxModel:
-    return TdxModel.derive(kernel_tree, catalogue)
+def model(kernel_tree: Path, catalogue: Catalogue) -> X86Model:
+    return X86Model.derive(kernel_tree, catalogue)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def _direct_sites(tree: Path, rel: str, name: str,
     return found
 
 
-def test_every_form_from_the_tree_files(model: TdxModel, catalogue: Catalogue) -> None:
+def test_every_form_from_the_tree_files(model: X86Model, catalogue: Catalogue) -> None:
     sources = dict(model.sources)
     assert set(sources) == set(catalogue.accessors)
     assert model.notes == ()  # nothing fell back for want of a file or a definition
@@ -76,7 +76,7 @@ def test_every_form_from_the_tree_files(model: TdxModel, catalogue: Catalogue) -
         assert sources[name] == f"tree:{IOMAP_C}"
 
 
-def test_hard_acceptance_forms(model: TdxModel) -> None:
+def test_hard_acceptance_forms(model: X86Model) -> None:
     readl = model.forms["readl"]
     assert (readl.path, readl.insn, readl.exits) == ("ve", "mov", 1)
     copy32 = model.forms["__iowrite32_copy"]
@@ -95,7 +95,7 @@ def test_hard_acceptance_forms(model: TdxModel) -> None:
     assert model.forms["outsl"].insn == "port-io"  # unrolled under CC_ATTR_GUEST_UNROLL_STRING_IO
 
 
-def test_bnxt_iowrite32_copy_is_unsupported(kernel_tree: Path, model: TdxModel,
+def test_bnxt_iowrite32_copy_is_unsupported(kernel_tree: Path, model: X86Model,
                                             catalogue: Catalogue,
                                             strategies: dict[str, Strategy]) -> None:
     found = _direct_sites(kernel_tree, BNXT_HWRM, "__iowrite32_copy", catalogue)
@@ -107,14 +107,14 @@ def test_bnxt_iowrite32_copy_is_unsupported(kernel_tree: Path, model: TdxModel,
             assert (tdx.path, tdx.insn, tdx.ve_exits) == ("unsupported", "movs", None)
 
 
-def test_memcpy_toio_constant_length(kernel_tree: Path, model: TdxModel, catalogue: Catalogue,
+def test_memcpy_toio_constant_length(kernel_tree: Path, model: X86Model, catalogue: Catalogue,
                                      strategies: dict[str, Strategy]) -> None:
     found = _direct_sites(kernel_tree, MHI_EP_RING, "memcpy_toio", catalogue)
     counted = [verdict(s, model, strategies["upstream"], a) for s, a in found]
     assert ("ve", "unrolled-mov", 8) in {(t.path, t.insn, t.ve_exits) for t in counted}
 
 
-def test_virtio_under_each_strategy(kernel_tree: Path, tmp_path: Path, model: TdxModel,
+def test_virtio_under_each_strategy(kernel_tree: Path, tmp_path: Path, model: X86Model,
                                     strategies: dict[str, Strategy]) -> None:
     result = run_scan(ScanOptions(paths=(kernel_tree / "drivers/virtio",), root=kernel_tree,
                                   cache_dir=tmp_path / "cache"), load_rules()).result

@@ -15,7 +15,7 @@ from mmioscan.core.sources import closure
 from mmioscan.gate.gitrev import DiskSource, needed_paths
 from mmioscan.platforms import tree_files
 from mmioscan.platforms.strategies import DEFAULT_STRATEGY, load_strategies
-from mmioscan.platforms.tdx.model import TREE_FILES
+from mmioscan.platforms.x86.model import TREE_FILES
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mmioscan"
 HEAVY = ("tree_sitter", "tree_sitter_c", "networkx", "kconfiglib")

@@ -13,7 +13,7 @@ import pytest
 from mmioscan.core.catalogue import Catalogue, RuleError, load_catalogue
 from mmioscan.core.model import Site
 from mmioscan.core.rules_path import rules_dir
-from mmioscan.platforms.tdx import (
+from mmioscan.platforms.x86 import (
     IO_H,
     IOMAP_C,
     IOMAP_COPY_C,
@@ -21,7 +21,7 @@ from mmioscan.platforms.tdx import (
     IOMEM_C,
     Strategy,
     TdxError,
-    TdxModel,
+    X86Model,
     load_forms,
     load_patch_points,
     load_strategies,
@@ -50,7 +50,7 @@ def _tree(tmp: Path, files: dict[str, str]) -> Path:
     return tmp
 
 
-def _model(tmp: Path, catalogue: Catalogue, **override: str) -> TdxModel:
+def _model(tmp: Path, catalogue: Catalogue, **override: str) -> X86Model:
     files = {**TREE_612}
     for key, fixture in override.items():
         rel = {"io": IO_H, "iomem": IOMEM_C, "iomap": IOMAP_C, "copy": IOMAP_COPY_C,
@@ -59,11 +59,11 @@ def _model(tmp: Path, catalogue: Catalogue, **override: str) -> TdxModel:
             files[rel] = fixture
         else:
             files.pop(rel, None)
-    return TdxModel.derive(_tree(tmp, files), catalogue)
+    return X86Model.derive(_tree(tmp, files), catalogue)
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> TdxModel:
+def model(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> X86Model:
     return _model(tmp_path_factory.mktemp("tree612"), catalogue)
 
 
@@ -88,7 +88,7 @@ def _wrapper(accessors: tuple[str, ...], callee: str = "foo_rd", **fields: Any) 
                  via=via, **fields)
 
 
-def _form(model: TdxModel, name: str) -> tuple[str, str, int | None, bool, str]:
+def _form(model: X86Model, name: str) -> tuple[str, str, int | None, bool, str]:
     f = model.forms[name]
     return f.path, f.insn, f.exits, f.per_count, f.source
 
@@ -96,7 +96,7 @@ def _form(model: TdxModel, name: str) -> tuple[str, str, int | None, bool, str]:
 # -- forms derived from a 6.12-shaped tree --------------------------------------------------------
 
 
-def test_mmio_accessors_are_movs_from_the_generators(model: TdxModel) -> None:
+def test_mmio_accessors_are_movs_from_the_generators(model: X86Model) -> None:
     for name in ("readb", "readl", "writel", "readq", "__writeq", "__readw"):
         assert _form(model, name) == ("ve", "mov", 1, False, f"tree:{IO_H}"), name
     for alias in ("readl_relaxed", "writel_relaxed", "__raw_readl", "__raw_writeq"):
@@ -104,25 +104,25 @@ def test_mmio_accessors_are_movs_from_the_generators(model: TdxModel) -> None:
     assert "movl" in model.forms["readl"].reason
 
 
-def test_iowrite32_copy_rep_movs_is_unsupported(model: TdxModel) -> None:
+def test_iowrite32_copy_rep_movs_is_unsupported(model: X86Model) -> None:
     assert _form(model, "__iowrite32_copy") == ("unsupported", "movs", None, False,
                                                 f"tree:{IO_H}")
     assert "rep ; movsl" in model.forms["__iowrite32_copy"].reason
 
 
-def test_generic_copies_are_loops_of_single_accesses(model: TdxModel) -> None:
+def test_generic_copies_are_loops_of_single_accesses(model: X86Model) -> None:
     assert _form(model, "__iowrite64_copy") == ("ve", "mov", None, True, f"tree:{IOMAP_COPY_C}")
     assert model.forms["__iowrite64_copy"].trap_bits == 64
     assert _form(model, "__ioread32_copy") == ("ve", "mov", None, True, f"tree:{IOMAP_COPY_C}")
     assert model.forms["__ioread32_copy"].trap_bits == 32
 
 
-def test_submit_is_movdir64b(model: TdxModel) -> None:
+def test_submit_is_movdir64b(model: X86Model) -> None:
     assert _form(model, "iosubmit_cmds512")[:2] == ("unsupported", "movdir64b")
     assert model.forms["iosubmit_cmds512"].source == f"tree:{IO_H}"
 
 
-def test_memcpy_helpers_are_unrolled_per_byte(model: TdxModel) -> None:
+def test_memcpy_helpers_are_unrolled_per_byte(model: X86Model) -> None:
     for name in ("memcpy_fromio", "memcpy_toio", "memset_io"):
         f = model.forms[name]
         assert (f.path, f.insn, f.per_count, f.trap_bits, f.source) == (
@@ -130,7 +130,7 @@ def test_memcpy_helpers_are_unrolled_per_byte(model: TdxModel) -> None:
         assert "CC_ATTR_GUEST_UNROLL_STRING_IO" in f.reason
 
 
-def test_iomap_accessors_are_out_of_line(model: TdxModel) -> None:
+def test_iomap_accessors_are_out_of_line(model: X86Model) -> None:
     for name in ("ioread8", "ioread16be", "ioread32", "iowrite32", "ioread64_lo_hi"):
         assert _form(model, name) == ("ve", "out-of-line-mov", 1, False, f"tree:{IOMAP_C}"), name
     assert "port" in model.forms["ioread32"].reason
@@ -139,13 +139,13 @@ def test_iomap_accessors_are_out_of_line(model: TdxModel) -> None:
         assert (f.path, f.insn, f.per_count, f.trap_bits) == ("ve", "mov", True, bits), name
 
 
-def test_port_io_forms(model: TdxModel) -> None:
+def test_port_io_forms(model: X86Model) -> None:
     assert _form(model, "inb_p") == ("ve", "port-io", 1, False, f"tree:{IO_H}")
     assert _form(model, "outsb") == ("ve", "port-io", None, True, f"tree:{IO_H}")
     assert _form(model, "inb")[:3] == ("ve", "port-io", 1)  # shared/io.h is not read
 
 
-def test_split_poll_and_like_names_follow_their_target(model: TdxModel) -> None:
+def test_split_poll_and_like_names_follow_their_target(model: X86Model) -> None:
     assert _form(model, "lo_hi_readq") == ("ve", "mov", 2, False, "catalogue")
     assert _form(model, "readl_poll_timeout") == ("ve", "mov", None, False, "catalogue")
     assert _form(model, "fb_readl") == ("ve", "mov", 1, False, "catalogue")
@@ -154,7 +154,7 @@ def test_split_poll_and_like_names_follow_their_target(model: TdxModel) -> None:
     assert (fb.insn, fb.per_count, fb.count_arg, fb.count_bits) == ("unrolled-mov", True, 2, 8)
 
 
-def test_sources_name_every_catalogued_accessor(model: TdxModel, catalogue: Catalogue) -> None:
+def test_sources_name_every_catalogued_accessor(model: X86Model, catalogue: Catalogue) -> None:
     sources = dict(model.sources)
     assert set(sources) == set(catalogue.accessors)
     assert sources["readl"] == f"tree:{IO_H}"
@@ -206,14 +206,14 @@ def test_negated_guard_takes_the_else_branch(tmp_path: Path, catalogue: Catalogu
 
 
 def test_volatile_dereference_accessors(tmp_path: Path, catalogue: Catalogue) -> None:
-    model = TdxModel.derive(_tree(tmp_path, {IO_H: "io_deref.h"}), catalogue)
+    model = X86Model.derive(_tree(tmp_path, {IO_H: "io_deref.h"}), catalogue)
     assert _form(model, "readl") == ("unsupported", "compiler-chosen", None, False,
                                      f"tree:{IO_H}")
     assert _form(model, "readb")[4] == "catalogue"
 
 
 def test_partial_tree_falls_back_per_file(tmp_path: Path, catalogue: Catalogue) -> None:
-    model = TdxModel.derive(_tree(tmp_path, {IO_H: "io_612.h"}), catalogue)
+    model = X86Model.derive(_tree(tmp_path, {IO_H: "io_612.h"}), catalogue)
     sources = dict(model.sources)
     assert sources["readl"] == f"tree:{IO_H}"
     assert sources["__iowrite32_copy"] == f"tree:{IO_H}"
@@ -225,8 +225,8 @@ def test_partial_tree_falls_back_per_file(tmp_path: Path, catalogue: Catalogue) 
 
 
 def test_empty_tree_is_the_catalogue(tmp_path: Path, catalogue: Catalogue) -> None:
-    derived = TdxModel.derive(tmp_path, catalogue)
-    plain = TdxModel.from_catalogue(catalogue)
+    derived = X86Model.derive(tmp_path, catalogue)
+    plain = X86Model.from_catalogue(catalogue)
     assert {n: _form(derived, n) for n in derived.forms} == {
         n: _form(plain, n) for n in plain.forms}
     assert all(source == "catalogue" for _, source in derived.sources)
@@ -246,7 +246,7 @@ def test_odd_files_never_raise(tmp_path: Path, catalogue: Catalogue) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text, encoding="utf-8")
     (tmp_path / IOMAP_COPY_S).mkdir(parents=True)  # a folder where a file is expected
-    model = TdxModel.derive(tmp_path, catalogue)
+    model = X86Model.derive(tmp_path, catalogue)
     assert set(model.forms) == set(catalogue.accessors)
     assert model.forms["readl"].path == "ve"
     assert model.forms["__iowrite64_copy"].source == "catalogue"
@@ -256,7 +256,7 @@ def test_non_utf8_file_is_read_leniently(tmp_path: Path, catalogue: Catalogue) -
     _tree(tmp_path, TREE_612)
     io_h = tmp_path / IO_H
     io_h.write_bytes(b"/* \xff\xfe latin-1 comment */\n" + io_h.read_bytes())
-    model = TdxModel.derive(tmp_path, catalogue)
+    model = X86Model.derive(tmp_path, catalogue)
     assert _form(model, "readl") == ("ve", "mov", 1, False, f"tree:{IO_H}")
 
 
@@ -264,14 +264,14 @@ def test_non_utf8_file_is_read_leniently(tmp_path: Path, catalogue: Catalogue) -
 
 
 def test_catalogue_has_a_form_for_every_accessor(catalogue: Catalogue) -> None:
-    model = TdxModel.from_catalogue(catalogue)
+    model = X86Model.from_catalogue(catalogue)
     assert set(model.forms) == set(catalogue.accessors)
     assert not [n for n in model.notes if n.startswith("no instruction form")]
     assert set(load_forms()) <= set(catalogue.accessors)
 
 
 def test_catalogue_matches_the_6_12_facts(catalogue: Catalogue) -> None:
-    model = TdxModel.from_catalogue(catalogue)
+    model = X86Model.from_catalogue(catalogue)
     assert _form(model, "readl")[:3] == ("ve", "mov", 1)
     assert _form(model, "__iowrite32_copy")[:2] == ("unsupported", "movs")
     assert _form(model, "iosubmit_cmds512")[:2] == ("unsupported", "movdir64b")
@@ -300,13 +300,13 @@ def test_broken_forms_file(tmp_path: Path, text: str, message: str) -> None:
 # -- verdicts per family ---------------------------------------------------------------------
 
 
-def test_plain_accessor(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_plain_accessor(model: X86Model, strategies: dict[str, Strategy]) -> None:
     tdx = verdict(_direct("readl"), model, strategies["upstream"], ["base + 4"])
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("ve", "mov", 1)
     assert "insn_decode_mmio" in tdx.reason
 
 
-def test_bulk_counts(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_bulk_counts(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     tdx = verdict(_direct("memcpy_toio", family="bulk"), model, up, ["p", "q", "16"])
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("ve", "unrolled-mov", 16)
@@ -325,7 +325,7 @@ def test_bulk_counts(model: TdxModel, strategies: dict[str, Strategy]) -> None:
     assert verdict(ref, model, up, ["p", "q", "16"]).ve_exits is None  # not its arguments
 
 
-def test_needs_args_only_for_counted_direct_calls(model: TdxModel) -> None:
+def test_needs_args_only_for_counted_direct_calls(model: X86Model) -> None:
     assert model.needs_args(_direct("memcpy_toio"))
     assert model.needs_args(_direct("ioread32_rep"))
     assert not model.needs_args(_direct("readl"))
@@ -335,7 +335,7 @@ def test_needs_args_only_for_counted_direct_calls(model: TdxModel) -> None:
                                       accessor="memcpy_toio"))
 
 
-def test_unsupported_helpers(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_unsupported_helpers(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     tdx = verdict(_direct("__iowrite32_copy", family="bulk"), model, up, ["p", "q", "16"])
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("unsupported", "movs", None)
@@ -344,7 +344,7 @@ def test_unsupported_helpers(model: TdxModel, strategies: dict[str, Strategy]) -
     assert (tdx.path, tdx.insn) == ("unsupported", "movdir64b")
 
 
-def test_split_poll_and_port_io(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_split_poll_and_port_io(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     assert verdict(_direct("lo_hi_readq"), model, up, None).ve_exits == 2
     assert verdict(_direct("ioread64_lo_hi"), model, up, None).ve_exits == 1
@@ -355,7 +355,7 @@ def test_split_poll_and_port_io(model: TdxModel, strategies: dict[str, Strategy]
     assert "port I/O" in pio.reason
 
 
-def test_deref_and_regmap(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_deref_and_regmap(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     deref = verdict(_site(kind="deref", callee="*", accessor="*", family="deref"), model, up,
                     None)
@@ -371,7 +371,7 @@ def test_deref_and_regmap(model: TdxModel, strategies: dict[str, Strategy]) -> N
     assert reg("regmap_bulk_read", "read") == ("ve", "mov", None)
 
 
-def test_unknown_accessor_is_not_an_error(model: TdxModel,
+def test_unknown_accessor_is_not_an_error(model: X86Model,
                                           strategies: dict[str, Strategy]) -> None:
     tdx = verdict(_direct("frobnicate"), model, strategies["upstream"], None)
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("ve", "unknown", None)
@@ -380,7 +380,7 @@ def test_unknown_accessor_is_not_an_error(model: TdxModel,
 # -- wrappers: the worst access ------------------------------------------------------------------
 
 
-def test_wrapper_single_accessor(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_wrapper_single_accessor(model: X86Model, strategies: dict[str, Strategy]) -> None:
     tdx = verdict(_wrapper(("readl",), "er32", via=("er32", "__er32", "readl")), model,
                   strategies["upstream"], ["hw", "CTRL"])
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("ve", "mov", 1)
@@ -388,7 +388,7 @@ def test_wrapper_single_accessor(model: TdxModel, strategies: dict[str, Strategy
     assert tdx.ve_exits is None  # the wrapper's arguments are not the helper's
 
 
-def test_wrapper_worst_of(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_wrapper_worst_of(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up, iomap = strategies["upstream"], strategies["iomap-paravirt"]
     both = _wrapper(("__iowrite32_copy", "readl"), accessor="readl")
     tdx = verdict(both, model, up, None)
@@ -404,7 +404,7 @@ def test_wrapper_worst_of(model: TdxModel, strategies: dict[str, Strategy]) -> N
     assert verdict(_wrapper(("readl", "writel")), model, up, None).ve_exits is None
 
 
-def test_wrapper_verdicts_are_cached(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_wrapper_verdicts_are_cached(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     a = verdict(_wrapper(("readl", "writel"), "x_rd"), model, up, None)
     b = verdict(_wrapper(("readl", "writel"), "y_rd", path="drivers/bar/b.c"), model, up, None)
@@ -425,14 +425,14 @@ def test_shipped_strategies(strategies: dict[str, Strategy]) -> None:
     assert {"vp_ioread16", "vp_iowrite32", "vp_iowrite64_twopart"} <= virtio.patched
 
 
-def test_upstream_has_no_paravirt(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_upstream_has_no_paravirt(model: X86Model, strategies: dict[str, Strategy]) -> None:
     up = strategies["upstream"]
     for site in (_direct("ioread32"), _wrapper(("ioread8",), "vp_ioread8", group="virtio"),
                  _site(function="vp_ioread16", group="virtio")):
         assert verdict(site, model, up, None).path != "paravirt"
 
 
-def test_iomap_paravirt(model: TdxModel, strategies: dict[str, Strategy]) -> None:
+def test_iomap_paravirt(model: X86Model, strategies: dict[str, Strategy]) -> None:
     iomap = strategies["iomap-paravirt"]
     tdx = verdict(_direct("iowrite32", family="iomap"), model, iomap, None)
     assert (tdx.path, tdx.insn, tdx.ve_exits) == ("paravirt", "tdvmcall", 0)
@@ -447,7 +447,7 @@ def test_iomap_paravirt(model: TdxModel, strategies: dict[str, Strategy]) -> Non
 
 
 def test_virtio_paravirt_by_chain_callee_and_function(
-        model: TdxModel, strategies: dict[str, Strategy]) -> None:
+        model: X86Model, strategies: dict[str, Strategy]) -> None:
     virtio = strategies["virtio-paravirt"]
     chain = _wrapper(("ioread16",), "vp_modern_get_num_queues", group="virtio",
                      via=("vp_modern_get_num_queues", "vp_ioread16", "ioread16"))
@@ -464,7 +464,7 @@ def test_virtio_paravirt_by_chain_callee_and_function(
     assert verdict(legacy, model, virtio, None).path == "paravirt"
 
 
-def test_virtio_paravirt_keys_and_groups(model: TdxModel,
+def test_virtio_paravirt_keys_and_groups(model: X86Model,
                                          strategies: dict[str, Strategy]) -> None:
     virtio = strategies["virtio-paravirt"]
     modern = _direct("ioread8", path="drivers/virtio/virtio_pci_modern.c", function="vp_get",
@@ -480,7 +480,7 @@ def test_virtio_paravirt_keys_and_groups(model: TdxModel,
     assert verdict(chain, model, virtio, None, group="x86").path == "ve"
 
 
-def test_user_patch_points(tmp_path: Path, model: TdxModel) -> None:
+def test_user_patch_points(tmp_path: Path, model: X86Model) -> None:
     path = tmp_path / "points.txt"
     path.write_text("# patched by hand\n__er32   # the read funnel\n\n"
                     "drivers/foo/foo.h:foo_rd\nregmap-mmio\n", encoding="utf-8")
@@ -499,7 +499,7 @@ def test_user_patch_points(tmp_path: Path, model: TdxModel) -> None:
     assert verdict(_direct("readl"), model, mine, None).path == "ve"
 
 
-def test_regmap_funnel_per_direction(tmp_path: Path, model: TdxModel) -> None:
+def test_regmap_funnel_per_direction(tmp_path: Path, model: X86Model) -> None:
     path = tmp_path / "points.txt"
     path.write_text("regmap_mmio_read\n", encoding="utf-8")
     mine = load_patch_points(path)

@@ -7,7 +7,7 @@ Three parts (see docs/domain.md):
   lib/iomap_copy.c, and an old tree's arch/x86/lib/iomap_copy_64.S) with a light text
   analysis (cfront/ctext.py reads the definitions, #if blocks resolved for an x86_64 TD by
   cfront/conditions.py; shapes.py reduces each body to the instructions it executes). What
-  the tree does not say comes from rules/tdx.toml; `TdxModel.sources` records which decided.
+  the tree does not say comes from rules/tdx.toml; `X86Model.sources` records which decided.
 * Strategies (platforms/strategies.py): a patched function issues the TDVMCALL itself, so
   the sites it covers take no #VE ("paravirt").
 * `verdict(site, model, strategy, args)`: path, instruction, #VE exits per execution, reason.
@@ -26,7 +26,7 @@ from mmioscan.cfront.ctext import ParsedFile, parse_definitions
 from mmioscan.core.catalogue import Catalogue
 from mmioscan.core.model import Site, Tdx
 from mmioscan.platforms.strategies import Strategy
-from mmioscan.platforms.tdx.forms import (
+from mmioscan.platforms.x86.forms import (
     Form,
     FormEntry,
     catalogue_form,
@@ -36,7 +36,8 @@ from mmioscan.platforms.tdx.forms import (
     reached_form,
     shape_of_form,
 )
-from mmioscan.platforms.tdx.shapes import Analyzer, Shape, assembly_shape, rank
+from mmioscan.platforms.x86.platform import Platform, derive_platforms
+from mmioscan.platforms.x86.shapes import Analyzer, Shape, assembly_shape, rank
 
 # x86_64 facts for #if: what is certainly set or unset in a TD kernel. Other CONFIG_ symbols
 # are unknown, and both branches of a test on them are kept (the worst access wins).
@@ -131,10 +132,12 @@ class _Plan:
         self.regmap_write = funnel or "regmap_mmio_write" in patched
 
 
-_DEREF = Tdx("unsupported", "compiler-chosen", None,
-             "direct dereference of an __iomem pointer: the compiler picks the instruction "
-             "(ALU with a memory operand, MOVSXD, vector moves...), which insn_decode_mmio may "
-             "not decode: may oops (Documentation/arch/x86/tdx.rst, MMIO handling)")
+def _deref(platform: Platform) -> Tdx:
+    return Tdx("unsupported", "compiler-chosen", None,
+               "direct dereference of an __iomem pointer: the compiler picks the instruction "
+               f"(ALU with a memory operand, MOVSXD, vector moves...), which {platform.decoder} "
+               f"may not decode and {platform.mmio_handler} cannot emulate: may oops "
+               "(Documentation/arch/x86/tdx.rst, MMIO handling)")
 
 # regmap API calls by the number of register accesses one call makes through regmap-mmio.
 _REGMAP_RMW_WORDS = ("_bits", "field_write", "field_force_write", "fields_write",
@@ -144,12 +147,15 @@ _REGMAP_ONE = frozenset({"regmap_read", "regmap_read_bypassed", "regmap_write",
                          "regmap_test_bits"})
 
 
-class TdxModel:
+class X86Model:
     """Instruction forms of every catalogued accessor, and cached verdicts."""
 
-    __slots__ = ("forms", "sources", "notes", "_plans", "_cache")
+    __slots__ = ("platform", "forms", "sources", "notes", "deref", "_plans", "_cache")
 
-    def __init__(self, forms: Mapping[str, Form], notes: Iterable[str] = ()) -> None:
+    def __init__(self, forms: Mapping[str, Form], notes: Iterable[str] = (),
+                 platform: Platform | None = None) -> None:
+        self.platform = platform or derive_platforms(None, ("tdx",))[0]
+        self.deref = _deref(self.platform)
         self.forms: dict[str, Form] = dict(forms)
         self.sources: tuple[tuple[str, str], ...] = tuple(
             sorted((name, f.source) for name, f in self.forms.items()))
@@ -160,35 +166,43 @@ class TdxModel:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def from_catalogue(cls, catalogue: Catalogue, rules: Path | None = None) -> TdxModel:
+    def from_catalogue(cls, catalogue: Catalogue, rules: Path | None = None,
+                       platform: Platform | None = None) -> X86Model:
         """Forms from rules/tdx.toml only (no tree)."""
-        return cls._assemble(catalogue, load_forms(rules), {}, ["no tree: catalogue forms"])
+        platform = platform or derive_platforms(None, ("tdx",))[0]
+        return cls._assemble(catalogue, load_forms(rules), {}, ["no tree: catalogue forms"],
+                             platform)
 
     @classmethod
-    def derive(cls, root: Path, catalogue: Catalogue, rules: Path | None = None) -> TdxModel:
-        """Forms read from the tree at root where it defines them, else from rules/tdx.toml.
-        A missing or odd file never raises: it falls back and says so in `notes`."""
+    def derive(cls, root: Path, catalogue: Catalogue, rules: Path | None = None,
+               platform: str = "tdx", cpu: Mapping[str, bool] | None = None) -> X86Model:
+        """Forms read from the tree at root where it defines them, else from rules/tdx.toml,
+        for the platform (its handlers read from the tree too: platform.py). A missing or odd
+        file never raises: it falls back and says so in `notes`."""
+        model = derive_platforms(root, (platform,))[0]
         entries = load_forms(rules)
         notes: list[str] = []
-        base = cls._assemble(catalogue, entries, {}, [])
-        derived = _derive_shapes(root, catalogue, base.forms, notes)
+        base = cls._assemble(catalogue, entries, {}, [], model)
+        derived = _derive_shapes(root, catalogue, base.forms, notes, model, cpu)
         unfound: dict[str, list[str]] = {}
         for name, entry in sorted(entries.items()):
             if entry.tree and name not in derived and (root / entry.tree).is_file():
                 unfound.setdefault(entry.tree, []).append(name)
         notes += [f"{file}: no definition of {', '.join(names)} found; catalogue forms"
                   for file, names in sorted(unfound.items())]
-        return cls._assemble(catalogue, entries, derived, notes)
+        return cls._assemble(catalogue, entries, derived, notes, model)
 
     @classmethod
     def _assemble(cls, catalogue: Catalogue, entries: Mapping[str, FormEntry],
-                  derived: Mapping[str, tuple[Shape, str]], notes: list[str]) -> TdxModel:
+                  derived: Mapping[str, tuple[Shape, str]], notes: list[str],
+                  platform: Platform) -> X86Model:
         forms: dict[str, Form] = {}
         for name, (shape, file) in derived.items():
-            forms[name] = form_from_shape(name, shape, f"tree:{file}", catalogue.get(name))
+            forms[name] = form_from_shape(name, shape, f"tree:{file}", catalogue.get(name),
+                                          platform)
         for name, e in entries.items():
             if name not in forms and e.like is None:
-                forms[name] = catalogue_form(name, e, catalogue.get(name))
+                forms[name] = catalogue_form(name, e, catalogue.get(name), platform)
         # `like` entries and split/poll names follow a form decided above (maybe by the tree).
         for _ in range(4):
             for name, e in entries.items():
@@ -201,7 +215,7 @@ class TdxModel:
         missing = sorted(set(catalogue.accessors) - set(forms))
         if missing:
             notes.append(f"no instruction form for {', '.join(missing)}")
-        return cls(forms, notes)
+        return cls(forms, notes, platform)
 
     # -- verdicts --------------------------------------------------------------------------
 
@@ -232,7 +246,7 @@ class TdxModel:
             tdx = self._cache[key] = Tdx(
                 "paravirt", "tdvmcall", 0,
                 f"{cover} is patched under strategy {plan.strategy.name}: it issues the "
-                "TDVMCALL itself, no #VE")
+                f"{self.platform.hypercall} itself, no {self.platform.trap}")
         return tdx
 
     def accessor(self, name: str, plan: _Plan | None, args: Sequence[str] | None) -> Tdx:
@@ -259,7 +273,8 @@ class TdxModel:
         if tdx is None:
             exits = form.exits_for(n)
             tdx = self._cache[key] = Tdx(form.path, form.insn, exits,
-                                         f"{form.reason}; count {n}: {exits} #VE")
+                                         f"{form.reason}; count {n}: {exits} "
+                                         f"{self.platform.trap}")
         return tdx
 
     def regmap(self, name: str, access: str, plan: _Plan | None) -> Tdx:
@@ -280,10 +295,10 @@ class TdxModel:
         if tdx is None:
             if name in _REGMAP_ONE:
                 exits: int | None = 1
-                count = "1 #VE per call"
+                count = f"1 {self.platform.trap} per call"
             elif any(w in name for w in _REGMAP_RMW_WORDS):
-                exits, count = 2, "read and write: 2 #VE per call (fewer with a register " \
-                                  "cache or an unchanged value)"
+                exits, count = 2, (f"read and write: 2 {self.platform.trap} per call "
+                                   "(fewer with a register cache or an unchanged value)")
             else:
                 exits, count = None, "the number of registers is not known"
             reads = self.forms.get("readl")
@@ -346,7 +361,7 @@ def _derive_one(name: str, analyzer: Analyzer, texts: Mapping[str, str],
                 notes: list[str]) -> tuple[Shape, str] | None:
     d = analyzer.lookup(name, "")
     if name == "__iowrite32_copy" and IOMAP_COPY_S in texts and (d is None or d.file != IO_H):
-        shape = assembly_shape(texts[IOMAP_COPY_S], name)
+        shape = assembly_shape(texts[IOMAP_COPY_S], name, analyzer.platform)
         if shape is not None:  # the arch's assembly beats the generic (weak) C version
             return shape, IOMAP_COPY_S
     if d is None:
@@ -360,12 +375,13 @@ def _derive_one(name: str, analyzer: Analyzer, texts: Mapping[str, str],
 
 
 def _derive_shapes(root: Path, catalogue: Catalogue, fallback: Mapping[str, Form],
-                   notes: list[str]) -> dict[str, tuple[Shape, str]]:
+                   notes: list[str], platform: Platform,
+                   cpu: Mapping[str, bool] | None) -> dict[str, tuple[Shape, str]]:
     """Catalogued name -> (shape, file) for the names the tree's files define."""
     texts = _read_tree(root, notes)
     widths = {name: acc.width for name, acc in catalogue.accessors.items()}
     external = {name: shape_of_form(form, widths.get(name)) for name, form in fallback.items()}
-    analyzer = Analyzer(_parse_tree(texts, notes), external, widths)
+    analyzer = Analyzer(_parse_tree(texts, notes), external, widths, platform, cpu)
     derived: dict[str, tuple[Shape, str]] = {}
     for name in sorted(catalogue.accessors):
         try:
@@ -416,7 +432,7 @@ def _cover(site: Site, plan: _Plan) -> str | None:
     return None
 
 
-def verdict(site: Site, model: TdxModel, strategy: Strategy, args: Sequence[str] | None,
+def verdict(site: Site, model: X86Model, strategy: Strategy, args: Sequence[str] | None,
             group: str | None = None) -> Tdx:
     """What the site does in a TD under the strategy.
 
@@ -437,7 +453,7 @@ def verdict(site: Site, model: TdxModel, strategy: Strategy, args: Sequence[str]
             return model.paravirt(plan, cover)
     kind = site.kind
     if kind == "deref":
-        return _DEREF
+        return model.deref
     if kind == "regmap":
         return model.regmap(site.callee, site.access, plan)
     if kind == "wrapper":

@@ -23,6 +23,7 @@ from mmioscan.cfront.ctext import (
     statement,
 )
 from mmioscan.core.model import TdxPath
+from mmioscan.platforms.x86.platform import Platform
 
 _LOOP_RE = re.compile(r"\b(?:for|while)\s*\(|\bdo\s*\{")
 _ASM_RE = re.compile(r"\b(?:asm|__asm__|__asm)\b(?:\s+(?:volatile|__volatile__|__volatile|goto"
@@ -30,6 +31,8 @@ _ASM_RE = re.compile(r"\b(?:asm|__asm__|__asm)\b(?:\s+(?:volatile|__volatile__|_
 _STRING_RE = re.compile(r'\s*"((?:\\.|[^"\\\n])*)"')
 _GUARD_RE = re.compile(r"(!\s*)?\bcc_platform_has\s*\(\s*CC_ATTR_GUEST_UNROLL_STRING_IO\s*\)")
 _VOLATILE_DEREF_RE = re.compile(r"\*\s*\(\s*(?:const\s+)?volatile\b")
+_STRING_INSNS = frozenset({"movs", "stos", "string-port-io"})
+_MEMSETS = frozenset({"memset", "__memset"})
 _COMPILER_COPIES = frozenset({
     "memcpy", "memset", "memmove", "__memcpy", "__memset", "__inline_memcpy",
     "__builtin_memcpy", "__builtin_memset", "__builtin_memmove",
@@ -48,47 +51,67 @@ class Shape:
     out_of_line: bool = False
     port_branch: bool = False  # lib/iomap.c IO_COND: a port cookie does port I/O instead
     chain: tuple[str, ...] = ()  # names followed, last the instruction: for the reason
+    unit_exits: int = 1  # traps per unit of the count (SEV's MOVS: the MOVS and a nested one)
+    condition: str = ""  # a CPU feature the shape depends on, in words, for the reason
 
 
 _SUFFIX_BITS = {"b": 8, "w": 16, "l": 32, "q": 64}
 
 
-def _mnemonic_shape(word: str) -> Shape | None:
-    """Shape of one x86 mnemonic (AT&T), or None for one that does not touch MMIO."""
-    word = word.lower()
+def _insn_of(word: str) -> tuple[str, int | None] | None:
+    """(instruction form, bits) of one x86 mnemonic (AT&T), None when it touches no MMIO."""
+    bits = _SUFFIX_BITS.get(word[-1]) if word else None
     if word in ("movslq", "movsxd"):
-        return Shape("unsupported", "movsxd", None, 32)
-    if word == "movdir64b":
-        return Shape("unsupported", "movdir64b", None, 512)
-    if word == "enqcmds":
-        return Shape("unsupported", "enqcmds", None, 512)
+        return "movsxd", 32
+    if word in ("movdir64b", "enqcmds"):
+        return word, 512
     if re.fullmatch(r"movs[bwlq]?", word):
-        return Shape("unsupported", "movs", None, _SUFFIX_BITS.get(word[-1]))
+        return "movs", bits
     if re.fullmatch(r"stos[bwlq]?", word):
-        return Shape("unsupported", "stos", None, _SUFFIX_BITS.get(word[-1]))
+        return "stos", bits
     if re.fullmatch(r"(?:ins|outs)[bwl]?", word):
-        return Shape("unsupported", "string-port-io", None, _SUFFIX_BITS.get(word[-1]))
+        return "string-port-io", bits
     if re.fullmatch(r"(?:in|out)[bwl]?", word):
-        return Shape("ve", "port-io", 1, _SUFFIX_BITS.get(word[-1]))
+        return "port-io", bits
     if re.fullmatch(r"mov[bwlq]?|movz[bw][wlq]?|movs[bw][wlq]", word):
-        return Shape("ve", "mov", 1, _SUFFIX_BITS.get(word[-1]) if len(word) == 4 else None)
+        return "mov", bits if len(word) == 4 else None
     return None
 
 
-def instructions_shape(template: str) -> Shape | None:
+def _mnemonic_shape(word: str, platform: Platform, rep: bool) -> Shape | None:
+    """Shape of one mnemonic on the platform: the handler decides the path; a REP string
+    instruction the handler emulates traps once per element of the count."""
+    found = _insn_of(word.lower())
+    if found is None:
+        return None
+    insn, bits = found
+    path = platform.path_of(insn)
+    if path != "ve":
+        return Shape(path, insn, None, bits)
+    unit = platform.movs_exits if insn == "movs" else 1
+    if rep and insn in _STRING_INSNS:
+        return Shape("ve", insn, None, bits, per_count=True, unit_exits=unit)
+    return Shape("ve", insn, unit, bits, unit_exits=unit)
+
+
+def instructions_shape(template: str, platform: Platform) -> Shape | None:
     """Worst shape of the instructions in an asm template ("rep ; movsl" -> movs)."""
     worst: Shape | None = None
+    pending_rep = False  # `rep ;` then the instruction: the prefix stands alone
     for piece in re.split(r"[;\n]", template.replace("\\n", "\n").replace("\\t", " ")):
         words = piece.replace(":", ": ").split()
         while words and words[0].endswith(":"):
             words = words[1:]  # a label
         if not words:
             continue
+        rep = pending_rep or words[0] in ("rep", "repe", "repz", "repne", "repnz")
         if words[0] in ("rep", "repe", "repz", "repne", "repnz", "lock"):
             words = words[1:]  # a prefix: the instruction follows (maybe after `;`)
             if not words:
+                pending_rep = rep
                 continue
-        shape = _mnemonic_shape(words[0])
+        pending_rep = False
+        shape = _mnemonic_shape(words[0], platform, rep)
         if shape is not None and (worst is None or rank(shape.path) > rank(worst.path)):
             worst = shape
     if worst is None:
@@ -111,9 +134,11 @@ def rank(path: str) -> int:
     return {"paravirt": 0, "ve": 1, "unsupported": 2}.get(path, 1)
 
 
-def _guarded_branch(text: str) -> str | None:
-    """The code a TD runs under `if (cc_platform_has(CC_ATTR_GUEST_UNROLL_STRING_IO))`: the
-    then-branch (the else-branch for a negated test); None without such a test."""
+def _guarded_branch(text: str, unroll: bool) -> str | None:
+    """The code a guest runs around `if (cc_platform_has(CC_ATTR_GUEST_UNROLL_STRING_IO))`:
+    where the attribute holds (TDX) the then-branch (the else-branch for a negated test);
+    where it does not (SEV-ES/SNP) the other one, or what follows the test; None without
+    such a test."""
     m = _GUARD_RE.search(text)
     if m is None:
         return None
@@ -122,11 +147,11 @@ def _guarded_branch(text: str) -> str | None:
     if found is None:
         return None
     then, end = statement(text, found[1])
-    if not m.group(1):
+    if unroll != bool(m.group(1)):
         return then
     rest = text[end:].lstrip()
     if not rest.startswith("else"):
-        return ""
+        return "" if unroll else rest
     return statement(rest, 4)[0]
 
 
@@ -145,7 +170,10 @@ class Analyzer:
     `external` (the catalogue forms' shapes)."""
 
     def __init__(self, parsed: Sequence[ParsedFile], external: Mapping[str, Shape],
-                 widths: Mapping[str, int]) -> None:
+                 widths: Mapping[str, int], platform: Platform,
+                 cpu: Mapping[str, bool] | None = None) -> None:
+        self.platform = platform
+        self.cpu = cpu or {}  # CPU features known present (True) or absent (False)
         self.parsed = parsed
         self.external = external
         self.widths = widths
@@ -195,9 +223,9 @@ class Analyzer:
 
     def _body(self, text: str, d: Definition) -> Shape | None:
         unrolled = False
-        branch = _guarded_branch(text)
+        branch = _guarded_branch(text, self.platform.unroll_string_io)
         if branch is not None:
-            text, unrolled = branch, True
+            text, unrolled = branch, self.platform.unroll_string_io
         mmio = _mmio_branch(text)
         if mmio is not None:
             text = mmio
@@ -205,10 +233,14 @@ class Analyzer:
         return shape if shape is None or mmio is None else replace(shape, port_branch=True)
 
     def _pieces(self, text: str, d: Definition, unrolled: bool) -> Shape | None:
-        pieces = [s for t in _asm_templates(text) if (s := instructions_shape(t)) is not None]
+        pieces = [s for t in _asm_templates(text)
+                  if (s := instructions_shape(t, self.platform)) is not None]
         for m in CALL_RE.finditer(text):
             name = m.group(1)
             if name in C_WORDS or name == d.name or name in d.params:
+                continue
+            if name in _MEMSETS and self.platform.memset_stos_feature:
+                pieces.append(self._memset(name))
                 continue
             if name in _COMPILER_COPIES:
                 pieces.append(Shape("unsupported", "compiler-chosen", None, None,
@@ -221,6 +253,22 @@ class Analyzer:
             pieces.append(Shape("unsupported", "compiler-chosen", None,
                                  chain=("a volatile pointer dereference",)))
         return _combine(pieces, bool(_LOOP_RE.search(text)), unrolled, d.out_of_line)
+
+
+    def _memset(self, name: str) -> Shape:
+        """x86's memset: REP STOSB on CPUs with FSRS (arch/x86/lib/memset_64.S), else
+        memset_orig's loop of MOVs; the worst case unless the CPU is known."""
+        feature = self.platform.memset_stos_feature or ""
+        if self.cpu.get(feature.lower()) is False:
+            return Shape("ve", "mov", None, 64, per_count=True, chain=(f"{name}()",),
+                         condition=f"without {feature}, memset is memset_orig's MOV loop "
+                                   f"(arch/x86/lib/memset_64.S)")
+        known = self.cpu.get(feature.lower()) is True
+        return Shape("unsupported", "stos", None, 8, chain=(f"{name}()",),
+                     condition=f"{'the CPU has' if known else 'on CPUs with'} {feature}: "
+                               f"memset is REP STOSB (arch/x86/lib/memset_64.S)"
+                               + ("" if known else "; worst case, --cpu-features no-"
+                                  f"{feature.lower()} for CPUs without it"))
 
 
 def _combine(pieces: list[Shape], loop: bool, unrolled: bool,
@@ -251,7 +299,7 @@ def _combine(pieces: list[Shape], loop: bool, unrolled: bool,
 
 
 
-def assembly_shape(text: str, name: str) -> Shape | None:
+def assembly_shape(text: str, name: str, platform: Platform) -> Shape | None:
     """A function in an assembly file (old trees: __iowrite32_copy in iomap_copy_64.S)."""
     start = re.search(r"(?:SYM_FUNC_START|ENTRY)\(\s*" + re.escape(name) + r"\s*\)|^"
                       + re.escape(name) + r":", text, re.M)
@@ -259,5 +307,5 @@ def assembly_shape(text: str, name: str) -> Shape | None:
         return None
     end = re.search(r"SYM_FUNC_END|ENDPROC|END\(", text[start.end():])
     body = text[start.end():start.end() + (end.start() if end else len(text))]
-    return instructions_shape(clean_text(body))
+    return instructions_shape(clean_text(body), platform)
 

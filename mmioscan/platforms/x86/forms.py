@@ -13,12 +13,13 @@ from mmioscan.core.catalogue import Accessor, RuleError
 from mmioscan.core.model import TdxPath
 from mmioscan.core.rules_path import rules_dir
 from mmioscan.core.toml import read_toml
-from mmioscan.platforms.tdx.shapes import Shape
+from mmioscan.platforms.x86.platform import Platform
+from mmioscan.platforms.x86.shapes import Shape
 
 
 @dataclass(frozen=True, slots=True)
 class Form:
-    """How one accessor executes in a TD when nothing is patched."""
+    """How one accessor executes on a platform when nothing is patched."""
 
     name: str
     path: TdxPath  # "ve" or "unsupported"
@@ -30,13 +31,14 @@ class Form:
     trap_bits: int | None = None  # bits moved per trap (per_count forms)
     count_arg: int | None = None  # from accessors.toml
     count_bits: int | None = None  # bits in one unit of the count (8 for bytes)
+    unit_exits: int = 1  # traps per trap_bits moved (SEV's MOVS: 2, with the nested one)
 
     def exits_for(self, count: int) -> int | None:
         """Traps of one call with a count argument of `count` units."""
         if not self.per_count or self.trap_bits is None or self.count_bits is None or count < 0:
             return None
         total = count * self.count_bits
-        return -(-total // self.trap_bits)
+        return -(-total // self.trap_bits) * self.unit_exits
 
 
 
@@ -44,47 +46,37 @@ def shape_of_form(form: Form, width: int | None) -> Shape:
     base = {"out-of-line-mov": "mov", "unrolled-mov": "mov"}.get(form.insn, form.insn)
     bits = form.trap_bits if form.per_count else width
     return Shape(form.path, base, form.exits, bits, form.per_count,
-                  form.insn == "unrolled-mov", form.insn == "out-of-line-mov")
+                 form.insn == "unrolled-mov", form.insn == "out-of-line-mov",
+                 unit_exits=form.unit_exits)
 
 
 # -- reasons -----------------------------------------------------------------------------------
-
-_CONSEQUENCE = {
-    "mov": "a MOV that insn_decode_mmio decodes",
-    "port-io": "port I/O (IN/OUT): trapped and handled by the #VE port I/O path (handle_io), "
-               "not by the MMIO decoder",
-    "movs": "MOVS: insn_decode_mmio returns INSN_MMIO_MOVS, which TDX's handle_mmio rejects "
-            "(oops)",
-    "movdir64b": "MOVDIR64B: INSN_MMIO_DECODE_FAILED, the #VE cannot be handled (oops)",
-    "enqcmds": "ENQCMDS: INSN_MMIO_DECODE_FAILED, the #VE cannot be handled (oops)",
-    "stos": "STOS: INSN_MMIO_DECODE_FAILED, the #VE cannot be handled (oops)",
-    "movsxd": "MOVSXD: INSN_MMIO_DECODE_FAILED, the #VE cannot be handled (oops)",
-    "string-port-io": "string port I/O (REP INS/OUTS): TDX's handle_io rejects it (oops)",
-    "compiler-chosen": "the compiler picks the instructions (MOVS, STOS, vector or ALU forms "
-                       "are possible), which insn_decode_mmio may not decode (oops)",
-}
-
 
 def _unit(bits: int | None) -> str:
     return "byte" if bits == 8 else f"{bits}-bit access" if bits else "access"
 
 
-def _reason(name: str, shape: Shape, source: str) -> str:
+def _reason(name: str, shape: Shape, source: str, platform: Platform) -> str:
     chain = " -> ".join((name, *shape.chain))
-    text = f"{chain}: {_CONSEQUENCE.get(shape.insn, shape.insn)}"
+    text = f"{chain}: {platform.consequence(shape.insn)}"
+    if shape.condition:
+        text += f" ({shape.condition})"
+    trap = platform.trap
     if shape.path == "ve":
         if shape.per_count:
-            text += f"; one #VE per {_unit(shape.bits)} of the count"
+            each = "" if shape.unit_exits == 1 else f"{shape.unit_exits} "
+            text += f"; {each or 'one '}{trap} per {_unit(shape.bits)} of the count"
             if shape.unrolled:
                 text += " (unrolled because CC_ATTR_GUEST_UNROLL_STRING_IO is set in a TD)"
         elif shape.exits is not None:
-            text += f"; {shape.exits} #VE per call"
+            text += f"; {shape.exits} {trap} per call"
         if shape.port_branch:
             text += " (a port I/O cookie takes IO_COND's port branch instead)"
     return f"{text} [{source}]"
 
 
-def form_from_shape(name: str, shape: Shape, source: str, acc: Accessor | None) -> Form:
+def form_from_shape(name: str, shape: Shape, source: str, acc: Accessor | None,
+                    platform: Platform) -> Form:
     insn = shape.insn
     if shape.path == "ve" and insn == "mov":
         if shape.per_count:
@@ -93,9 +85,9 @@ def form_from_shape(name: str, shape: Shape, source: str, acc: Accessor | None) 
             insn = "out-of-line-mov"
     count_arg, count_bits = _count_fields(acc)
     return Form(name, shape.path, insn, None if shape.per_count or shape.path != "ve"
-                else shape.exits, _reason(name, shape, source), source,
+                else shape.exits, _reason(name, shape, source, platform), source,
                 per_count=shape.per_count, trap_bits=shape.bits if shape.per_count else None,
-                count_arg=count_arg, count_bits=count_bits)
+                count_arg=count_arg, count_bits=count_bits, unit_exits=shape.unit_exits)
 
 
 def _count_fields(acc: Accessor | None) -> tuple[int | None, int | None]:
@@ -169,13 +161,27 @@ def load_forms(path: Path | None = None) -> dict[str, FormEntry]:
     return entries
 
 
-def catalogue_form(name: str, e: FormEntry, acc: Accessor | None) -> Form:
+def catalogue_form(name: str, e: FormEntry, acc: Accessor | None, platform: Platform) -> Form:
+    """A name's form from rules/tdx.toml, judged by the platform's handler. The entries
+    describe an x86_64 TD build; where a platform does not unroll string I/O (SEV-ES/SNP)
+    the unrolled helpers take iomem.c's other branch: `rep movs` for the copies, memset
+    (REP STOSB with FSRS, the worst case) for memset_io. Only a partial tree gets here."""
     count_arg, count_bits = _count_fields(acc)
     trap_bits = e.trap_bits if e.trap_bits is not None else (acc.width if acc else None)
-    return Form(name, e.path, e.insn, None if e.per_count or e.path != "ve" else e.exits,
-                f"{name}: {e.reason} [catalogue]", "catalogue", per_count=e.per_count,
-                trap_bits=trap_bits if e.per_count else None, count_arg=count_arg,
-                count_bits=count_bits)
+    insn, per_count, unit = e.insn, e.per_count, 1
+    if insn == "unrolled-mov" and not platform.unroll_string_io:
+        insn, trap_bits = ("stos", 8) if "memset" in name else ("movs", 32)
+        unit = platform.movs_exits if insn == "movs" else 1
+    base = {"out-of-line-mov": "mov", "unrolled-mov": "mov"}.get(insn, insn)
+    path = platform.path_of(base) if e.like is None else e.path
+    per_count = per_count and path == "ve"
+    reason = f"{name}: {platform.consequence(base)}"
+    if platform.name == "tdx":  # the entries' own words describe a TD build
+        reason += f"; {e.reason}"
+    return Form(name, path, insn, None if per_count or path != "ve" else e.exits,
+                f"{reason} [catalogue]", "catalogue", per_count=per_count,
+                trap_bits=trap_bits if per_count else None, count_arg=count_arg,
+                count_bits=count_bits, unit_exits=unit)
 
 
 def like_form(name: str, target: Form, acc: Accessor | None) -> Form:

@@ -7,20 +7,20 @@ from mmioscan.platforms.strategies import (
     load_patch_points,
     load_strategies,
 )
-from mmioscan.platforms.tdx.forms import Form, FormEntry, load_forms
-from mmioscan.platforms.tdx.model import (
+from mmioscan.platforms.x86.forms import Form, FormEntry, load_forms
+from mmioscan.platforms.x86.model import (
     IO_H,
     IOMAP_C,
     IOMAP_COPY_C,
     IOMAP_COPY_S,
     IOMEM_C,
     TREE_FILES,
-    TdxModel,
+    X86Model,
     verdict,
 )
 
 __all__ = [
     "IOMAP_C", "IOMAP_COPY_C", "IOMAP_COPY_S", "IOMEM_C", "IO_H", "TREE_FILES", "Form",
-    "FormEntry", "Strategy", "TdxError", "TdxModel", "load_forms", "load_patch_points",
+    "FormEntry", "Strategy", "TdxError", "X86Model", "load_forms", "load_patch_points",
     "load_strategies", "verdict",
 ]
