@@ -15,16 +15,17 @@ demo: deps
 	@tree=$$(mmioscan kernel-tree) && config=$$(mmioscan kernel-tree --config) && \
 	  mmioscan scan "$$tree" --config "$$config" --format json -o $(OUT)/linux.json && \
 	  mmioscan scan "$$tree" --config "$$config" --no-progress && \
-	  mmioscan strategies "$$tree" --config "$$config" --no-progress && \
-	  mmioscan report "$$tree" --config "$$config" --no-progress \
+	  mmioscan strategies "$$tree" --config "$$config" --platform all --no-progress && \
+	  mmioscan report "$$tree" --config "$$config" --platform all --no-progress \
 	    -o $(OUT)/audit.html -o $(OUT)/audit.md && \
 	  echo "written: $(OUT)/linux.json (every site), $(OUT)/audit.html, $(OUT)/audit.md"
 
-# The published audit (reports/): Debian's linux-source-6.12 under its cloud-amd64 config.
+# The published audit (reports/): Debian's linux-source-6.12 under its cloud-amd64 config,
+# TDX and SEV-SNP side by side (the image boots as either guest).
 REPORT ?= reports/linux-6.12-cloud-amd64
 report: deps
 	@tree=$$(mmioscan kernel-tree) && config=$$(mmioscan kernel-tree --config) && \
-	  mmioscan report "$$tree" --config "$$config" --no-progress \
+	  mmioscan report "$$tree" --config "$$config" --platform all --no-progress \
 	    -o $(REPORT).md -o $(REPORT).summary.json -o $(REPORT).html && \
 	  ls -l $(REPORT).*
 
