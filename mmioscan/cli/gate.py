@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mmioscan.cli.output import write_output
+from mmioscan.cli.output import target_name, write_output
+from mmioscan.core.findings import escaped
 from mmioscan.core.model import ScanResult
 from mmioscan.gate import history
 from mmioscan.gate import report as gate_report
@@ -29,7 +30,7 @@ from mmioscan.gate.patchfile import PatchError
 from mmioscan.gate.policy import PolicyError, load_policy
 from mmioscan.gate.triage import EMPTY, TriageError, template, unlabelled
 from mmioscan.gate.triage import load as load_triage
-from mmioscan.kernel.kbuild import ConfigError
+from mmioscan.kernel.kbuild import ConfigError, load_config
 from mmioscan.kernel.tree import find_root
 
 Handler = Callable[[argparse.Namespace], int]
@@ -75,8 +76,10 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     if args.jobs < 1:
         raise GateError("--jobs must be at least 1")
     jobs, cache, config, strategy = args.jobs, _cache_dir(args), args.config, args.strategy
-    if config is not None and not config.is_file():
+    if config is not None and not config.exists():
         raise GateError(f"no such .config: {config}")
+    if config is not None:
+        load_config(config)  # unusable (a FIFO, not a .config): exit 2 before any work
 
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
@@ -110,7 +113,8 @@ def _write(text: str, output: Path | None) -> None:
     try:
         write_output(text, output)
     except OSError as exc:
-        raise GateError(f"cannot write {output}: {exc.strerror}") from None
+        raise GateError(f"cannot write {target_name(output)}: "
+                        f"{exc.strerror or exc}") from None
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -240,10 +244,10 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     elif args.format == "json":
         import json
 
-        text = json.dumps([{"fingerprint": s.fingerprint, "class": c, "path": s.path,
-                            "line": s.line, "function": s.function, "callee": s.callee,
-                            "code": s.code} for s, c in found], indent=1,
-                          ensure_ascii=False) + "\n"
+        text = json.dumps(escaped([{"fingerprint": s.fingerprint, "class": c, "path": s.path,
+                                    "line": s.line, "function": s.function,
+                                    "callee": s.callee, "code": s.code} for s, c in found]),
+                          indent=1, ensure_ascii=False) + "\n"
     else:
         text = "".join(f"{s.fingerprint or '-'} {c} {s.path}:{s.line} "
                        f"{s.function or '-'}: {s.code or s.callee}\n" for s, c in found)

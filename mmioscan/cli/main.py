@@ -15,7 +15,7 @@ from mmioscan.analysis.pipeline import DEFAULT_STRATEGY, AnalysisOptions, analys
 from mmioscan.analysis.scan import ScanOptions, Timings
 from mmioscan.cli.gate import GateError
 from mmioscan.cli.gate import register as register_gate
-from mmioscan.cli.output import write_output
+from mmioscan.cli.output import target_name, write_output
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.catalogue import RuleError
 from mmioscan.core.model import ScanResult
@@ -155,7 +155,8 @@ def _write(text: str, output: Path | None) -> None:
     try:
         write_output(text, output)
     except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {target_name(output)}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

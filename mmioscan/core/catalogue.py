@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmioscan.core.fileio import read_input
 from mmioscan.core.rules_path import rules_dir
 
 FAMILIES = frozenset({"mmio", "iomap", "bulk", "split", "poll", "submit", "pio"})
@@ -78,7 +79,7 @@ def _accessor(entry: object, where: str) -> Accessor:
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     """A rules file's data and raw bytes; RuleError naming the file when unusable."""
     try:
-        raw = path.read_bytes()
+        raw = read_input(path)
         return tomllib.loads(raw.decode("utf-8")), raw
     except OSError as exc:
         raise RuleError(f"{path}: cannot read ({exc.strerror})") from None

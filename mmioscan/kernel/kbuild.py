@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from mmioscan.core.catalogue import RuleError, read_toml
+from mmioscan.core.fileio import read_input
 from mmioscan.core.model import DriverInfo, Group, Problem
 from mmioscan.core.rules_path import rules_dir
 from mmioscan.kernel.kconfig import (
@@ -54,7 +55,7 @@ _CONFIG_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 def load_config(path: Path) -> dict[str, str]:
     """Read a kernel .config: "CONFIG_X" -> "y", "m", "n" (not set), or the raw value."""
     try:
-        raw = path.read_bytes()
+        raw = read_input(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if b"\0" in raw:

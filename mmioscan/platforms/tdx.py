@@ -27,6 +27,7 @@ from typing import Any
 
 from mmioscan.cfront.callargs import constant_value, split_arguments
 from mmioscan.core.catalogue import Accessor, Catalogue, RuleError
+from mmioscan.core.fileio import read_input
 from mmioscan.core.model import Site, Tdx, TdxPath
 from mmioscan.core.rules_path import rules_dir
 
@@ -1168,7 +1169,7 @@ def load_patch_points(path: Path) -> Strategy:
     """A user's list of patched functions: one name (or path:function) per line, `#` starts a
     comment. TdxError (one line) when the file is unreadable, empty or holds a bad line."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_input(path).decode("utf-8")
     except OSError as exc:
         raise TdxError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
