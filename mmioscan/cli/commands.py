@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
 from mmioscan.cli.options import UsageError, cache_dir, cpu_features, jobs, platforms
-from mmioscan.cli.output import write_output
+from mmioscan.cli.output import target_name, write_output
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import RuleSet, load_rules
@@ -56,8 +56,8 @@ def write(text: str, output: Path | None) -> None:
     try:
         write_output(text, output)
     except OSError as exc:
-        where = output if output is not None else "standard output"
-        raise UsageError(f"cannot write {where}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {target_name(output)}: "
+                         f"{exc.strerror or exc}") from None
 
 
 def scan(args: argparse.Namespace) -> int:

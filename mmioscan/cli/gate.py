@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan.cli.options import cache_dir, cpu_features, jobs, platforms
-from mmioscan.cli.output import write_output
+from mmioscan.cli.output import target_name, write_output
 from mmioscan.core.model import ScanResult
 from mmioscan.gate import history
 from mmioscan.gate import report as gate_report
@@ -29,7 +29,7 @@ from mmioscan.gate.patchfile import PatchError
 from mmioscan.gate.policy import PolicyError, load_policy
 from mmioscan.gate.triage import EMPTY, TriageError, template, unlabelled
 from mmioscan.gate.triage import load as load_triage
-from mmioscan.kernel.dotconfig import ConfigError
+from mmioscan.kernel.dotconfig import ConfigError, load_config
 from mmioscan.kernel.tree import find_root
 
 Handler = Callable[[argparse.Namespace], int]
@@ -56,8 +56,10 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     """analyse() over folders of a root, with the command's options."""
     workers, cache, config, strategy = jobs(args), cache_dir(args), args.config, args.strategy
     chosen, cpu = platforms(args), cpu_features(args)
-    if config is not None and not config.is_file():
+    if config is not None and not config.exists():
         raise GateError(f"no such .config: {config}")
+    if config is not None:
+        load_config(config)  # unusable (a FIFO, not a .config): exit 2 before any work
 
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
@@ -92,7 +94,8 @@ def _write(text: str, output: Path | None) -> None:
     try:
         write_output(text, output)
     except OSError as exc:
-        raise GateError(f"cannot write {output}: {exc.strerror}") from None
+        raise GateError(f"cannot write {target_name(output)}: "
+                        f"{exc.strerror or exc}") from None
 
 
 def _guarded(handler: Handler) -> Handler:

@@ -23,10 +23,11 @@ from the sites when the scan did not provide them (`result.drivers` empty).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mmioscan.core.model import Coverage, PatchPoint, ScanResult, Site, Tdx
 
@@ -188,12 +189,47 @@ def via_text(site: Site) -> str:
     return " > ".join(site.via) if site.via else site.callee
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
 def clean(text: str) -> str:
-    """Text safe to encode as UTF-8: source lines are decoded with surrogateescape, and a
-    lone surrogate would make the caller's write (or a strict JSON parser) fail."""
+    """Text safe to encode as UTF-8, the one rule of every output format.
+
+    File names and source lines are decoded with surrogateescape: a byte that is not UTF-8
+    (0xFF) is the lone surrogate U+DCFF, which a write or a strict JSON parser would reject.
+    Each such byte becomes the four characters `\\xff` (lowercase hex); any other lone
+    surrogate (none comes from a file) becomes `?`. SARIF URIs percent-encode the raw bytes
+    instead (`%FF`, report/sarif.py `artifact_uri`)."""
     if text.isascii():
         return text
-    return text.encode("utf-8", "replace").decode("utf-8")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    text = _UNDECODABLE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+    return _SURROGATE.sub("?", text)
+
+
+def unclean(text: str) -> str:
+    """The inverse of `clean` for the `\\xNN` escapes (bytes 0x80-0xFF), for names read
+    back from mmioscan's own files (a baseline's scanned folders)."""
+    if "\\x" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(0xDC00 + int(m[1], 16)), text)
+
+
+def escaped(value: Any) -> Any:
+    """A JSON document with `clean` applied to every string, keys included."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escaped(v) for v in value]
+    return value
 
 
 # --- counts per group and per driver -------------------------------------------------------

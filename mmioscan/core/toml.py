@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from mmioscan.core.fileio import read_input
+
 
 class RuleError(Exception):
     """A rules file (or a user file read like one) is unusable: one line naming the file."""
@@ -28,7 +30,7 @@ def parse_toml(raw: bytes, where: Path | str) -> dict[str, Any]:
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     """A TOML file's data and raw bytes; RuleError naming the file when unusable."""
     try:
-        raw = path.read_bytes()
+        raw = read_input(path)
     except OSError as exc:
         raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
     return parse_toml(raw, path), raw

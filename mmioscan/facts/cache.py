@@ -1,28 +1,70 @@
 """Per-file facts cached in SQLite, keyed by content hash plus tool and rules versions.
 
-Two tables: `stamps` maps (path, size, mtime) to a content digest so a warm run reads no file
-at all, and `facts` maps (digest, salt) to the pickled FileFacts. The salt changes whenever the
+Two tables: `file_stamps` maps a path to what its stat said when its content was hashed (size,
+nanosecond mtime, ctime, inode, and when that was), so a warm run reads no unchanged file at
+all, and `facts` maps (digest, salt) to the pickled FileFacts. The salt changes whenever the
 tool or the rules change, so stale facts are never served.
+
+Paths are stored as their bytes (os.fsencode): a file name that is not UTF-8 is a surrogate
+escape in Python, which sqlite's text columns refuse. A stamp is trusted only when all of
+size, mtime, ctime and inode match: `touch -d` restores an mtime, never a ctime. When the
+file's mtime or ctime lies within RACY_NS of the moment the stamp was taken, a later write in
+the same timestamp tick could have left every field as it was (git's "racy" entries): such a
+stamp is verified by hashing the file (facts/runner.py `_cache_hits`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import sqlite3
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.core.model import FileFacts
 
+# Filesystem timestamps are coarser than time.time_ns(): FAT keeps 2 s, ext3 and HFS+ 1 s,
+# and the kernel's coarse clock lags by a tick even on nanosecond filesystems.
+RACY_NS = 2_000_000_000
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS stamps (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                                   digest TEXT);
+DROP TABLE IF EXISTS stamps;
+CREATE TABLE IF NOT EXISTS file_stamps (path BLOB PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                                        ctime_ns INTEGER, ino INTEGER, taken_ns INTEGER,
+                                        digest TEXT);
 CREATE TABLE IF NOT EXISTS facts (digest TEXT, salt TEXT, blob BLOB, PRIMARY KEY (digest, salt));
 CREATE TABLE IF NOT EXISTS negatives (digest TEXT, names TEXT, salt TEXT,
                                       PRIMARY KEY (digest, names, salt));
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A file's stat when its content had this digest; taken_ns: when (time.time_ns()),
+    no later than the read of the content."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    taken_ns: int
+    digest: str
+
+    @classmethod
+    def of(cls, st: os.stat_result, taken_ns: int, digest: str) -> Stamp:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, taken_ns, digest)
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
+            self.size, self.mtime_ns, self.ctime_ns, self.ino)
+
+    @property
+    def racy(self) -> bool:
+        """Could the file have changed after the stamp without changing its stat?"""
+        return max(self.mtime_ns, self.ctime_ns) >= self.taken_ns - RACY_NS
 
 
 def encode(facts: FileFacts) -> bytes:
@@ -58,13 +100,19 @@ class FactsCache:
     def enabled(self) -> bool:
         return self._db is not None
 
-    def stamps(self, paths: Iterable[str]) -> dict[str, tuple[int, int, str]]:
-        """(size, mtime_ns, digest) known for these absolute paths."""
+    def stamps(self, paths: Iterable[str]) -> dict[str, Stamp]:
+        """The stamps known for these absolute paths."""
         if self._db is None:
             return {}
-        wanted = set(paths)
-        rows = self._db.execute("SELECT path, size, mtime_ns, digest FROM stamps")
-        return {p: (s, m, d) for p, s, m, d in rows if p in wanted}
+        wanted = {os.fsencode(p): p for p in paths}
+        rows = self._db.execute("SELECT path, size, mtime_ns, ctime_ns, ino, taken_ns, digest"
+                                " FROM file_stamps")
+        found: dict[str, Stamp] = {}
+        for key, *fields in rows:
+            path = wanted.get(key) if isinstance(key, bytes) else None
+            if path is not None:
+                found[path] = Stamp(*fields)
+        return found
 
     def facts(self, digests: Iterable[str]) -> dict[str, FileFacts]:
         if self._db is None:
@@ -78,21 +126,38 @@ class FactsCache:
                     found[digest] = decode(blob)
         return found
 
-    def store(self, entries: Iterable[tuple[str, int, int, str, bytes]]) -> None:
-        """Record (absolute path, size, mtime_ns, digest, encoded facts) of fresh files."""
+    def store(self, entries: Iterable[tuple[str, Stamp | None, str, bytes]]) -> None:
+        """Record (absolute path, its stamp or None, digest, encoded facts) of fresh files."""
         if self._db is None:
             return
         try:
             with self._db:
                 # Facts of an older tool or rules version can never be served again.
                 self._db.execute("DELETE FROM facts WHERE salt != ?", (self.salt,))
-                for path, size, mtime_ns, digest, blob in entries:
-                    self._db.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
-                                     (path, size, mtime_ns, digest))
+                for path, stamp, digest, blob in entries:
+                    if stamp is not None:
+                        self._put_stamp(path, stamp)
                     self._db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)",
                                      (digest, self.salt, blob))
         except sqlite3.Error as exc:
             self.problem = f"cache not updated: {exc}"
+
+    def store_stamps(self, entries: Iterable[tuple[str, Stamp]]) -> None:
+        """Record the stamps of files whose content was verified (facts already cached)."""
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                for path, stamp in entries:
+                    self._put_stamp(path, stamp)
+        except sqlite3.Error as exc:
+            self.problem = f"cache not updated: {exc}"
+
+    def _put_stamp(self, path: str, stamp: Stamp) -> None:
+        assert self._db is not None
+        self._db.execute("INSERT OR REPLACE INTO file_stamps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (os.fsencode(path), stamp.size, stamp.mtime_ns, stamp.ctime_ns,
+                          stamp.ino, stamp.taken_ns, stamp.digest))
 
     def negatives(self) -> set[tuple[str, str]]:
         """(file digest, hash of a name set) pairs known not to mention any of the names."""

@@ -7,6 +7,7 @@ import hashlib
 import multiprocessing
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,10 @@ from pathlib import Path
 from mmioscan import __version__
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
+from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, nonblocking
 from mmioscan.core.model import FileFacts, Problem
 from mmioscan.core.sources import source_digest
-from mmioscan.facts.cache import FactsCache, decode, encode
+from mmioscan.facts.cache import FactsCache, Stamp, decode, encode
 
 
 def extractor_fingerprint() -> str:
@@ -51,11 +53,13 @@ class _Worker:
 
     extractor: Extractor | None = None
     scanner: NameScanner | None = None
+    real_dirs: dict[str, str] = {}  # folder -> its real path (_tree_check)
 
 
 def _init_worker(spec: ExtractSpec) -> None:
     _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields)
     _Worker.scanner = NameScanner(spec.names)
+    _Worker.real_dirs = {}
 
 
 def _digest(data: bytes) -> str:
@@ -89,18 +93,77 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
     return dataclasses.replace(facts, problems=notes + facts.problems) if notes else facts
 
 
+def _tree_check(absolute: str, rel: str, real_dirs: dict[str, str]) -> str | None:
+    """Why the file must not be read, or None. Its real path must stay under the tree root:
+    a symlink (of the file, or of a folder on its way) to a file elsewhere would put that
+    file's text into the output. A symlink within the tree is followed (README, Reliability).
+    real_dirs memoizes the real path of each folder (one lstat per folder, not per file).
+    """
+    if _folder_leaves(absolute, rel, real_dirs):
+        return LEAVES_TREE
+    if not os.path.islink(absolute):
+        return None
+    real = os.path.realpath(absolute)
+    if not _under(real, _real_folder(_root_of(absolute, rel), real_dirs)):
+        return LEAVES_TREE
+    return None if os.path.exists(real) else BROKEN_LINK
+
+
+def _root_of(absolute: str, rel: str) -> str:
+    """The tree root of a job: `absolute` is str(root / rel)."""
+    return absolute[:len(absolute) - len(rel)].rstrip("/") or "/"
+
+
+def _folder_leaves(absolute: str, rel: str, real_dirs: dict[str, str]) -> bool:
+    """Does the real path of the file's folder lie outside the tree root?"""
+    return not _under(_real_folder(os.path.dirname(absolute), real_dirs),
+                      _real_folder(_root_of(absolute, rel), real_dirs))
+
+
+def _real_folder(folder: str, real_dirs: dict[str, str]) -> str:
+    """realpath(folder), from its parent's (memoized): one lstat per folder, not one per
+    component of every path."""
+    found = real_dirs.get(folder)
+    if found is not None:
+        return found
+    parent = os.path.dirname(folder)
+    try:
+        is_link = stat.S_ISLNK(os.lstat(folder).st_mode)
+    except OSError:
+        is_link = False
+    if is_link or parent == folder or {"", ".", ".."} & set(folder.split("/")[1:]):
+        found = os.path.realpath(folder)  # a link, the top, or `..` to take after links
+    else:
+        found = os.path.join(_real_folder(parent, real_dirs), os.path.basename(folder))
+    real_dirs[folder] = found
+    return found
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root if root.endswith("/") else root + "/")
+
+
 def _process(job: tuple[str, str, bool]) -> tuple[str, int, int, bytes]:
     """Facts of one file, already encoded: the worker pickles once, for the pipe and the cache."""
     absolute, rel, force = job
     try:
-        st = os.stat(absolute)
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or device named *.c would block or never end
-            return absolute, -1, -1, encode(_unreadable(rel, "not a regular file"))
-        with open(absolute, "rb") as fh:
+        refused = _tree_check(absolute, rel, _Worker.real_dirs)
+        if refused is not None:
+            return absolute, -1, -1, encode(_refused(rel, refused))
+        # Non-blocking: a FIFO named *.c must not wait for a writer; fstat on the open file
+        # then refuses it (or a device) without a window for swapping it in.
+        with open(absolute, "rb", opener=nonblocking) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+                return absolute, -1, -1, encode(_unreadable(rel, "not a regular file"))
             data = fh.read()
     except OSError as exc:
         return absolute, -1, -1, encode(_unreadable(rel, exc.strerror or str(exc)))
     return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data, force))
+
+
+def _refused(rel: str, message: str) -> FileFacts:
+    return FileFacts(rel, "", 0, parsed=False, problems=(Problem(rel, message),))
 
 
 def _unreadable(rel: str, reason: str) -> FileFacts:
@@ -161,10 +224,12 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     hits = {rel: f for rel, f in _cache_hits(absolute, stamps, cache).items()
             if f.parsed or rel not in force}
     jobs = [(absolute[rel], rel, rel in force) for rel in files if rel not in hits]
+    taken = time.time_ns()  # before any file is read: the stamps' reference time
     fresh: list[tuple[str, int, int, bytes, FileFacts]] = [
         (a, s, m, blob, decode(blob))
         for a, s, m, blob in _parse_all(jobs, spec, workers, progress, len(hits), len(files))]
-    cache.store((a, s, m, f.digest, blob) for a, s, m, blob, f in fresh if s >= 0 and f.digest)
+    cache.store((a, _stamp_after(a, f, taken), f.digest, blob)
+                for a, s, _m, blob, f in fresh if s >= 0 and f.digest)
     if cache.problem and not problems:
         problems.append(Problem(".", cache.problem))
     cache.close()
@@ -174,19 +239,51 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     return RunResult(ordered, tuple(problems), len(hits))
 
 
-def _cache_hits(absolute: dict[str, str], stamps: dict[str, tuple[int, int, str]],
+def _stamp_after(path: str, facts: FileFacts, taken: int) -> Stamp | None:
+    """The stamp of a file just read, from an lstat after the read: its content was read
+    after `taken`, so a change after the read shows as a ctime after `taken` (a racy stamp,
+    verified by content next time). None for a symlink (never a stamp: each run checks where
+    it leads) or a file whose size no longer matches what was read."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size != facts.size:
+        return None
+    return Stamp.of(st, taken, facts.digest)
+
+
+def _cache_hits(absolute: dict[str, str], stamps: dict[str, Stamp],
                 cache: FactsCache) -> dict[str, FileFacts]:
-    """Files whose size and mtime match a stamp and whose facts are cached."""
+    """Files whose stamp matches (size, mtime, ctime, inode) and whose facts are cached.
+
+    A racy stamp (facts/cache.py) is trusted only after hashing the file; it is then
+    renewed, so the next run takes the fast path. A symlink, or a file in a folder whose
+    real path leaves the tree, is never a hit: _process decides about it."""
+    now = time.time_ns()
+    real_dirs: dict[str, str] = {}
     unchanged: dict[str, str] = {}
+    renewed: list[tuple[str, Stamp]] = []
     for rel, path in absolute.items():
         stamp = stamps.get(path)
         if stamp is None:
             continue
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            if (not stat.S_ISREG(st.st_mode) or not stamp.matches(st)
+                    or _folder_leaves(path, rel, real_dirs)):
+                continue
+            if stamp.racy:
+                with open(path, "rb", opener=nonblocking) as fh:
+                    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                        continue
+                    data = fh.read()
+                if _digest(data) != stamp.digest:
+                    continue
+                renewed.append((path, Stamp.of(st, now, stamp.digest)))
         except OSError:
             continue
-        if (st.st_size, st.st_mtime_ns) == stamp[:2]:
-            unchanged[rel] = stamp[2]
+        unchanged[rel] = stamp.digest
     cached = cache.facts(unchanged.values())
+    cache.store_stamps((p, s) for p, s in renewed if s.digest in cached)
     return {rel: _relocated(cached[d], rel) for rel, d in unchanged.items() if d in cached}

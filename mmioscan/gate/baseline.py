@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.core.findings import finding_class
+from mmioscan.core.fileio import read_input
+from mmioscan.core.findings import escaped, finding_class, unclean
 from mmioscan.core.model import ScanResult, Site
 
 BASELINE_VERSION = 1
@@ -88,12 +89,12 @@ def dumps(baseline: Baseline) -> str:
                       "function": e.function, "callee": e.callee, "count": e.count}
                      for e in baseline.entries],
     }
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(escaped(data), indent=1, ensure_ascii=False) + "\n"
 
 
 def load(path: Path) -> Baseline:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_input(path).decode("utf-8"))
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -114,8 +115,11 @@ def parse(data: Any, where: str) -> Baseline:
         raise BaselineError(f"{where}: `created_from.scanned` must be a list of paths")
     entries = tuple(_entry(f, f"{where}: finding #{i}") for i, f in enumerate(findings, 1))
     version = origin.get("kernel_version")
-    return Baseline(str(origin.get("root", "")), version if isinstance(version, str) else None,
-                    tuple(scanned), entries)
+    # Names that were not UTF-8 are written as `\\xNN` text (findings.clean): the scanned
+    # folders are paths again (gate --baseline scans them).
+    return Baseline(unclean(str(origin.get("root", ""))),
+                    version if isinstance(version, str) else None,
+                    tuple(unclean(s) for s in scanned), entries)
 
 
 def _entry(item: Any, where: str) -> Entry:

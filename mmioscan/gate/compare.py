@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import posixpath
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mmioscan.core.fileio import read_input
 from mmioscan.core.findings import finding_class, rank
 from mmioscan.core.model import Problem, ScanResult, Site
 from mmioscan.gate import gitrev, patchfile
@@ -180,7 +182,7 @@ def gate_patch(tree: Path, patch_file: Path, base: str | None,
     """The tree (its files on disk, or commit `base`) before and after applying a patch."""
     start = time.monotonic()
     try:
-        text = patch_file.read_bytes().decode("utf-8", "surrogateescape")
+        text = read_input(patch_file).decode("utf-8", "surrogateescape")
     except OSError as exc:
         raise patchfile.PatchError(f"cannot read {patch_file}: {exc.strerror}") from None
     patch = patchfile.parse(text, patch_file.name)
@@ -194,9 +196,21 @@ def gate_patch(tree: Path, patch_file: Path, base: str | None,
         if not root.is_dir():
             raise gitrev.GitError(f"no such folder: {tree}")
         base_source = gitrev.DiskSource(root, "tree on disk")
-    changes = patchfile.resolve(patch, base_source.is_file)
-    result = patchfile.apply(changes, lambda p: base_source.read([p]).get(p))
-    head_source = gitrev.OverlaySource(base_source, result, f"+ {patch_file.name}")
+
+    def is_link(path: str) -> bool:
+        return base_source.link_target(path) is not None
+
+    def current(path: str) -> bytes | None:
+        """What the patch's hunks apply to: a file's bytes, a symlink's text (as in git)."""
+        link = base_source.link_target(path)
+        if link is not None:
+            return link.encode("utf-8", "surrogateescape")
+        return base_source.read([path]).get(path)
+
+    changes = patchfile.resolve(patch, lambda p: base_source.is_file(p) or is_link(p))
+    result = patchfile.apply(changes, current)
+    head_source = gitrev.OverlaySource(base_source, result, f"+ {patch_file.name}",
+                                       patchfile.symlinks(changes, result, is_link))
     note = (f"{patch.messages} patch{'es' if patch.messages != 1 else ''}, "
             f"{len(patch.files)} file change{'s' if len(patch.files) != 1 else ''}")
     report = _run(root, base_source, head_source, patchfile.touched(changes), options, start)
@@ -225,8 +239,13 @@ def _run(root: Path, base: gitrev.Source, head: gitrev.Source, changed: tuple[st
         before = _scan_version(base, folders, work / "base", options.scanner)
         after = _scan_version(head, folders, work / "head", options.scanner)
     findings = compare(before.sites if before else (), after.sites if after else (), options)
-    problems = tuple(sorted({p for r in (before, after) if r is not None for p in r.problems},
-                            key=lambda p: (p.path, p.message)))
+    found = {p for r in (before, after) if r is not None for p in r.problems}
+    # C files of the scanned folders that were not read (a symlink leaving the tree, a
+    # dangling one): the same problems `mmioscan scan` records for them.
+    found.update(Problem(path, message) for source in (base, head)
+                 for path, message in source.problems.items()
+                 if posixpath.dirname(path) in folders)
+    problems = tuple(sorted(found, key=lambda p: (p.path, p.message)))
     version = next((r.kernel_version for r in (after, before) if r is not None), None)
     notes = () if folders else ("no C source or header file changed",)
     return GateReport(str(root), base.label, head.label, changed, folders, findings,
@@ -255,7 +274,7 @@ def _workspace(options: GateOptions, root: Path) -> Iterator[Path]:
         yield options.keep_temp
         return
     if options.workspace is not None:
-        place = options.workspace / hashlib.sha1(str(root).encode(),
+        place = options.workspace / hashlib.sha1(os.fsencode(root),
                                                   usedforsecurity=False).hexdigest()[:16]
         try:
             place.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,18 @@ import contextlib
 import os
 import posixpath
 import re
+import stat
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal
 
 from mmioscan.cfront.includes import include_candidates
 from mmioscan.cfront.lexer import INCLUDE_RE
+from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, NOT_REGULAR, read_input
+from mmioscan.core.findings import clean
 from mmioscan.kernel.tree import SOURCE_SUFFIXES
 from mmioscan.platforms import tree_files
 
@@ -52,28 +56,144 @@ class GitError(Exception):
     """git failed, or the tree is no git tree, or a revision does not exist."""
 
 
-class Source(Protocol):
-    """One version of a tree, read-only."""
+class WorkspaceError(GitError):
+    """A version cannot be laid out on disk (a full disk, a read-only cache folder)."""
+
+
+Kind = Literal["file", "link", "dir", "other"]
+MAX_LINK_HOPS = 40  # as Linux's own limit for one path lookup
+
+
+class Source(ABC):
+    """One version of a tree, read-only.
+
+    Symlinks are resolved by the same rule in every version (a commit, the disk, a patch's
+    results), so the gate's modes agree with each other and with `mmioscan scan`: a symlink
+    whose target stays in the tree reads as that file, under the link's own path; one that
+    leaves the tree, dangles or loops is never read, and a C file among those is recorded in
+    `problems` (path -> message, the messages of the facts runner)."""
 
     label: str
+    root: Path
 
-    def is_file(self, path: str) -> bool: ...
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}
 
-    def files_in(self, folder: str) -> list[str]: ...
+    # -- what each kind of version provides ------------------------------------------------
 
-    def build_files(self) -> list[str]: ...
+    @abstractmethod
+    def kind(self, path: str) -> Kind | None:
+        """What the path itself is (a symlink is not followed), None when absent."""
 
-    def read(self, paths: Sequence[str]) -> dict[str, bytes]: ...
+    @abstractmethod
+    def target(self, path: str) -> str:
+        """The text of the symlink at path."""
+
+    @abstractmethod
+    def entries(self, folder: str) -> list[str]:
+        """The paths of the folder's entries (not recursive), whatever their kind."""
+
+    @abstractmethod
+    def read_real(self, paths: Sequence[str]) -> dict[str, bytes]:
+        """The contents of regular files (paths without symlinks)."""
+
+    @abstractmethod
+    def build_candidates(self) -> list[str]:
+        """The paths of the tree's Makefile, Kbuild and Kconfig* entries, whatever their kind."""
+
+    # -- shared by every version -----------------------------------------------------------
+
+    def resolve(self, path: str) -> tuple[str, str | None]:
+        """("file", the real tree path) for a path that leads to a regular file in the tree;
+        else (a message or "missing" / "dir", None). Lexical, component by component, as
+        realpath(3): `..` above the root or an absolute target outside it leaves the tree."""
+        pending = [p for p in path.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if not done:
+                    return LEAVES_TREE, None
+                done.pop()
+                continue
+            here = "/".join((*done, part))
+            if self.kind(here) != "link":
+                done.append(part)
+                continue
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                return BROKEN_LINK, None
+            text = self.target(here)
+            if text.startswith("/"):
+                inside = _inside(text, str(self.root))
+                if inside is None:
+                    return LEAVES_TREE, None
+                done, text = [], inside
+            pending[:0] = [p for p in text.split("/") if p]
+        real = "/".join(done)
+        kind = self.kind(real) if real else "dir"
+        if kind == "file":
+            return "file", real
+        if kind is None:
+            return (BROKEN_LINK if self.kind(path) == "link" else "missing"), None
+        return ("dir" if kind == "dir" else NOT_REGULAR), None
+
+    def is_file(self, path: str) -> bool:
+        return self.resolve(path)[0] == "file"
+
+    def link_target(self, path: str) -> str | None:
+        """The symlink's text when path is a symlink (what a patch of it changes)."""
+        return self.target(path) if self.kind(path) == "link" else None
+
+    def files_in(self, folder: str) -> list[str]:
+        """The folder's entries that are no folders: regular files, and symlinks that do not
+        lead to a folder (whether they can be read is read()'s to say)."""
+        return sorted(p for p in self.entries(folder)
+                      if self.kind(p) == "file" or self.resolve(p)[0] != "dir")
+
+    def build_files(self) -> list[str]:
+        return sorted(p for p in self.build_candidates() if self.is_file(p))
+
+    def read(self, paths: Sequence[str]) -> dict[str, bytes]:
+        """The contents of the paths that lead to regular files in the tree; the others are
+        absent, and a C file among them that exists is a problem (see the class comment)."""
+        real_of: dict[str, str] = {}
+        for path in paths:
+            status, real = self.resolve(path)
+            if real is not None:
+                real_of[path] = real
+            elif status not in ("missing", "dir") and path.endswith(SOURCE_SUFFIXES):
+                self.problems[path] = status
+        data = self.read_real(sorted(set(real_of.values())))
+        return {p: data[r] for p, r in real_of.items() if r in data}
+
+
+def _inside(target: str, root: str) -> str | None:
+    """An absolute symlink target as a path relative to the tree root, or None outside it."""
+    root = root.rstrip("/")
+    if target == root:
+        return ""
+    return target[len(root) + 1:] if target.startswith(root + "/") else None
+
+
+# Every git command runs with these: the repository's configuration must not make the gate
+# run programs. core.fsmonitor names a program git starts to list changed files (a diff
+# against the working tree would run it); hooks are disabled the same way, for any command
+# that might run one.
+SAFE_CONFIG = ("-c", "core.fsmonitor=", "-c", "core.hooksPath=/dev/null")
 
 
 def git(root: Path, *args: str, data: bytes | None = None) -> bytes:
-    """Run git in root; GitError with git's own first line of complaint."""
+    """Run git in root (with SAFE_CONFIG); GitError with git's own first line of complaint."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_PAGER": "cat"}
     env.pop("GIT_DIR", None)  # a hook's environment must not redirect us to another repo
     env.pop("GIT_INDEX_FILE", None)
     env.pop("GIT_WORK_TREE", None)
     try:
-        proc = subprocess.run(["git", "-C", str(root), *args], input=data,
+        proc = subprocess.run(["git", *SAFE_CONFIG, "-C", str(root), *args], input=data,
                               capture_output=True, env=env, check=False)
     except FileNotFoundError:
         raise GitError("git is not installed") from None
@@ -130,36 +250,68 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-class RevSource:
+class RevSource(Source):
     """A commit: the file list from one `git ls-tree`, contents from `git cat-file --batch`."""
 
     def __init__(self, root: Path, commit: str, label: str | None = None) -> None:
+        super().__init__()
         self.root, self.commit = root, commit
         self.label = label or commit[:12]
         listing = git(root, "ls-tree", "-r", "-z", "--full-tree", commit)
-        self.blobs: dict[str, str] = {}
+        self.blobs: dict[str, str] = {}  # regular files (100644, 100755) -> blob id
+        self.links: dict[str, str] = {}  # symlinks (120000) -> the blob holding the target
+        self._submodules: set[str] = set()
         for entry in listing.split(b"\0"):
             meta, _, path = entry.partition(b"\t")
             parts = meta.split()
-            # Regular files only: symlinks (120000) and submodules hold no C to scan.
-            if len(parts) == 3 and parts[1] == b"blob" and parts[0] in (b"100644", b"100755"):
-                self.blobs[_text(path)] = parts[2].decode()
+            if len(parts) != 3:
+                continue
+            name = _text(path)
+            if parts[1] == b"blob" and parts[0] in (b"100644", b"100755"):
+                self.blobs[name] = parts[2].decode()
+            elif parts[1] == b"blob" and parts[0] == b"120000":
+                self.links[name] = parts[2].decode()
+            elif parts[1] == b"commit":
+                self._submodules.add(name)  # a folder of another repository: nothing to scan
         self._folders: dict[str, list[str]] | None = None
+        self._dirs: set[str] | None = None
+        self._targets: dict[str, str] | None = None
 
-    def is_file(self, path: str) -> bool:
-        return path in self.blobs
+    def kind(self, path: str) -> Kind | None:
+        if path in self.blobs:
+            return "file"
+        if path in self.links:
+            return "link"
+        if self._dirs is None:
+            self._dirs = {posixpath.dirname(p) for p in (*self.blobs, *self.links,
+                                                         *self._submodules)}
+            for folder in list(self._dirs):
+                while folder:
+                    folder = posixpath.dirname(folder)
+                    self._dirs.add(folder)
+            self._dirs |= self._submodules
+        return "dir" if path in self._dirs else None
 
-    def files_in(self, folder: str) -> list[str]:
+    def target(self, path: str) -> str:
+        if self._targets is None:  # every symlink's text in one batch, the first time
+            names = sorted(self.links)
+            out = git(self.root, "cat-file", "--batch",
+                      data="".join(f"{self.links[n]}\n" for n in names).encode())
+            self._targets = {n: _text(t) for n, t in
+                             zip(names, _batch_contents(out, len(names)), strict=True)}
+        return self._targets[path]
+
+    def entries(self, folder: str) -> list[str]:
         if self._folders is None:
             self._folders = {}
-            for path in self.blobs:
+            for path in (*self.blobs, *self.links):
                 self._folders.setdefault(posixpath.dirname(path), []).append(path)
-        return sorted(self._folders.get(folder, ()))
+        return self._folders.get(folder, [])
 
-    def build_files(self) -> list[str]:
-        return sorted(p for p in self.blobs if is_build_file(p))
+    def build_candidates(self) -> list[str]:
+        return [p for p in (*self.blobs, *self.links) if is_build_file(p)]
 
-    def read(self, paths: Sequence[str]) -> dict[str, bytes]:
+    def read_real(self, paths: Sequence[str]) -> dict[str, bytes]:
         wanted = [p for p in paths if p in self.blobs]
         if not wanted:
             return {}
@@ -179,69 +331,101 @@ def _batch_contents(out: bytes, count: int) -> Iterable[bytes]:
         pos = start + size + 1
 
 
-class DiskSource:
+class DiskSource(Source):
     """Files on disk under root: the working tree, or a tree under no version control."""
 
     def __init__(self, root: Path, label: str = "working tree") -> None:
+        super().__init__()
         self.root, self.label = root, label
 
-    def is_file(self, path: str) -> bool:
-        return (self.root / path).is_file()
-
-    def files_in(self, folder: str) -> list[str]:
+    def kind(self, path: str) -> Kind | None:
         try:
-            with os.scandir(self.root / folder) as entries:
-                names = [e.name for e in entries if e.is_file()]
+            mode = os.lstat(self.root / path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return "link"
+        if stat.S_ISREG(mode):
+            return "file"
+        return "dir" if stat.S_ISDIR(mode) else "other"
+
+    def target(self, path: str) -> str:
+        try:
+            return os.readlink(self.root / path)
+        except OSError:
+            return ""  # gone since kind(): resolves to the folder itself, never a file
+
+    def entries(self, folder: str) -> list[str]:
+        try:
+            with os.scandir(self.root / folder) as found:
+                names = [e.name for e in found]
         except OSError:
             return []
-        return sorted(posixpath.join(folder, n) if folder else n for n in names)
+        return [posixpath.join(folder, n) if folder else n for n in names]
 
-    def build_files(self) -> list[str]:
+    def build_candidates(self) -> list[str]:
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             base = os.path.relpath(dirpath, self.root)
             found += [n if base == "." else f"{base}/{n}".replace(os.sep, "/")
                       for n in filenames if _BUILD_FILES.match(n)]
-        return sorted(found)
+        return found
 
-    def read(self, paths: Sequence[str]) -> dict[str, bytes]:
+    def read_real(self, paths: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         for path in paths:
             try:
-                found[path] = (self.root / path).read_bytes()
+                found[path] = read_input(self.root / path)  # regular files only, never a FIFO
             except OSError:
                 continue  # gone or unreadable: absent from this version
         return found
 
 
-class OverlaySource:
-    """Another source with some files replaced or deleted (a patch's results)."""
+class OverlaySource(Source):
+    """Another source with some files replaced or deleted (a patch's results); `links`: the
+    paths the patch leaves as symlinks, with their text."""
 
-    def __init__(self, base: Source, changes: Mapping[str, bytes | None], label: str) -> None:
-        self.base, self.changes, self.label = base, dict(changes), label
+    def __init__(self, base: Source, changes: Mapping[str, bytes | None], label: str,
+                 links: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.base, self.label, self.root = base, label, base.root
+        self.links = dict(links or {})
+        self.changes = {p: d for p, d in changes.items() if p not in self.links}
+        self._dirs = {posixpath.dirname(p) for p, d in (*self.changes.items(),
+                                                        *self.links.items()) if d is not None}
+        for folder in list(self._dirs):
+            while folder:
+                folder = posixpath.dirname(folder)
+                self._dirs.add(folder)
 
-    def is_file(self, path: str) -> bool:
+    def kind(self, path: str) -> Kind | None:
+        if path in self.links:
+            return "link"
         if path in self.changes:
-            return self.changes[path] is not None
-        return self.base.is_file(path)
+            return "file" if self.changes[path] is not None else None
+        found = self.base.kind(path)
+        return "dir" if found is None and path in self._dirs else found
 
-    def files_in(self, folder: str) -> list[str]:
-        names = set(self.base.files_in(folder))
-        for path, data in self.changes.items():
+    def target(self, path: str) -> str:
+        return self.links[path] if path in self.links else self.base.target(path)
+
+    def entries(self, folder: str) -> list[str]:
+        names = set(self.base.entries(folder))
+        for path, data in (*self.changes.items(), *self.links.items()):
             if posixpath.dirname(path) == folder:
                 (names.add if data is not None else names.discard)(path)
         return sorted(names)
 
-    def build_files(self) -> list[str]:
-        names = set(self.base.build_files())
-        for path, data in self.changes.items():
+    def build_candidates(self) -> list[str]:
+        names = set(self.base.build_candidates())
+        for path, data in (*self.changes.items(), *self.links.items()):
             if is_build_file(path):
                 (names.add if data is not None else names.discard)(path)
         return sorted(names)
 
-    def read(self, paths: Sequence[str]) -> dict[str, bytes]:
-        found = self.base.read([p for p in paths if p not in self.changes])
+    def read_real(self, paths: Sequence[str]) -> dict[str, bytes]:
+        found = self.base.read_real([p for p in paths if p not in self.changes])
         for path in paths:
             data = self.changes.get(path)
             if data is not None:
@@ -290,8 +474,16 @@ def scan_folders(contents: Mapping[str, bytes], folders: Iterable[str]) -> tuple
 
 def sync_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
     """Make dest hold exactly these files. Files whose bytes are already there are left
-    alone: their unchanged mtime lets the facts cache answer from its stamps, without even
-    hashing them, when the gate reuses its workspace."""
+    alone: their unchanged stat lets the facts cache answer from its stamps, without even
+    hashing them, when the gate reuses its workspace. WorkspaceError when the disk refuses."""
+    try:
+        _sync_tree(dest, contents)
+    except OSError as exc:
+        where = clean(exc.filename if isinstance(exc.filename, str) else str(dest))
+        raise WorkspaceError(f"cannot lay out {where}: {exc.strerror or exc}") from None
+
+
+def _sync_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
         base = Path(dirpath)

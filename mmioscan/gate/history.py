@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan import __version__
-from mmioscan.core.findings import finding_class
+from mmioscan.core.findings import clean, finding_class
 from mmioscan.core.model import ScanResult
 from mmioscan.core.paths import cache_base
 
@@ -119,16 +119,18 @@ def record(db: Path, result: ScanResult, label: str = "") -> int:
         class_id = finding_class(site)
         if class_id is None:
             continue
-        rows.append((site.fingerprint or "", class_id, site.path, site.line, site.function,
-                     site.callee, site.accessor, site.kind, site.driver, site.group,
-                     int(site.hot), site.code))
+        # Text as every output writes it: bytes that are not UTF-8 as `\\xNN` (sqlite
+        # refuses the surrogate escapes they are in memory).
+        rows.append((site.fingerprint or "", class_id, clean(site.path), site.line,
+                     _clean(site.function), clean(site.callee), site.accessor, site.kind,
+                     _clean(site.driver), site.group, int(site.hot), _clean(site.code)))
     with connect(db) as conn:
         cur = conn.execute(
             "INSERT INTO runs (created, label, root, kernel_version, scanned, strategy, config,"
             " tool_version, sites) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), label, result.root, result.kernel_version,
-             " ".join(result.scanned), result.strategy, result.config, __version__,
-             len(result.sites)))
+            (time.time(), clean(label), clean(result.root), result.kernel_version,
+             clean(" ".join(result.scanned)), result.strategy, _clean(result.config),
+             __version__, len(result.sites)))
         run_id = cur.lastrowid
         assert run_id is not None
         conn.executemany(
@@ -137,6 +139,10 @@ def record(db: Path, result: ScanResult, label: str = "") -> int:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, *row) for row in rows])
     return run_id
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else clean(text)
 
 
 _RUN_COLUMNS = ("SELECT r.id, r.created, r.label, r.root, r.kernel_version, r.scanned,"

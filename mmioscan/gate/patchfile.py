@@ -62,6 +62,7 @@ class FilePatch:
     copy: bool = False  # `copy from`/`copy to`: the old file stays
     line: int = 0
     subject: str = ""  # of the mail it came in, for messages
+    mode: str | None = None  # `new file mode`/`new mode` (120000: a symlink), else unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,7 @@ class _DiffParser:
         old, new = _git_names(self.lines[self.i][len("diff --git "):])
         self.i += 1
         created = deleted = binary = copy = False
+        mode: str | None = None
         while self.i < len(self.lines):
             line = self.lines[self.i]
             if line.startswith(("diff --git ", "@@ ")) or (
@@ -184,6 +186,8 @@ class _DiffParser:
                 break  # the end of the extended header (a mail footer, a blank line)
             created |= line.startswith("new file mode")
             deleted |= line.startswith("deleted file mode")
+            if line.startswith(("new file mode ", "new mode ")):
+                mode = line.split()[-1]
             binary |= line.startswith(("Binary files ", "GIT binary patch"))
             if line.startswith(("rename from ", "copy from ")):
                 old = "a/" + _unquote(line.split(" ", 2)[2])
@@ -196,7 +200,7 @@ class _DiffParser:
             old, new = self._names()
             hunks = self._hunks()
         return FilePatch(None if created else old, None if deleted else new, hunks, binary,
-                         copy, self.offset + start + 1, self.subject)
+                         copy, self.offset + start + 1, self.subject, mode)
 
     def _plain_file(self) -> FilePatch:
         start = self.i
@@ -526,6 +530,27 @@ def _label(change: Change) -> str:
     name = change.new or change.old or "?"
     subject = f" ({change.patch.subject})" if change.patch.subject else ""
     return f"{name}{subject}"
+
+
+SYMLINK_MODE = "120000"
+
+
+def symlinks(changes: Sequence[Change], state: dict[str, bytes | None],
+             was_link: Callable[[str], bool]) -> dict[str, str]:
+    """The paths `apply` left as symlinks, with their text (a symlink's content in a patch
+    is its target): created or turned into one (mode 120000), or patched while staying one.
+    A later change of the same path in a series decides."""
+    kinds: dict[str, bool] = {}
+    for change in changes:
+        if change.new is None:
+            continue
+        if change.patch.mode is not None:
+            kinds[change.new] = change.patch.mode == SYMLINK_MODE
+        elif change.new not in kinds:
+            source = change.old if change.old is not None else change.new
+            kinds[change.new] = kinds.get(source, was_link(source))
+    return {path: data.decode("utf-8", "surrogateescape") for path, link in kinds.items()
+            if link and (data := state.get(path)) is not None}
 
 
 def touched(changes: Sequence[Change]) -> tuple[str, ...]:

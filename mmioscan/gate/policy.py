@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mmioscan.core.fileio import read_input
 from mmioscan.core.findings import FINDING_CLASSES
 from mmioscan.core.model import Site
 from mmioscan.core.rules_path import rules_dir
@@ -69,7 +70,7 @@ def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file (the shipped one by default)."""
     path = path or default_policy_path()
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = tomllib.loads(read_input(path).decode("utf-8"))
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.core.findings import clean, tdx_text, via_text
+from mmioscan.core.findings import clean, escaped, tdx_text, via_text
 from mmioscan.core.model import ScanResult, ScanStats, Site
 from mmioscan.gate import history
 from mmioscan.gate.compare import GateFinding, GateReport
@@ -98,7 +98,7 @@ def render_text(report: GateReport) -> str:
                else "PASS")
     lines.append(f"result: {verdict}, {len(report.warnings)} warning(s), "
                  f"{len(report.of('absent'))} fixed")
-    return "\n".join(lines) + "\n"
+    return clean("\n".join(lines) + "\n")
 
 
 def _finding_json(f: GateFinding) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def render_json(report: GateReport) -> str:
         "findings": [_finding_json(f) for f in report.findings if f.state != "unchanged"],
         "problems": [{"path": p.path, "message": p.message} for p in report.problems],
     }
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(escaped(data), indent=1, ensure_ascii=False) + "\n"
 
 
 def render_sarif(report: GateReport) -> str:
@@ -160,7 +160,7 @@ def render_sarif(report: GateReport) -> str:
         "result": "fail" if report.blocking else "pass", "blocking": len(report.blocking),
         "warnings": len(report.warnings), "changed": list(report.changed)}
     run["automationDetails"] = {"id": "mmioscan/gate/"}
-    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    return json.dumps(escaped(doc), indent=1, sort_keys=True) + "\n"
 
 
 def _result_of(report: GateReport, members: list[GateFinding]) -> ScanResult:
@@ -190,9 +190,9 @@ def render_triage_text(found: Sequence[tuple[Site, str]]) -> str:
 
 
 def render_triage_json(found: Sequence[tuple[Site, str]]) -> str:
-    return json.dumps([{"fingerprint": s.fingerprint, "class": c, "path": s.path,
-                        "line": s.line, "function": s.function, "callee": s.callee,
-                        "code": s.code} for s, c in found], indent=1,
+    return json.dumps(escaped([{"fingerprint": s.fingerprint, "class": c, "path": s.path,
+                                "line": s.line, "function": s.function, "callee": s.callee,
+                                "code": s.code} for s, c in found]), indent=1,
                       ensure_ascii=False) + "\n"
 
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmioscan.core.findings import finding_class
+from mmioscan.core.fileio import read_input
+from mmioscan.core.findings import clean, finding_class
 from mmioscan.core.model import Site
 from mmioscan.gate.baseline import site_key
 
@@ -67,7 +68,7 @@ EMPTY = Triage({})
 
 def load(path: Path) -> Triage:
     try:
-        raw = path.read_bytes().decode("utf-8")
+        raw = read_input(path).decode("utf-8")
     except OSError as exc:
         raise TriageError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -114,7 +115,8 @@ def unlabelled(sites: Iterable[Site], triage: Triage) -> list[tuple[Site, str]]:
 
 
 def _toml_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    # A JSON string is a valid TOML basic string; bytes that are not UTF-8 become `\\xNN`.
+    return json.dumps(clean(text), ensure_ascii=False)
 
 
 def template(findings: Iterable[tuple[Site, str]]) -> str:

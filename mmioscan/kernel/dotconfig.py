@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from mmioscan.core.fileio import read_input
+
 
 class ConfigError(Exception):
     """A .config file is unusable; the message is one line naming the file (and line)."""
@@ -19,7 +21,7 @@ _CONFIG_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 def load_config(path: Path) -> dict[str, str]:
     """Read a kernel .config: "CONFIG_X" -> "y", "m", "n" (not set), or the raw value."""
     try:
-        raw = path.read_bytes()
+        raw = read_input(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if b"\0" in raw:

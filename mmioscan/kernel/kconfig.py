@@ -32,6 +32,8 @@ from typing import Any, TextIO, Union
 
 import kconfiglib
 
+from mmioscan.core.fileio import write_atomic
+
 # Bump when the shape of the cached facts or the stub's answers change.
 FACTS_VERSION = 1
 
@@ -201,7 +203,7 @@ def _other_arch_symbols(root: Path, arch: str) -> frozenset[str]:
 def _digest(root: Path, files: list[str], arch: str) -> str:
     h = hashlib.sha1(f"{FACTS_VERSION}\0{arch}\0".encode())
     for name in files:
-        h.update(name.encode() + b"\0")
+        h.update(os.fsencode(name) + b"\0")
         try:
             h.update((root / name).read_bytes())
         except OSError:
@@ -213,7 +215,7 @@ def _digest(root: Path, files: list[str], arch: str) -> str:
 
 
 def _cache_file(cache_dir: Path, root: Path, arch: str) -> Path:
-    key = hashlib.sha1(f"{root.resolve()}\0{arch}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(os.fsencode(root.resolve()) + f"\0{arch}".encode()).hexdigest()[:16]
     return cache_dir / f"kconfig-{key}.json"
 
 
@@ -250,10 +252,10 @@ def _store(path: Path, facts: KconfigFacts, files: list[str]) -> None:
                         for name, s in sorted(facts.symbols.items())}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file
-    except OSError:
+        # Atomic, and no temporary file left behind on any failure (a full disk): a
+        # concurrent reader sees the old or the new file.
+        write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    except (OSError, UnicodeEncodeError):
         pass  # caching is an optimisation only
 
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mmioscan.core.fileio import write_atomic
 from mmioscan.core.paths import cache_base
 
 DEFAULT_PACKAGE = "linux-source-6.12"
@@ -80,6 +81,9 @@ def ensure_cloud_config(package: str = CONFIG_PACKAGE) -> Path:
         proc = subprocess.run(["xz", "-dc", str(src)], capture_output=True, check=False)
         if proc.returncode != 0:
             raise KernelSourceError(f"cannot decompress {src}")
-        cache_root().mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(proc.stdout)
+        try:
+            cache_root().mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, proc.stdout)  # never a truncated .config that exists()
+        except OSError as exc:
+            raise KernelSourceError(f"cannot write {dest}: {exc.strerror or exc}") from None
     return dest

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmioscan.core.fileio import read_input
 from mmioscan.core.rules_path import rules_dir
 from mmioscan.core.toml import RuleError, read_toml
 
@@ -110,7 +111,7 @@ def load_patch_points(path: Path) -> Strategy:
     """A user's list of patched functions: one name (or path:function) per line, `#` starts a
     comment. TdxError (one line) when the file is unreadable, empty or holds a bad line."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_input(path).decode("utf-8")
     except OSError as exc:
         raise TdxError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:

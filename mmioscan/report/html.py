@@ -37,6 +37,7 @@ from mmioscan.core.findings import (
     clean,
     coverage_curves,
     driver_rows,
+    escaped,
     findings,
     group_counts,
     hot_order,
@@ -70,7 +71,7 @@ def _num(value: int | None) -> str:
 def json_island(data: object) -> str:
     """JSON that is safe inside <script>: no '<' (so no '</script>' or '<!--'), no '>' or
     '&'. The \\u escapes are plain JSON, so JSON.parse gives back the same strings."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(escaped(data), sort_keys=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -293,7 +294,7 @@ def render(result: ScanResult) -> str:
         '<pre id="selftest" hidden></pre>',
     ])
     title = f"mmioscan: Linux {result.kernel_version or 'unknown version'}"
-    return (
+    return clean(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mmioscan import __version__
+from mmioscan.core.findings import escaped
 from mmioscan.core.model import Coverage, DriverSummary, ScanResult, Site, StrategyRow, Tdx
 from mmioscan.report.aggregate import stats_dict
 
@@ -99,9 +100,16 @@ def render(result: ScanResult) -> str:
     """Indented at the top, one site per line: readable, diffable, and fast to write.
 
     json.dumps with `indent` runs the pure-Python encoder (seconds for 70k sites); compact
-    dumps of each site use the C encoder.
+    dumps of each site use the C encoder. A byte that is not UTF-8 in a file name or a line
+    (a surrogate escape, dumped as `\\udcXX`) is written as the text `\\xNN` (findings.clean):
+    the document is dumped again with every string cleaned, only when one is there.
     """
     doc = result_dict(result)
+    text = _dumps(doc)
+    return _dumps(escaped(doc)) if "\\udc" in text else text
+
+
+def _dumps(doc: dict[str, Any]) -> str:
     parts = []
     for key, value in doc.items():
         if key in ("sites", "problems", "hot_roots", "drivers", "strategies") and value:
@@ -125,4 +133,4 @@ def render_strategies(result: ScanResult) -> str:
         "counts_unreachable": result.counts_unreachable,
         "strategies": [strategy_row_dict(r) for r in result.strategies],
     }
-    return json.dumps(doc, indent=1) + "\n"
+    return json.dumps(escaped(doc), indent=1) + "\n"

@@ -258,4 +258,4 @@ def render(result: ScanResult, all_drivers: bool = False) -> str:
     lines += _hot(found)
     lines += _coverage(result, sites)
     lines += _problems(result)
-    return "\n".join(lines) + "\n"
+    return _clean("\n".join(lines) + "\n")

@@ -36,6 +36,7 @@ from mmioscan.core.findings import (
     Finding,
     FindingClass,
     clean,
+    escaped,
     finding_class,
     findings,
     tdx_text,
@@ -67,9 +68,17 @@ def render(result: ScanResult, max_results: int = DEFAULT_MAX_RESULTS,
     if base is not None:
         run["originalUriBaseIds"] = {"SRCROOT": {"uri": base}}
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    results = [_result(f) for f in emitted]
+    text = _dumps(doc, results)
+    # A byte that is not UTF-8 left in a property (a driver named after its folder, a via
+    # chain) is dumped as \\udcXX: dump again with every string cleaned (`\\xNN`).
+    return _dumps(escaped(doc), escaped(results)) if "\\udc" in text else text
+
+
+def _dumps(doc: dict[str, Any], results: list[Any]) -> str:
     text = json.dumps(doc, indent=1, sort_keys=True)
     # Compact results, one per line: json.dumps with indent runs the slow pure-Python encoder.
-    rows = ",\n".join(json.dumps(_result(f), sort_keys=True) for f in emitted)
+    rows = ",\n".join(json.dumps(r, sort_keys=True) for r in results)
     return text.replace(json.dumps(_SENTINEL), f"[\n{rows}\n  ]" if rows else "[]") + "\n"
 
 
@@ -108,8 +117,10 @@ def _root_uri(root: str) -> str | None:
 
 
 def artifact_uri(path: str) -> str:
-    """A root-relative path as a relative URI reference (spaces, '#', '%' percent-encoded)."""
-    return quote(clean(path), safe="/")
+    """A root-relative path as a relative URI reference: its bytes on disk, percent-encoded
+    but for letters, digits, `-._~` and `/` (a space is %20, '#' %23, a byte that is not
+    UTF-8 such as 0xFF %FF, é %C3%A9), so it is a valid URI whatever the name."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def _result(f: Finding) -> dict[str, Any]:

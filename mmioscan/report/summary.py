@@ -11,6 +11,7 @@ from pathlib import PurePath
 from typing import Any
 
 from mmioscan import __version__
+from mmioscan.core.findings import escaped
 from mmioscan.core.model import ScanResult
 from mmioscan.report.aggregate import active_sites, count_by, stats_dict
 from mmioscan.report.json import SCHEMA_VERSION, driver_dict, strategy_row_dict
@@ -46,4 +47,4 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
 
 
 def render(result: ScanResult) -> str:
-    return json.dumps(summary_dict(result), indent=1, sort_keys=False) + "\n"
+    return json.dumps(escaped(summary_dict(result)), indent=1, sort_keys=False) + "\n"

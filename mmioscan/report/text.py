@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mmioscan.core.findings import clean
 from mmioscan.core.model import Coverage, ScanResult, Site
 from mmioscan.report.aggregate import active_sites, count_by, parse_error_share, top_folders
 
@@ -101,7 +102,7 @@ def strategies(result: ScanResult) -> str:
               "is known "
               "('+': some sites' counts are unknown); 90% pts: patch points still needed to "
               "cover 90% of the sites that are not paravirt."]
-    return "\n".join(lines) + "\n"
+    return clean("\n".join(lines) + "\n")
 
 
 def render(result: ScanResult) -> str:
@@ -134,4 +135,4 @@ def render(result: ScanResult) -> str:
         lines.append(f"  {p.path}: {p.message}")
     if len(result.problems) > _MAX_PROBLEMS:
         lines.append(f"  ... {len(result.problems) - _MAX_PROBLEMS:,} more (see --format json)")
-    return "\n".join(lines) + "\n"
+    return clean("\n".join(lines) + "\n")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -9,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from mmioscan.analysis.pipeline import ScanOptions, run_scan
-from mmioscan.core.model import ScanResult
+from mmioscan.core.model import FileFacts, ScanResult
 from mmioscan.core.ruleset import load_rules
+from mmioscan.facts import cache as facts_cache
+from mmioscan.facts import runner
 
 from .helpers import copy_tree, run_cli
 
@@ -96,6 +101,71 @@ def test_same_size_change_with_new_mtime_is_parsed_again(tmp_path: Path) -> None
     after = _scan(root, cache)
     accessors = {s.accessor for s in after.sites if s.path == "drivers/bar/bar_core.c"}
     assert "writeb" in accessors and "writel" not in accessors
+
+
+def test_same_size_change_with_the_old_mtime_restored_is_parsed_again(tmp_path: Path) -> None:
+    """`touch -d` (os.utime) can put the mtime back, never the ctime: the stamp must see it,
+    and the warm scan must say what --no-cache says."""
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    target = root / "drivers/bar/bar_core.c"
+    _json(root, tmp_path / "cold.json", "--cache-dir", str(cache))
+    text = target.read_text()
+    changed = text.replace("writel(1, doorbell)", "writeb(1, doorbell)")
+    assert len(changed) == len(text) and changed != text
+    st = target.stat()
+    target.write_text(changed)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    warm = _json(root, tmp_path / "warm.json", "--cache-dir", str(cache))
+    accessors = {s["accessor"] for s in json.loads(warm)["sites"]
+                 if s["path"] == "drivers/bar/bar_core.c"}
+    assert "writeb" in accessors and "writel" not in accessors
+    assert warm == _json(root, tmp_path / "fresh.json", "--no-cache")
+
+
+def _stamp_case(tmp_path: Path) -> tuple[Path, facts_cache.FactsCache, str]:
+    """One file, its facts cached under the digest of its current content."""
+    root = tmp_path / "src"
+    root.mkdir()
+    path = root / "a.c"
+    path.write_bytes(b"void a(void) { readl(p); }\n")
+    cache = facts_cache.FactsCache(tmp_path / "cache", "salt")
+    digest = hashlib.sha1(path.read_bytes(), usedforsecurity=False).hexdigest()
+    cache.store([(str(path), None, digest,
+                  facts_cache.encode(FileFacts("a.c", digest, 27, False)))])
+    return path, cache, digest
+
+
+def test_a_racy_stamp_is_verified_by_content(tmp_path: Path) -> None:
+    """A stamp taken in the same timestamp tick as the file's last change cannot tell a
+    later change in that tick: it is trusted only after hashing the file."""
+    path, cache, digest = _stamp_case(tmp_path)
+    st = os.lstat(path)
+    absolute = {"a.c": str(path)}
+    stale = facts_cache.Stamp.of(st, st.st_ctime_ns, "0" * 40)  # racy, and the content is not this
+    assert stale.racy
+    assert runner._cache_hits(absolute, {str(path): stale}, cache) == {}
+    fresh = facts_cache.Stamp.of(st, st.st_ctime_ns, digest)  # racy, and the content matches
+    assert set(runner._cache_hits(absolute, {str(path): fresh}, cache)) == {"a.c"}
+    # renewed with the time of this look-up: once that is facts_cache.RACY_NS past the file's last
+    # change, the next run takes the fast path
+    renewed = cache.stamps([str(path)])[str(path)]
+    assert renewed.digest == digest and renewed.taken_ns > fresh.taken_ns
+    old = facts_cache.Stamp.of(st, st.st_ctime_ns + facts_cache.RACY_NS + 1, digest)
+    assert not old.racy and set(runner._cache_hits(absolute, {str(path): old}, cache)) == {"a.c"}
+    cache.close()
+
+
+def test_a_stamp_is_size_mtime_ctime_and_inode(tmp_path: Path) -> None:
+    path, cache, digest = _stamp_case(tmp_path)
+    st = os.lstat(path)
+    absolute = {"a.c": str(path)}
+    base = facts_cache.Stamp.of(st, st.st_ctime_ns + facts_cache.RACY_NS + 1, digest)
+    for field in ("size", "mtime_ns", "ctime_ns", "ino"):
+        other = dataclasses.replace(base, **{field: getattr(base, field) + 1})
+        assert runner._cache_hits(absolute, {str(path): other}, cache) == {}, field
+    cache.close()
 
 
 def test_file_that_gains_accessors_is_parsed(tmp_path: Path) -> None:
