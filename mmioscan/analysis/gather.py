@@ -162,7 +162,7 @@ def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[byte
         for header in includes.includes_of(path, facts.includes):
             seen.update(by_header.get(header, ()))
         done = checked.setdefault(path, set())
-        visible = {n.encode() for n in seen} - done
+        visible = {n.encode("utf-8", "surrogateescape") for n in seen} - done
         if not visible:
             continue
         done.update(visible)
