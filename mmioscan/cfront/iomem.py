@@ -20,6 +20,7 @@ only the cast form `*(u32 __iomem *)(x)` is found in them, lexically.
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -116,6 +117,29 @@ def _text(node: ts.Node) -> str:
 
 def _same(a: ts.Node | None, b: ts.Node) -> bool:
     return a is not None and a.id == b.id
+
+
+def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | None]]:
+    """Breakpoints and the level visible from each up to the next: a binding is visible in
+    [max(start, decl), end); where several are, the innermost block wins, then the later
+    declaration, then the first recorded (the order of the old per-use scan)."""
+    spans = sorted((max(b.start, b.decl), b.end, -b.start, -b.decl, i, b.level)
+                   for i, b in enumerate(bindings) if max(b.start, b.decl) < b.end)
+    edges = sorted({s[0] for s in spans} | {s[1] for s in spans})
+    heap: list[tuple[int, int, int, int, int | None]] = []  # (-start, -decl, index, end, level)
+    points: list[int] = []
+    levels: list[int | None] = []
+    k = 0
+    for x in edges:
+        while k < len(spans) and spans[k][0] <= x:
+            _, end, neg_start, neg_decl, index, level = spans[k]
+            heapq.heappush(heap, (neg_start, neg_decl, index, end, level))
+            k += 1
+        while heap and heap[0][3] <= x:  # out of scope; lazily dropped once on top
+            heapq.heappop(heap)
+        points.append(x)
+        levels.append(heap[0][4] if heap else None)
+    return points, levels
 
 
 def _declared(declarator: ts.Node) -> tuple[ts.Node, int, bool] | None:
@@ -264,6 +288,8 @@ class _Analysis:
         self.found: dict[int, _Found] = {}
         self.notes = _Annotations()
         self.bindings: dict[str, list[_Binding]] = {}
+        # name -> (breakpoints, level visible from each): built from bindings on first use
+        self.visible: dict[str, tuple[list[int], list[int | None]]] = {}
         self.plain_fields: set[str] = set()  # field names also declared without __iomem
         self.macros: dict[str, tuple[tuple[str, ...], bytes]] | None = None
         self.pointer_params: dict[str, frozenset[int]] = {}
@@ -335,7 +361,7 @@ class _Analysis:
                     continue
                 self._classify(node, notes, bindings, uses, fields, calls, plain_fields)
         for use in uses:
-            level = self._resolve(bindings.get(_text(use), ()), use.start_byte)
+            level = self._resolve(_text(use), use.start_byte)
             if level is not None:
                 self._walk(use, level, "")
         for expr in fields:
@@ -382,17 +408,21 @@ class _Analysis:
             level = notes.decls.get(decl.id, {}).get(name)
             bindings.setdefault(name, []).append(_Binding(*block, node.start_byte, level))
 
-    @staticmethod
-    def _resolve(bindings: Iterable[_Binding], offset: int) -> int | None:
-        """Level of the innermost declaration visible at offset (the nearest one before it
-        when a block declares the name twice)."""
-        best: _Binding | None = None
-        for b in bindings:
-            if not b.start <= offset < b.end or b.decl > offset:
-                continue
-            if best is None or (b.start, b.decl) > (best.start, best.decl):
-                best = b
-        return best.level if best is not None else None
+    def _resolve(self, name: str, offset: int) -> int | None:
+        """Level of the innermost declaration of name visible at offset (the nearest one
+        before it when a block declares the name twice).
+
+        A scan of every binding per use is quadratic: 7,000 one-line functions that each
+        declare `p` took 11 s. The visible binding is piecewise constant between the offsets
+        where a binding becomes visible or goes out of scope, so each name's bindings are
+        swept once (n log n) into breakpoints, and a use is a bisection.
+        """
+        table = self.visible.get(name)
+        if table is None:
+            table = self.visible[name] = _visibility(self.bindings.get(name, ()))
+        points, levels = table
+        i = bisect.bisect_right(points, offset) - 1
+        return levels[i] if i >= 0 else None
 
     # -- expressions ------------------------------------------------------------------------
 
@@ -553,7 +583,7 @@ class _Analysis:
     def _level_of(self, expr: ts.Node) -> int | None:
         """Pointer levels of a name or a field the file declares __iomem (None: unknown)."""
         if expr.type == "identifier":
-            return self._resolve(self.bindings.get(_text(expr), ()), expr.start_byte)
+            return self._resolve(_text(expr), expr.start_byte)
         if expr.type == "field_expression":
             name = _text(expr.child_by_field_name("field") or expr)
             return None if name in self.plain_fields else self.notes.fields.get(name)
