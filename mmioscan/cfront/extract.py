@@ -10,7 +10,7 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
-from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
+from mmioscan.cfront.macros import Directives, Invocations, MacroDef, expand_pasted
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import (
     Inactive,
@@ -244,6 +244,7 @@ class Extractor:
                       calls: list[Call], references: list[Call]) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
+        invocations = Invocations(clean)
         for macro in directives.definitions(clean):
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
@@ -253,7 +254,8 @@ class Extractor:
             skip = set(macro.params or ()) | {macro.name}
             self._lex_uses(macro.body, (body_line - 1, body_col - 1), index, skip,
                            calls, references, active=True)
-            for offset, name in expand_pasted(clean, macro, directives, self.interesting):
+            for offset, name in expand_pasted(clean, macro, directives, self.interesting,
+                                              invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)
                 calls.append(Call(name, at_line, at_col, index))
             end_line = line + clean.count(b"\n", macro.start, macro.end)
@@ -273,23 +275,28 @@ class Extractor:
 
     def _lex_uses(self, text: bytes, start: tuple[int, int], scope: int, params: set[str],
                   calls: list[Call], references: list[Call], active: bool) -> None:
+        # Positions are counted on from the previous use (uses come in text order).
+        base, line, col = 0, start[0] + 1, start[1] + 1
         for use in lexer.identifiers(text):
             if (use.member or use.pasted or use.declared or use.name in params
                     or use.name in _C_KEYWORDS):
                 continue
             if not use.called and use.name not in self.interesting:
                 continue
-            line, col = lexer.position(text, use.offset, start[0] + 1, start[1] + 1)
+            line, col = lexer.position(text, use.offset, line, col, base)
+            base = use.offset
             record = Call(use.name, line, col, scope, active)
             (calls if use.called else references).append(record)
 
     def _inactive_uses(self, data: bytes, dead: tuple[Inactive, ...], calls: list[Call],
                        references: list[Call]) -> None:
         """Catalogued names in `#if 0` blocks: kept, marked inactive, never counted."""
+        line, counted = 0, 0  # newlines before the range, counted on: ranges are sorted
         for r in dead:
             # Nested directives are blanked so `#ifdef X` does not read as a type before a call.
             text = _DIRECTIVE_LINE_RE.sub(lambda m: b" " * len(m.group(0)), data[r.start:r.end])
-            line = data.count(b"\n", 0, r.start)
+            line += data.count(b"\n", counted, r.start)
+            counted = r.start
             col = r.start - (data.rfind(b"\n", 0, r.start) + 1)
             found_calls: list[Call] = []
             found_refs: list[Call] = []

@@ -37,6 +37,10 @@ DerefTuple = tuple[int, int, int, str, str, bool]
 # byte before a match is checked in Python (_words).
 _IOMEM_RE = re.compile(rb"__iomem(?![\w])")
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_WORD_RE = re.compile(rb"\w+")  # a maximal run of _WORD bytes (bytes patterns: ASCII \w)
+_WORD_CALL_RE = re.compile(rb"\w+(\s*\()?")  # a word, and the `(` after it if any
+# Up to this many names, one `find` pass per name beats one pass over every word of the file.
+_FEW_NAMES = 16
 # Declarator nodes between a declaration and the name it declares.
 _DECLARATOR_STEPS = frozenset({
     "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
@@ -252,7 +256,13 @@ def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]
 
 def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
     """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
-    per name: a file tracks a handful, and a per-file alternation regex costs its compile."""
+    per name: a file tracks a handful, and a per-file alternation regex costs its compile.
+    Past _FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
+    file's words is cheaper."""
+    names = list(names)
+    if len(names) > _FEW_NAMES:
+        wanted = {n.encode() for n in names}
+        return [m.span() for m in _WORD_RE.finditer(data) if m.group() in wanted]
     found: list[tuple[int, int]] = []
     size = len(data)
     for name in names:
@@ -293,6 +303,7 @@ class _Analysis:
         self.plain_fields: set[str] = set()  # field names also declared without __iomem
         self.macros: dict[str, tuple[tuple[str, ...], bytes]] | None = None
         self.pointer_params: dict[str, frozenset[int]] = {}
+        self.calls_at: dict[bytes, list[int]] | None = None  # `name (` offsets, by name
 
     # -- what __iomem declares ------------------------------------------------------------
 
@@ -596,8 +607,8 @@ class _Analysis:
         if found is not None:
             return found
         found = frozenset()
-        for m in re.finditer(re.escape(function.encode()) + rb"\s*\(", self.clean):
-            name = self.root.named_descendant_for_byte_range(m.start(), m.start() + len(function))
+        for start in self._called_at(function):
+            name = self.root.named_descendant_for_byte_range(start, start + len(function))
             declarator = name.parent if name is not None else None
             if name is None or declarator is None or declarator.type != "function_declarator" \
                     or not _same(declarator.child_by_field_name("declarator"), name):
@@ -609,6 +620,22 @@ class _Analysis:
             break
         self.pointer_params[function] = found
         return found
+
+    def _called_at(self, function: str) -> Iterable[int]:
+        """Offsets of `function (` as a whole word. A regex pass per name for the first few
+        names; past _FEW_NAMES (8,000 functions, one pass over the file each: 2 s), one pass
+        over the file's words indexes them all."""
+        if len(self.pointer_params) < _FEW_NAMES:
+            word = function.encode()
+            return [m.start() for m in re.finditer(re.escape(word) + rb"\s*\(", self.clean)
+                    if m.start() == 0 or self.clean[m.start() - 1] not in _WORD]
+        if self.calls_at is None:
+            self.calls_at = {}
+            for m in _WORD_CALL_RE.finditer(self.clean):
+                if m.group(1) is not None:
+                    self.calls_at.setdefault(m.group(0)[:m.start(1) - m.start()], []).append(
+                        m.start())
+        return self.calls_at.get(function.encode(), ())
 
     def _macros(self) -> dict[str, tuple[tuple[str, ...], bytes]]:
         if self.macros is None:
@@ -681,12 +708,6 @@ def _lexical_access(body: bytes, pos: int) -> str:
     return "read"
 
 
-def _position(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of a byte offset."""
-    line = data.count(b"\n", 0, offset) + 1
-    return line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-
-
 def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
     starts = [r.start for r in ranges]
 
@@ -713,8 +734,11 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                                lambda o: dead_at(o) or directives.contains(o))
     out: list[DerefTuple] = [
         (f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, True) for f in live]
+    line, counted = 1, 0  # lines counted on from the previous one: macros come in file order
     for ordinal, offset, access in _macro_derefs(original, clean, directives):
-        line, column = _position(original, offset)
+        line += original.count(b"\n", counted, offset)
+        counted = offset
+        column = offset - (original.rfind(b"\n", 0, offset) + 1) + 1
         out.append((line, column, first_macro + ordinal, access, "*p", True))
     if dead and _mentions(original, dead, names):
         full = blank_annotations(original)
@@ -728,5 +752,10 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
 
 
 def _mentions(data: bytes, ranges: tuple[Inactive, ...], names: set[str]) -> bool:
+    if len(names) > _FEW_NAMES:  # one pass over the words, not one per name and range
+        wanted = {n.encode() for n in names}
+        return any(data.find(b"__iomem", r.start, r.end) >= 0
+                   or any(m.group() in wanted for m in _WORD_RE.finditer(data, r.start, r.end))
+                   for r in ranges)
     words = [b"__iomem", *(n.encode() for n in names)]
     return any(data.find(w, r.start, r.end) >= 0 for r in ranges for w in words)
