@@ -10,8 +10,9 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.macros import Directives, Invocations, MacroDef, expand_pasted
-from mmioscan.cfront.prefilter import NameScanner
+from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.cfront.preprocess import (
     Inactive,
     blank_annotations,
@@ -98,8 +99,10 @@ class Extractor:
 
     def __init__(self, interesting: Iterable[str],
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
-                 hot_fields: Iterable[str] = ()) -> None:
+                 hot_fields: Iterable[str] = (), max_depth: int = TREE_SITTER_DEPTH) -> None:
         self.interesting = frozenset(interesting)
+        # Deeper parse trees are a recorded problem, not a silent loss (cfront/depth.py).
+        self.max_depth = min(max_depth, TREE_SITTER_DEPTH)
         # Calls that register a callback (request_irq: argument 1 is the handler) and struct
         # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
         self.registrations = dict(registrations or {})
@@ -116,6 +119,8 @@ class Extractor:
         clean = blank_annotations(blank_ranges(data_nc, dead))
         tree = self.parser.parse(clean)
         root = tree.root_node
+        if deeper_than(root, self.max_depth):
+            return self._too_deep(path, digest, data)
         caps = ts.QueryCursor(self.defs_query).captures(root)
         directives = Directives(clean)
         scopes, starts, ends = self._function_scopes(caps.get("function", []))
@@ -133,9 +138,13 @@ class Extractor:
                 roots.extend(self._registered(node, name, self.registrations[name]))
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references)
-        derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
-                                   self.interesting, lambda o: self._scope_at(starts, ends, o),
-                                   first_macro=len(scopes))
+        try:
+            derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
+                                       self.interesting,
+                                       lambda o: self._scope_at(starts, ends, o),
+                                       first_macro=len(scopes), max_depth=self.max_depth)
+        except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
+            return self._too_deep(path, digest, data)
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
         errors = len(caps.get("error", []))
@@ -151,6 +160,11 @@ class Extractor:
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
                          derefs=derefs)
+
+    def _too_deep(self, path: str, digest: str, data: bytes) -> FileFacts:
+        return FileFacts(path=path, digest=digest, size=len(data), parsed=False,
+                         problems=(Problem(path, str(TooDeep(self.max_depth))),),
+                         includes=include_targets(data))
 
     # -- hot-path roots ----------------------------------------------------------------------
 

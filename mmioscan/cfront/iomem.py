@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import tree_sitter as ts
 
+from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import Inactive, blank_annotations
 
@@ -719,13 +720,14 @@ def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
 
 def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                 dead: tuple[Inactive, ...], directives: Directives, accessors: frozenset[str],
-                scope_at: Callable[[int], int], first_macro: int) -> tuple[DerefTuple, ...]:
+                scope_at: Callable[[int], int], first_macro: int,
+                max_depth: int = TREE_SITTER_DEPTH) -> tuple[DerefTuple, ...]:
     """Every dereference of an __iomem pointer in one file, in source order.
 
     original: the file with #define comments blanked (annotations still there); clean: what
     root was parsed from. Dereferences in `#if 0` blocks come from a second parse of the file
     with those blocks kept, marked inactive; it is only done when such a block mentions
-    __iomem or a tracked name.
+    __iomem or a tracked name. Raises TooDeep when that parse is deeper than max_depth.
     """
     if b"__iomem" not in original:
         return ()
@@ -744,6 +746,8 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
         full = blank_annotations(original)
         full_directives = Directives(full)
         tree = parser.parse(full)
+        if deeper_than(tree.root_node, max_depth):
+            raise TooDeep(max_depth)
         inactive, _ = _tree_derefs(tree.root_node, full, original, full_directives,
                                    accessors, full_directives.contains)
         out.extend((f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, False)

@@ -3,8 +3,13 @@ recorded as problems when they exceed the per-file limits, and never end the sca
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -20,7 +25,10 @@ from mmioscan.core.ruleset import load_rules
 from mmioscan.facts import runner
 from mmioscan.facts.runner import _init_worker, facts_for_bytes
 
-FRONT_END = str(Path(__file__).resolve().parents[2] / "mmioscan")
+from .helpers import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+FRONT_END = str(REPO / "mmioscan")
 
 
 def _lines_executed(work: Callable[[], Any]) -> int:
@@ -193,3 +201,226 @@ def test_per_file_work_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     large_lines, large_bytes = _work(tmp_path, monkeypatch, kind, 1000)
     assert large_lines < 5 * small_lines, (small_lines, large_lines)
     assert large_bytes < 5 * max(small_bytes, 10_000), (small_bytes, large_bytes)
+
+
+# -- per-file limits: a recorded problem, the scan goes on ----------------------------------
+
+
+def _scan(tmp_path: Path, folder: Path, *extra: str) -> dict[str, Any]:
+    out = tmp_path / "out.json"
+    code = run_cli(["scan", str(folder), "--format", "json", "-o", str(out), "--no-cache",
+                    "--no-progress", "--jobs", "1", *extra])
+    assert code == 0
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return data
+
+
+def _problems(data: dict[str, Any], path: str) -> list[str]:
+    return [p["message"] for p in data["problems"] if p["path"] == path]
+
+
+def _accessors(data: dict[str, Any], path: str) -> list[str]:
+    return [s["accessor"] for s in data["sites"] if s["path"] == path]
+
+
+def test_oversize_file_is_a_problem_and_the_scan_goes_on(tmp_path: Path) -> None:
+    """A 9 MB generated file (over the 8 MB parse limit) is not parsed: parsing it would cost
+    about 12 s and 1 GB in one worker. The other files' sites are still found."""
+    folder = tmp_path / "src"
+    hostile.good_file(folder)
+    hostile.huge_file(folder, 9 * 1024 * 1024)
+    data = _scan(tmp_path, folder)
+    size = (folder / "huge.c").stat().st_size
+    assert _problems(data, "huge.c") == [
+        f"too large: {size:,} bytes (limit {8 * 1024 * 1024:,}): not parsed"]
+    assert _accessors(data, "huge.c") == []
+    assert _accessors(data, "good.c") == ["readl"]
+
+
+def test_file_over_the_read_limit_is_not_read(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "src"
+    hostile.good_file(folder)
+    hostile.huge_file(folder, 200_000)
+    monkeypatch.setattr(runner, "LIMITS", runner.Limits(max_read_bytes=100_000))
+    data = _scan(tmp_path, folder)
+    size = (folder / "huge.c").stat().st_size
+    assert _problems(data, "huge.c") == [f"too large: {size:,} bytes (limit 100,000): not read"]
+    assert _accessors(data, "good.c") == ["readl"]
+
+
+def test_file_over_the_time_budget_is_a_problem(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget is CPU time of the extractor; made tiny, the 4,000-function file (a few
+    tenths of a second) runs out, the small file (a millisecond) does not."""
+    folder = tmp_path / "src"
+    hostile.good_file(folder)
+    hostile.many_functions(folder, 4000)
+    monkeypatch.setattr(runner, "LIMITS", runner.Limits(max_seconds=0.05))
+    data = _scan(tmp_path, folder)
+    assert _problems(data, "many.c") == ["took more than 0.05 s of CPU time: not parsed"]
+    assert _accessors(data, "many.c") == []
+    assert _accessors(data, "good.c") == ["readl"]
+
+
+# -- nesting deeper than the front end handles ----------------------------------------------
+
+
+def test_nesting_too_deep_is_a_problem_not_a_silent_loss(tmp_path: Path) -> None:
+    """tree-sitter's queries drop captures below about 65,000 levels: a `readl` inside
+    100,000 nested `{` or parentheses, or under 70,000 chained `+`, was silently lost.
+    Deep but not too deep still works."""
+    folder = tmp_path / "src"
+    hostile.good_file(folder)
+    hostile.deep_braces(folder, 100_000)
+    hostile.deep_parens(folder, 100_000)
+    (folder / "chain.c").write_bytes(b"u32 chain(void __iomem *p)\n{\n\treturn readl(p)"
+                                     + b" + 1" * 70_000 + b";\n}\n")
+    hostile.deep_braces(folder, 5_000, name="deep5000.c")
+    data = _scan(tmp_path, folder)
+    for name in ("deep.c", "parens.c", "chain.c"):
+        assert _problems(data, name) == ["nesting deeper than 10,000 levels: not parsed"], name
+        assert _accessors(data, name) == []
+    assert _accessors(data, "deep5000.c") == ["readl"]
+    assert _problems(data, "deep5000.c") == []
+    assert _accessors(data, "good.c") == ["readl"]
+
+
+def test_deep_nesting_in_an_if0_block_is_a_problem(tmp_path: Path) -> None:
+    """Dereferences in `#if 0` blocks come from a second parse with the blocks kept: that
+    tree is checked too."""
+    folder = tmp_path / "src"
+    hostile.good_file(folder)
+    (folder / "dead.c").write_bytes(
+        b"static u32 __iomem *q;\n#if 0\nvoid f(void)\n{\n" + b"{" * 100_000 + b" *q = 1; "
+        + b"}" * 100_000 + b"\n}\n#endif\nvoid g(void) { *q = 2; }\n")
+    data = _scan(tmp_path, folder)
+    assert _problems(data, "dead.c") == ["nesting deeper than 10,000 levels: not parsed"]
+    assert _accessors(data, "good.c") == ["readl"]
+
+
+# -- --jobs: capped, and no worker outlives the scan -----------------------------------------
+
+
+class _FakePool:
+    """Stands for multiprocessing's Pool: records its size, runs the work in this process."""
+
+    sizes: list[int] = []
+
+    def __init__(self, processes: int, initializer: Callable[..., None],
+                 initargs: tuple[Any, ...]) -> None:
+        _FakePool.sizes.append(processes)
+        _init_worker(initargs[0])  # not the pool initializer: it ties a worker to its parent
+
+    def imap_unordered(self, func: Callable[[Any], Any], jobs: list[Any],
+                       chunksize: int = 1) -> Iterator[Any]:
+        return map(func, jobs)
+
+    def close(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
+
+
+class _FakeContext:
+    Pool = _FakePool
+
+
+def test_pool_is_capped_by_cores_and_work(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j 1000 started ~830 spawn workers on e1000e and ran out of memory: the pool is at
+    most the usable cores and the chunks of work. The odd files of the folder are problems
+    on the pool path as well."""
+    folder = tmp_path / "src"
+    hostile.many_small_files(folder, 40)
+    hostile.binary_file(folder)
+    hostile.non_utf8_file(folder)
+    hostile.long_line(folder, 1_000_000)
+    hostile.fifo(folder)
+    _FakePool.sizes = []
+    monkeypatch.setattr(runner.multiprocessing, "get_context", lambda method: _FakeContext)
+    data = _scan_jobs(tmp_path, folder, "1000")
+    assert _FakePool.sizes == [min(runner.usable_cores(), 6)]  # 45 files: 6 chunks of 8
+    assert len(data["sites"]) == 40 + 2  # f0..f39, latin1.c, long.c
+    assert _problems(data, "blob.c") == ["binary file (NUL bytes): not scanned"]
+    assert _problems(data, "latin1.c") == ["not valid UTF-8 at byte 4: scanned as raw bytes"]
+    assert _accessors(data, "long.c") == ["readl"]
+    assert _problems(data, "x.c") == ["cannot read: not a regular file"]
+
+
+def _scan_jobs(tmp_path: Path, folder: Path, jobs: str) -> dict[str, Any]:
+    out = tmp_path / "out.json"
+    assert run_cli(["scan", str(folder), "--format", "json", "-o", str(out), "--no-cache",
+                    "--no-progress", "--jobs", jobs]) == 0
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return data
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of a process, None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the name, in parentheses, may hold spaces
+    return fields[0], int(fields[19])
+
+
+def _alive(pid: int, started: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[1] == started  # same process, running
+
+
+# The scan, with every file's parse replaced by one that never ends (in the workers too: the
+# pool pickles the function by name, and each worker imports it from fixtures.hostile).
+_STALLED_SCAN = """
+import sys
+from fixtures import hostile
+from mmioscan.cli.main import main
+from mmioscan.facts import runner
+runner._process = hostile.stalled_parse
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_worker_outlives_a_killed_scan(tmp_path: Path) -> None:
+    """SIGKILL the scan while its workers parse: every worker goes too, at once. Before, a
+    worker went on with its file (the 50 MB one for 600 s at 4.2 GB) and only died when it
+    tried to send the result."""
+    folder = tmp_path / "src"
+    hostile.many_small_files(folder, 40)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
+               **{hostile.MARKER_DIR: str(markers)})
+    scan = subprocess.Popen(
+        [sys.executable, "-c", _STALLED_SCAN, "scan", str(folder), "--no-cache",
+         "--no-progress", "--jobs", "2", "--format", "json", "-o", str(tmp_path / "out.json")],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 60  # a guard against hanging, not a measurement
+        while time.monotonic() < deadline and scan.poll() is None and len(workers) < 2:
+            for marker in markers.iterdir():
+                stat = _proc_stat(int(marker.name))
+                if stat is not None:
+                    workers[int(marker.name)] = stat[1]
+            time.sleep(0.05)
+        assert scan.poll() is None, "the scan ended before its workers were seen parsing"
+        assert len(workers) == 2, workers
+        os.kill(scan.pid, signal.SIGKILL)
+        scan.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p, s) for p, s in workers.items()):
+            time.sleep(0.1)
+        left = sorted(p for p, s in workers.items() if _alive(p, s))
+        assert left == [], f"workers still parsing after the scan was killed: {left}"
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait()
+        for pid, started in workers.items():  # never leave an orphan behind, even on failure
+            if _alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
