@@ -10,9 +10,10 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
-from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
-from mmioscan.cfront.prefilter import NameScanner
+from mmioscan.cfront.macros import Directives, Invocations, MacroDef, expand_pasted
+from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.cfront.preprocess import (
     Inactive,
     blank_annotations,
@@ -98,8 +99,10 @@ class Extractor:
 
     def __init__(self, interesting: Iterable[str],
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
-                 hot_fields: Iterable[str] = ()) -> None:
+                 hot_fields: Iterable[str] = (), max_depth: int = TREE_SITTER_DEPTH) -> None:
         self.interesting = frozenset(interesting)
+        # Deeper parse trees are a recorded problem, not a silent loss (cfront/depth.py).
+        self.max_depth = min(max_depth, TREE_SITTER_DEPTH)
         # Calls that register a callback (request_irq: argument 1 is the handler) and struct
         # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
         self.registrations = dict(registrations or {})
@@ -116,6 +119,8 @@ class Extractor:
         clean = blank_annotations(blank_ranges(data_nc, dead))
         tree = self.parser.parse(clean)
         root = tree.root_node
+        if deeper_than(root, self.max_depth):
+            return self._too_deep(path, digest, data)
         caps = ts.QueryCursor(self.defs_query).captures(root)
         directives = Directives(clean)
         scopes, starts, ends = self._function_scopes(caps.get("function", []))
@@ -133,9 +138,13 @@ class Extractor:
                 roots.extend(self._registered(node, name, self.registrations[name]))
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references)
-        derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
-                                   self.interesting, lambda o: self._scope_at(starts, ends, o),
-                                   first_macro=len(scopes))
+        try:
+            derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
+                                       self.interesting,
+                                       lambda o: self._scope_at(starts, ends, o),
+                                       first_macro=len(scopes), max_depth=self.max_depth)
+        except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
+            return self._too_deep(path, digest, data)
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
         errors = len(caps.get("error", []))
@@ -151,6 +160,11 @@ class Extractor:
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
                          derefs=derefs)
+
+    def _too_deep(self, path: str, digest: str, data: bytes) -> FileFacts:
+        return FileFacts(path=path, digest=digest, size=len(data), parsed=False,
+                         problems=(Problem(path, str(TooDeep(self.max_depth))),),
+                         includes=include_targets(data))
 
     # -- hot-path roots ----------------------------------------------------------------------
 
@@ -244,6 +258,7 @@ class Extractor:
                       calls: list[Call], references: list[Call]) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
+        invocations = Invocations(clean)
         for macro in directives.definitions(clean):
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
@@ -253,7 +268,8 @@ class Extractor:
             skip = set(macro.params or ()) | {macro.name}
             self._lex_uses(macro.body, (body_line - 1, body_col - 1), index, skip,
                            calls, references, active=True)
-            for offset, name in expand_pasted(clean, macro, directives, self.interesting):
+            for offset, name in expand_pasted(clean, macro, directives, self.interesting,
+                                              invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)
                 calls.append(Call(name, at_line, at_col, index))
             end_line = line + clean.count(b"\n", macro.start, macro.end)
@@ -273,23 +289,28 @@ class Extractor:
 
     def _lex_uses(self, text: bytes, start: tuple[int, int], scope: int, params: set[str],
                   calls: list[Call], references: list[Call], active: bool) -> None:
+        # Positions are counted on from the previous use (uses come in text order).
+        base, line, col = 0, start[0] + 1, start[1] + 1
         for use in lexer.identifiers(text):
             if (use.member or use.pasted or use.declared or use.name in params
                     or use.name in _C_KEYWORDS):
                 continue
             if not use.called and use.name not in self.interesting:
                 continue
-            line, col = lexer.position(text, use.offset, start[0] + 1, start[1] + 1)
+            line, col = lexer.position(text, use.offset, line, col, base)
+            base = use.offset
             record = Call(use.name, line, col, scope, active)
             (calls if use.called else references).append(record)
 
     def _inactive_uses(self, data: bytes, dead: tuple[Inactive, ...], calls: list[Call],
                        references: list[Call]) -> None:
         """Catalogued names in `#if 0` blocks: kept, marked inactive, never counted."""
+        line, counted = 0, 0  # newlines before the range, counted on: ranges are sorted
         for r in dead:
             # Nested directives are blanked so `#ifdef X` does not read as a type before a call.
             text = _DIRECTIVE_LINE_RE.sub(lambda m: b" " * len(m.group(0)), data[r.start:r.end])
-            line = data.count(b"\n", 0, r.start)
+            line += data.count(b"\n", counted, r.start)
+            counted = r.start
             col = r.start - (data.rfind(b"\n", 0, r.start) + 1)
             found_calls: list[Call] = []
             found_refs: list[Call] = []

@@ -15,17 +15,24 @@ a global in the whole file, and an inner declaration without `__iomem` shadows i
 fields are tracked only when their struct is defined in the same file (and no other struct of
 the file has a field of that name without `__iomem`). Macro bodies are opaque to tree-sitter:
 only the cast form `*(u32 __iomem *)(x)` is found in them, lexically.
+
+This module is long because it is one analysis whose parts share one per-file state (the
+annotation map, the scoped bindings and their resolution sweep, the forms): split, every part
+would take the whole state as arguments. The precise engine (types from libclang) is the
+planned replacement for most of it.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import tree_sitter as ts
 
+from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import Inactive, blank_annotations
@@ -36,6 +43,10 @@ DerefTuple = tuple[int, int, int, str, str, bool]
 # Patterns start with a literal (no look-behind): `re` then skips ahead at memory speed; the
 # byte before a match is checked in Python (_words).
 _IOMEM_RE = re.compile(rb"__iomem(?![\w])")
+_WORD_RE = re.compile(rb"\w+")  # a maximal run of IDENT_BYTES bytes (bytes patterns: ASCII \w)
+_WORD_CALL_RE = re.compile(rb"\w+(\s*\()?")  # a word, and the `(` after it if any
+# Up to this many names, one `find` pass per name beats one pass over every word of the file.
+_FEW_NAMES = 16
 # Declarator nodes between a declaration and the name it declares.
 _DECLARATOR_STEPS = frozenset({
     "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
@@ -116,6 +127,29 @@ def _text(node: ts.Node) -> str:
 
 def _same(a: ts.Node | None, b: ts.Node) -> bool:
     return a is not None and a.id == b.id
+
+
+def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | None]]:
+    """Breakpoints and the level visible from each up to the next: a binding is visible in
+    [max(start, decl), end); where several are, the innermost block wins, then the later
+    declaration, then the first recorded (the order of the old per-use scan)."""
+    spans = sorted((max(b.start, b.decl), b.end, -b.start, -b.decl, i, b.level)
+                   for i, b in enumerate(bindings) if max(b.start, b.decl) < b.end)
+    edges = sorted({s[0] for s in spans} | {s[1] for s in spans})
+    heap: list[tuple[int, int, int, int, int | None]] = []  # (-start, -decl, index, end, level)
+    points: list[int] = []
+    levels: list[int | None] = []
+    k = 0
+    for x in edges:
+        while k < len(spans) and spans[k][0] <= x:
+            _, end, neg_start, neg_decl, index, level = spans[k]
+            heapq.heappush(heap, (neg_start, neg_decl, index, end, level))
+            k += 1
+        while heap and heap[0][3] <= x:  # out of scope; lazily dropped once on top
+            heapq.heappop(heap)
+        points.append(x)
+        levels.append(heap[0][4] if heap else None)
+    return points, levels
 
 
 def _declared(declarator: ts.Node) -> tuple[ts.Node, int, bool] | None:
@@ -228,7 +262,13 @@ def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]
 
 def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
     """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
-    per name: a file tracks a handful, and a per-file alternation regex costs its compile."""
+    per name: a file tracks a handful, and a per-file alternation regex costs its compile.
+    Past _FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
+    file's words is cheaper."""
+    names = list(names)
+    if len(names) > _FEW_NAMES:
+        wanted = {n.encode() for n in names}
+        return [m.span() for m in _WORD_RE.finditer(data) if m.group() in wanted]
     found: list[tuple[int, int]] = []
     size = len(data)
     for name in names:
@@ -264,9 +304,12 @@ class _Analysis:
         self.found: dict[int, _Found] = {}
         self.notes = _Annotations()
         self.bindings: dict[str, list[_Binding]] = {}
+        # name -> (breakpoints, level visible from each): built from bindings on first use
+        self.visible: dict[str, tuple[list[int], list[int | None]]] = {}
         self.plain_fields: set[str] = set()  # field names also declared without __iomem
         self.macros: dict[str, tuple[tuple[str, ...], bytes]] | None = None
         self.pointer_params: dict[str, frozenset[int]] = {}
+        self.calls_at: dict[bytes, list[int]] | None = None  # `name (` offsets, by name
 
     # -- what __iomem declares ------------------------------------------------------------
 
@@ -335,7 +378,7 @@ class _Analysis:
                     continue
                 self._classify(node, notes, bindings, uses, fields, calls, plain_fields)
         for use in uses:
-            level = self._resolve(bindings.get(_text(use), ()), use.start_byte)
+            level = self._resolve(_text(use), use.start_byte)
             if level is not None:
                 self._walk(use, level, "")
         for expr in fields:
@@ -382,17 +425,21 @@ class _Analysis:
             level = notes.decls.get(decl.id, {}).get(name)
             bindings.setdefault(name, []).append(_Binding(*block, node.start_byte, level))
 
-    @staticmethod
-    def _resolve(bindings: Iterable[_Binding], offset: int) -> int | None:
-        """Level of the innermost declaration visible at offset (the nearest one before it
-        when a block declares the name twice)."""
-        best: _Binding | None = None
-        for b in bindings:
-            if not b.start <= offset < b.end or b.decl > offset:
-                continue
-            if best is None or (b.start, b.decl) > (best.start, best.decl):
-                best = b
-        return best.level if best is not None else None
+    def _resolve(self, name: str, offset: int) -> int | None:
+        """Level of the innermost declaration of name visible at offset (the nearest one
+        before it when a block declares the name twice).
+
+        A scan of every binding per use is quadratic: 7,000 one-line functions that each
+        declare `p` took 11 s. The visible binding is piecewise constant between the offsets
+        where a binding becomes visible or goes out of scope, so each name's bindings are
+        swept once (n log n) into breakpoints, and a use is a bisection.
+        """
+        table = self.visible.get(name)
+        if table is None:
+            table = self.visible[name] = _visibility(self.bindings.get(name, ()))
+        points, levels = table
+        i = bisect.bisect_right(points, offset) - 1
+        return levels[i] if i >= 0 else None
 
     # -- expressions ------------------------------------------------------------------------
 
@@ -553,7 +600,7 @@ class _Analysis:
     def _level_of(self, expr: ts.Node) -> int | None:
         """Pointer levels of a name or a field the file declares __iomem (None: unknown)."""
         if expr.type == "identifier":
-            return self._resolve(self.bindings.get(_text(expr), ()), expr.start_byte)
+            return self._resolve(_text(expr), expr.start_byte)
         if expr.type == "field_expression":
             name = _text(expr.child_by_field_name("field") or expr)
             return None if name in self.plain_fields else self.notes.fields.get(name)
@@ -566,8 +613,8 @@ class _Analysis:
         if found is not None:
             return found
         found = frozenset()
-        for m in re.finditer(re.escape(function.encode()) + rb"\s*\(", self.clean):
-            name = self.root.named_descendant_for_byte_range(m.start(), m.start() + len(function))
+        for start in self._called_at(function):
+            name = self.root.named_descendant_for_byte_range(start, start + len(function))
             declarator = name.parent if name is not None else None
             if name is None or declarator is None or declarator.type != "function_declarator" \
                     or not _same(declarator.child_by_field_name("declarator"), name):
@@ -579,6 +626,22 @@ class _Analysis:
             break
         self.pointer_params[function] = found
         return found
+
+    def _called_at(self, function: str) -> Iterable[int]:
+        """Offsets of `function (` as a whole word. A regex pass per name for the first few
+        names; past _FEW_NAMES (8,000 functions, one pass over the file each: 2 s), one pass
+        over the file's words indexes them all."""
+        if len(self.pointer_params) < _FEW_NAMES:
+            word = function.encode()
+            return [m.start() for m in re.finditer(re.escape(word) + rb"\s*\(", self.clean)
+                    if m.start() == 0 or self.clean[m.start() - 1] not in IDENT_BYTES]
+        if self.calls_at is None:
+            self.calls_at = {}
+            for m in _WORD_CALL_RE.finditer(self.clean):
+                if m.group(1) is not None:
+                    self.calls_at.setdefault(m.group(0)[:m.start(1) - m.start()], []).append(
+                        m.start())
+        return self.calls_at.get(function.encode(), ())
 
     def _macros(self) -> dict[str, tuple[tuple[str, ...], bytes]]:
         if self.macros is None:
@@ -651,12 +714,6 @@ def _lexical_access(body: bytes, pos: int) -> str:
     return "read"
 
 
-def _position(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of a byte offset."""
-    line = data.count(b"\n", 0, offset) + 1
-    return line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-
-
 def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
     starts = [r.start for r in ranges]
 
@@ -668,13 +725,14 @@ def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
 
 def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                 dead: tuple[Inactive, ...], directives: Directives, accessors: frozenset[str],
-                scope_at: Callable[[int], int], first_macro: int) -> tuple[DerefTuple, ...]:
+                scope_at: Callable[[int], int], first_macro: int,
+                max_depth: int = TREE_SITTER_DEPTH) -> tuple[DerefTuple, ...]:
     """Every dereference of an __iomem pointer in one file, in source order.
 
     original: the file with #define comments blanked (annotations still there); clean: what
     root was parsed from. Dereferences in `#if 0` blocks come from a second parse of the file
     with those blocks kept, marked inactive; it is only done when such a block mentions
-    __iomem or a tracked name.
+    __iomem or a tracked name. Raises TooDeep when that parse is deeper than max_depth.
     """
     if b"__iomem" not in original:
         return ()
@@ -683,13 +741,18 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                                lambda o: dead_at(o) or directives.contains(o))
     out: list[DerefTuple] = [
         (f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, True) for f in live]
+    line, counted = 1, 0  # lines counted on from the previous one: macros come in file order
     for ordinal, offset, access in _macro_derefs(original, clean, directives):
-        line, column = _position(original, offset)
+        line += original.count(b"\n", counted, offset)
+        counted = offset
+        column = offset - (original.rfind(b"\n", 0, offset) + 1) + 1
         out.append((line, column, first_macro + ordinal, access, "*p", True))
     if dead and _mentions(original, dead, names):
         full = blank_annotations(original)
         full_directives = Directives(full)
         tree = parser.parse(full)
+        if deeper_than(tree.root_node, max_depth):
+            raise TooDeep(max_depth)
         inactive, _ = _tree_derefs(tree.root_node, full, original, full_directives,
                                    accessors, full_directives.contains)
         out.extend((f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, False)
@@ -698,5 +761,10 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
 
 
 def _mentions(data: bytes, ranges: tuple[Inactive, ...], names: set[str]) -> bool:
+    if len(names) > _FEW_NAMES:  # one pass over the words, not one per name and range
+        wanted = {n.encode() for n in names}
+        return any(data.find(b"__iomem", r.start, r.end) >= 0
+                   or any(m.group() in wanted for m in _WORD_RE.finditer(data, r.start, r.end))
+                   for r in ranges)
     words = [b"__iomem", *(n.encode() for n in names)]
     return any(data.find(w, r.start, r.end) >= 0 for r in ranges for w in words)

@@ -68,12 +68,15 @@ def identifiers(text: bytes) -> Iterator[IdentUse]:
         )
 
 
-def position(text: bytes, offset: int, base_line: int, base_column: int) -> tuple[int, int]:
-    """1-based (line, column) of offset in text that starts at (base_line, base_column)."""
-    newlines = text.count(b"\n", 0, offset)
+def position(text: bytes, offset: int, base_line: int, base_column: int,
+             start: int = 0) -> tuple[int, int]:
+    """1-based (line, column) of offset in text whose byte `start` is at (base_line,
+    base_column). Callers walking forward pass the previous position as the base: counting
+    from the beginning each time is quadratic on a large `#if 0` block."""
+    newlines = text.count(b"\n", start, offset)
     if newlines == 0:
-        return base_line, base_column + offset
-    return base_line + newlines, offset - text.rfind(b"\n", 0, offset)
+        return base_line, base_column + offset - start
+    return base_line + newlines, offset - text.rfind(b"\n", start, offset)
 
 
 def pasted_calls(text: bytes) -> list[tuple[int, tuple[str, ...]]]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +38,29 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one file may cost. A file over a limit becomes a recorded problem and the scan
+    goes on; no file of Linux 6.12 comes near any of them (the largest file the prefilter
+    lets through is under 1 MB and parses in about a second; its deepest tree is 33 levels).
+    """
+
+    # Files larger than this are not read at all (a stray disk image named foo.c).
+    max_read_bytes: int = 256 * 1024 * 1024
+    # Files larger than this that the prefilter would parse are not parsed: parsing costs
+    # about 1.3 s and 100 MB of memory per MB, in every worker.
+    max_parse_bytes: int = 8 * 1024 * 1024
+    # CPU seconds one file may take in the extractor; then it is a problem, and not cached
+    # (a loaded machine must not make the problem permanent).
+    max_seconds: float = 60.0
+    # Parse trees deeper than this are not analysed (cfront/depth.py: tree-sitter silently
+    # drops what lies below about 65,000 levels; upward walks cost O(depth) per step).
+    max_depth: int = 10_000
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     facts: tuple[FileFacts, ...]  # sorted by path
     problems: tuple[Problem, ...]
@@ -46,6 +74,7 @@ class ExtractSpec:
     names: frozenset[str]  # catalogued names: the byte prefilter parses files that mention one
     registrations: tuple[tuple[str, tuple[int, ...]], ...] = ()
     hot_fields: frozenset[str] = frozenset()
+    limits: Limits = dataclasses.field(default_factory=lambda: LIMITS)
 
 
 class _Worker:
@@ -54,12 +83,76 @@ class _Worker:
     extractor: Extractor | None = None
     scanner: NameScanner | None = None
     real_dirs: dict[str, str] = {}  # folder -> its real path (_tree_check)
+    limits: Limits = LIMITS
 
 
 def _init_worker(spec: ExtractSpec) -> None:
-    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields)
+    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
+                                  max_depth=spec.limits.max_depth)
     _Worker.scanner = NameScanner(spec.names)
     _Worker.real_dirs = {}
+    _Worker.limits = spec.limits
+
+
+def _init_pool_worker(spec: ExtractSpec, parent: int) -> None:
+    _die_with_parent(parent)
+    _init_worker(spec)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive the scan, whatever ends it (SIGKILL included): an orphan
+    would wait for work forever (it holds the write end of its own task pipe, so it never
+    sees EOF). On Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG; the
+    parent is the thread that created the pool, the main thread here); everywhere, a
+    watchdog thread exits when the parent pid changes (the worker was re-parented)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the watchdog below still ends the orphan
+    if os.getppid() != parent:  # the parent died before the request above was made
+        os._exit(1)
+
+    def watchdog() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="mmioscan-parent-watchdog", daemon=True).start()
+
+
+class _OverBudget(BaseException):
+    """Raised by the CPU timer inside the extractor; a BaseException so that no `except
+    Exception` on the way can swallow it."""
+
+
+@contextlib.contextmanager
+def _cpu_budget(seconds: float) -> Iterator[None]:
+    """Raise _OverBudget once this process has spent `seconds` of CPU time in the block.
+
+    A timer signal (SIGVTALRM) interrupts Python code, not a long C call; with the size
+    limit no single C call of the extractor runs long. Without setitimer (not POSIX) or
+    outside the main thread (signal handlers cannot be set there) the block runs unbounded.
+    """
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not \
+            threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise _OverBudget
+
+    previous = signal.signal(signal.SIGVTALRM, expired)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 def _digest(data: bytes) -> str:
@@ -85,8 +178,19 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
     if not force and not _Worker.scanner.mentions(data) and not mentions_iomem(data):
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
                          includes=include_targets(data))
+    limits = _Worker.limits
+    if len(data) > limits.max_parse_bytes:
+        return FileFacts(rel, digest, len(data), parsed=False, problems=(*notes, Problem(
+            rel, f"too large: {len(data):,} bytes (limit {limits.max_parse_bytes:,}): "
+            "not parsed")), includes=include_targets(data))
     try:
-        facts = _Worker.extractor.extract(rel, digest, data)
+        with _cpu_budget(limits.max_seconds):
+            facts = _Worker.extractor.extract(rel, digest, data)
+    except _OverBudget:
+        # No digest: not cached, so a later scan tries again (the limit is machine time).
+        return FileFacts(rel, "", len(data), parsed=False, problems=(*notes, Problem(
+            rel, f"took more than {limits.max_seconds:g} s of CPU time: not parsed")),
+            includes=include_targets(data))
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
         return FileFacts(rel, digest, len(data), parsed=False,
                          problems=(*notes, Problem(rel, f"internal error while parsing: {exc}")))
@@ -156,6 +260,10 @@ def _process(job: tuple[str, str, bool]) -> tuple[str, int, int, bytes]:
             st = os.fstat(fh.fileno())
             if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
                 return absolute, -1, -1, encode(_unreadable(rel, "not a regular file"))
+            limit = _Worker.limits.max_read_bytes
+            if st.st_size > limit:
+                return absolute, -1, -1, encode(_refused(
+                    rel, f"too large: {st.st_size:,} bytes (limit {limit:,}): not read"))
             data = fh.read()
     except OSError as exc:
         return absolute, -1, -1, encode(_unreadable(rel, exc.strerror or str(exc)))
@@ -181,7 +289,8 @@ def _relocated(facts: FileFacts, rel: str) -> FileFacts:
 def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: int,
                progress: Progress | None, done: int, total: int
                ) -> Iterator[tuple[str, int, int, bytes]]:
-    if workers <= 1 or len(jobs) < 2 * _CHUNK:
+    workers = pool_size(workers, len(jobs))
+    if workers <= 1:
         _init_worker(spec)
         results: Iterator[tuple[str, int, int, bytes]] = map(_process, jobs)
         pool = None
@@ -189,7 +298,7 @@ def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: in
         # spawn, not fork: a fork of a main process already holding the facts of earlier rounds
         # would have every worker count those pages again (peak memory near 2 GB on drivers/).
         ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(spec,))
+        pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(spec, os.getpid()))
         results = pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
     try:
         for item in results:
@@ -201,6 +310,24 @@ def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: in
         if pool is not None:
             pool.close()
             pool.join()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def pool_size(requested: int, files: int) -> int:
+    """Worker processes for `files` files: `--jobs`, but never more than the cores (each
+    worker is a whole interpreter with a parser: -j 1000 started 830 of them and ran out of
+    memory) nor than the chunks of work; 1 (no pool, parse in this process) for fewer than
+    two chunks."""
+    if files < 2 * _CHUNK:
+        return 1
+    return max(1, min(requested, usable_cores(), -(-files // _CHUNK)))
 
 
 def open_cache(cache_dir: Path | None, rules_digest: str) -> FactsCache:
