@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmioscan.core import datafile
 from mmioscan.core.rules_path import rules_dir
 
 FAMILIES = frozenset({"mmio", "iomap", "bulk", "split", "poll", "submit", "pio"})
@@ -64,8 +64,10 @@ def _accessor(entry: object, where: str) -> Accessor:
         )
     except KeyError as exc:
         raise RuleError(f"{where}: missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
         raise RuleError(f"{where}: bad value ({exc})") from None
+    if not all(isinstance(r, str) for r in acc.reaches):
+        raise RuleError(f"{where}: `reaches` must be a name or a list of names")
     if acc.family not in FAMILIES:
         raise RuleError(f"{where}: unknown family {acc.family!r}")
     if acc.access not in ACCESSES:
@@ -77,13 +79,7 @@ def _accessor(entry: object, where: str) -> Accessor:
 
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     """A rules file's data and raw bytes; RuleError naming the file when unusable."""
-    try:
-        raw = path.read_bytes()
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RuleError(f"{path}: not valid TOML ({exc})") from None
+    return datafile.read_toml(path, RuleError)
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmioscan import __version__
+from mmioscan.core import datafile
 from mmioscan.core.findings import finding_class
 from mmioscan.core.model import ScanResult, Site
 
@@ -92,12 +93,7 @@ def dumps(baseline: Baseline) -> str:
 
 
 def load(path: Path) -> Baseline:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{path}: not a JSON baseline ({exc})") from None
+    data, _ = datafile.read_json(path, BaselineError, "a JSON baseline")
     return parse(data, str(path))
 
 

@@ -9,11 +9,11 @@ priorities or scores.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mmioscan.core import datafile
 from mmioscan.core.findings import FINDING_CLASSES
 from mmioscan.core.model import Site
 from mmioscan.core.rules_path import rules_dir
@@ -68,12 +68,7 @@ def default_policy_path() -> Path:
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file (the shipped one by default)."""
     path = path or default_policy_path()
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    data, _ = datafile.read_toml(path, PolicyError)
     if data.get("version") != 1:
         raise PolicyError(f"{path}: `version = 1` expected")
     rules = data.get("rule", [])
@@ -107,7 +102,7 @@ def _rule(entry: object, where: str) -> Rule:
         raise PolicyError(f"{where} ({rule_id}): unknown finding class {bad[0]!r} "
                           f"(known: {', '.join(sorted(_CLASS_IDS))})")
     group = entry.get("group")
-    if group is not None and group not in _GROUPS:
+    if group is not None and (not isinstance(group, str) or group not in _GROUPS):
         raise PolicyError(f"{where} ({rule_id}): `group` must be virtio, x86 or generic")
     message = entry.get("message", "")
     if not isinstance(message, str):

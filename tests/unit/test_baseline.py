@@ -69,3 +69,22 @@ def test_malformed_baselines(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(BaselineError, match=message):
         load(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # json.loads raises ValueError (Python's int-str limit) and RecursionError, not only
+    # JSONDecodeError: both are a malformed baseline, not a crash.
+    ('{"version": 1, "findings": [{"fingerprint": "a", "count": ' + "1" * 5000 + "}]}",
+     "more than 4,300 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"findings": [' * 50_000 + "]}" * 50_000, "nested too deeply"),
+    (b"\xff\xfe{}", "not UTF-8"),
+], ids=["huge-number", "deep-arrays", "deep-objects", "not-utf8"])
+def test_baselines_the_json_parser_refuses(tmp_path: Path, text: str | bytes,
+                                           message: str) -> None:
+    path = tmp_path / "b.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(BaselineError, match=message) as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}: not a JSON baseline") and \
+        "\n" not in str(info.value)
