@@ -16,14 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan.cli.output import write_output
+from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
+from mmioscan.core.ruleset import load_rules
 from mmioscan.gate import history
 from mmioscan.gate import report as gate_report
 from mmioscan.gate.baseline import BaselineError
 from mmioscan.gate.baseline import dumps as dump_baseline
 from mmioscan.gate.baseline import from_sites as baseline_from_sites
 from mmioscan.gate.baseline import load as load_baseline
-from mmioscan.gate.compare import GateOptions, GateReport, gate_baseline, gate_patch, gate_revisions
+from mmioscan.gate.compare import (
+    GateOptions,
+    GateReport,
+    WorkspaceError,
+    gate_baseline,
+    gate_patch,
+    gate_revisions,
+)
 from mmioscan.gate.gitrev import GitError
 from mmioscan.gate.patchfile import PatchError
 from mmioscan.gate.policy import PolicyError, load_policy
@@ -35,7 +44,7 @@ from mmioscan.kernel.tree import find_root
 Handler = Callable[[argparse.Namespace], int]
 GATE_FORMATS = ("text", "json", "sarif")
 _INPUT_ERRORS = (PatchError, GitError, PolicyError, BaselineError, TriageError,
-                 history.HistoryError, ConfigError)
+                 history.HistoryError, ConfigError, WorkspaceError)
 
 
 class GateError(Exception):
@@ -58,16 +67,26 @@ def _workspace(args: argparse.Namespace) -> Path | None:
 
 
 def _scan_options(parser: argparse.ArgumentParser) -> None:
-    """What every command that scans accepts (a subset of `mmioscan scan`)."""
+    """What every command that scans accepts: the options of `mmioscan scan` (cli/main.py's
+    add_scan_options) but its PATHs, which each command names its own way."""
+    parser.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                         help="parallel parser processes (default: all cores)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="facts cache folder (default: ~/.cache/mmioscan/facts)")
     parser.add_argument("--no-cache", action="store_true", help="parse every file afresh")
+    parser.add_argument("--rules", type=Path, help="an alternative accessors.toml")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--timings", action="store_true",
+                        help="print the wall time of each phase on stderr")
     parser.add_argument("--config", type=Path, default=None,
                         help="a kernel .config: sites learn whether their driver is built")
+    parser.add_argument("--all", action="store_true", dest="all_sites",
+                        help="with --config, count unreachable sites in summaries too")
     parser.add_argument("--strategy", default="upstream",
                         help="the TDX strategy the verdicts follow (default: upstream)")
+    parser.add_argument("--patch-points", type=Path, metavar="FILE",
+                        help="your own strategy: a file of functions to patch, one per line")
 
 
 def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], ScanResult]:
@@ -75,17 +94,31 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     if args.jobs < 1:
         raise GateError("--jobs must be at least 1")
     jobs, cache, config, strategy = args.jobs, _cache_dir(args), args.config, args.strategy
+    points, all_sites, timings = args.patch_points, args.all_sites, args.timings
     if config is not None and not config.is_file():
         raise GateError(f"no such .config: {config}")
+    rules = load_rules(accessors=args.rules)  # a bad --rules file fails before any git work
+    bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
 
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
         from mmioscan.analysis.pipeline import AnalysisOptions, analyse
-        from mmioscan.analysis.scan import ScanOptions
+        from mmioscan.analysis.scan import ScanOptions, Timings
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, jobs,
                               cache)
-        return analyse(AnalysisOptions(options, config=config, strategy=strategy))
+        clock = Timings()
+        try:
+            result = analyse(AnalysisOptions(options, config=config, strategy=strategy,
+                                             patch_points=points, all_sites=all_sites),
+                             rules, bar, timings=clock)
+        finally:
+            if bar is not None:
+                bar.finish()
+        if timings:
+            phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
+            print(f"mmioscan: timings: {phases}", file=sys.stderr)
+        return result
 
     return scan
 
@@ -165,6 +198,10 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         raise GateError("gate needs --base REV, --patch FILE or --baseline FILE")
     if args.scope and (args.base is not None or args.patch is not None):
         raise GateError("--scope goes with --baseline alone (a diff scans what changed)")
+    if args.root is not None:  # the common scan option: here, another name for TREE
+        if args.tree != Path(".") and args.tree.resolve() != args.root.resolve():
+            raise GateError("give the tree once: TREE or --root")
+        args.tree = args.root
     baseline = load_baseline(args.baseline) if args.baseline is not None else None
     options = GateOptions(
         policy=load_policy(args.policy), scanner=_scanner(args),
@@ -203,7 +240,6 @@ def _add_baseline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     write.add_argument("file", type=Path, metavar="FILE")
     write.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                        help="what to scan (default: .)")
-    write.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
     _scan_options(write)
 
 
@@ -224,7 +260,6 @@ def _add_triage(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="what to scan (default: .)")
     p.add_argument("--triage", type=Path, metavar="FILE",
                    help="the triage file (TOML or JSON); none: every finding is unlabelled")
-    p.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
     p.add_argument("--format", choices=("text", "json", "toml"), default="text",
                    help="toml: entries with empty labels, to append to the triage file")
     p.add_argument("-o", "--output", type=Path)
@@ -267,7 +302,6 @@ def _add_history(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rec = actions.add_parser("record", help="scan PATHs and record the findings")
     rec.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     rec.add_argument("--label", default="", help="a name for the run (a tag, a version)")
-    rec.add_argument("--root", type=Path, help="the tree root (default: found by walking up)")
     rec.add_argument("--db", type=Path, dest="record_db", help="history database")
     _scan_options(rec)
     actions.add_parser("list", help="list the recorded runs (the default)")

@@ -252,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmioscan: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: a bug is exit 3, never 1 (the gate's FAIL)
+        if os.environ.get("MMIOSCAN_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        message = " ".join(str(exc).split())
+        print(f"mmioscan: internal error: {type(exc).__name__}: {message} "
+              "(please report it with the command line)", file=sys.stderr)
+        return 3
 
 
 def main_entry() -> None:

@@ -98,7 +98,8 @@ def load(path: Path) -> Baseline:
 
 
 def parse(data: Any, where: str) -> Baseline:
-    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
+    # A missing version means this one, as in a triage file (what people write by hand).
+    if not isinstance(data, dict) or data.get("version", BASELINE_VERSION) != BASELINE_VERSION:
         raise BaselineError(f"{where}: not an mmioscan baseline (version "
                             f"{BASELINE_VERSION} expected)")
     origin = data.get("created_from", {})

@@ -14,11 +14,12 @@ import email
 import email.policy
 import posixpath
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
 MAX_FUZZ = 2
+MAX_DIGITS = 10  # of a line number or count in a hunk header
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _MBOX_FROM_RE = re.compile(r"^From \S+ .*$", re.MULTILINE)
 _ENCODED_RE = re.compile(r"^Content-Transfer-Encoding:\s*(base64|quoted-printable)",
@@ -228,9 +229,10 @@ class _DiffParser:
 
     def _hunk(self, match: re.Match[str]) -> Hunk:
         header = self.i
-        old_start, new_start = int(match.group(1)), int(match.group(3))
-        old_len = int(match.group(2)) if match.group(2) is not None else 1
-        new_len = int(match.group(4)) if match.group(4) is not None else 1
+        numbers = [self._number(g, header) for g in match.groups()]
+        old_start, new_start = numbers[0] or 0, numbers[2] or 0
+        old_len = numbers[1] if numbers[1] is not None else 1
+        new_len = numbers[3] if numbers[3] is not None else 1
         self.i += 1
         body: list[str] = []
         no_eol = {"old": False, "new": False}
@@ -258,6 +260,16 @@ class _DiffParser:
             self.i += 1
         return Hunk(old_start, old_len, new_start, new_len, tuple(body), no_eol["old"],
                     no_eol["new"], self.offset + header + 1)
+
+    def _number(self, digits: str | None, header: int) -> int | None:
+        """A number of a hunk header; no file has ten billion lines (and int() refuses
+        numbers of over 4,300 digits)."""
+        if digits is None:
+            return None
+        if len(digits) > MAX_DIGITS:
+            raise PatchError(f"{self.where(header)}: the hunk header's line number "
+                             f"{digits[:12]}... is too large")
+        return int(digits)
 
     @staticmethod
     def _mark_no_eol(body: list[str], no_eol: dict[str, bool]) -> None:
@@ -354,6 +366,12 @@ def _strip(name: str | None, strip: int, patch_name: str) -> str | None:
     normal = posixpath.normpath(path)
     if normal.startswith(("/", "../")) or normal in ("..", "."):
         raise PatchError(f"{patch_name}: refusing a path outside the tree: {name!r}")
+    if "\0" in normal:
+        raise PatchError(f"{patch_name}: a file name holds a NUL byte: {name!r}")
+    try:
+        normal.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept as surrogates: every name is UTF-8
+        raise PatchError(f"{patch_name}: a file name is not UTF-8: {name!r}") from None
     return normal
 
 
@@ -398,6 +416,17 @@ def apply(changes: Sequence[Change],
             continue  # firmware blobs and images cannot change an MMIO site
         _apply_change(change, current, state)
     return state
+
+
+def check_folders(state: Mapping[str, bytes | None], is_file: Callable[[str], bool]) -> None:
+    """A path is a file or a folder, never both: a patch adding x.h and x.h/y.c, or y.c
+    under a file of the tree (is_file), cannot apply. `state` is apply()'s result."""
+    for path in sorted(p for p, data in state.items() if data is not None):
+        parent = posixpath.dirname(path)
+        while parent:
+            if state[parent] is not None if parent in state else is_file(parent):
+                raise PatchError(f"{path}: cannot be created, {parent} is a file")
+            parent = posixpath.dirname(parent)
 
 
 def _apply_change(change: Change, current: Callable[[str], bytes | None],

@@ -88,3 +88,12 @@ def test_baselines_the_json_parser_refuses(tmp_path: Path, text: str | bytes,
         load(path)
     assert str(info.value).startswith(f"{path}: not a JSON baseline") and \
         "\n" not in str(info.value)
+
+
+def test_version_may_be_left_out_as_in_a_triage_file(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text('{"created_from": {}, "findings": [{"fingerprint": "a", "count": 2}]}')
+    assert load(path).counts() == {"a": 2}
+    path.write_text('{"version": 2, "findings": []}')
+    with pytest.raises(BaselineError, match="version 1"):
+        load(path)
