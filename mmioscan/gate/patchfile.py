@@ -26,6 +26,7 @@ _ENCODED_RE = re.compile(r"^Content-Transfer-Encoding:\s*(base64|quoted-printabl
                          re.IGNORECASE | re.MULTILINE)
 _MULTIPART_RE = re.compile(r"^Content-Type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 _SUBJECT_RE = re.compile(r"^Subject:\s*(.*)$", re.MULTILINE)
+_OCTAL_RE = re.compile(r"[0-7]{1,3}")
 _QUOTE_ESCAPES = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
                   "r": "\r", '"': '"', "\\": "\\"}
 
@@ -193,7 +194,8 @@ class _DiffParser:
                 new = "b/" + _unquote(line.split(" ", 2)[2])
             self.i += 1
         hunks: tuple[Hunk, ...] = ()
-        if self.i < len(self.lines) and self.lines[self.i].startswith("--- "):
+        if self.i < len(self.lines) and self.lines[self.i].startswith("--- ") and \
+                self._peek(1).startswith("+++ "):
             old, new = self._names()
             hunks = self._hunks()
         return FilePatch(None if created else old, None if deleted else new, hunks, binary,
@@ -318,8 +320,10 @@ def _unquote(text: str) -> str:
             out += ch.encode("utf-8", "surrogateescape")
             i += 1
         elif body[i + 1] in "01234567":
-            out.append(int(body[i + 1:i + 4], 8) & 0xFF)
-            i += 4
+            digits = _OCTAL_RE.match(body, i + 1)
+            assert digits is not None
+            out.append(int(digits.group(0), 8) & 0xFF)
+            i = digits.end()
         else:
             out += _QUOTE_ESCAPES.get(body[i + 1], body[i + 1]).encode()
             i += 2

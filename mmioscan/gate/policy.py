@@ -92,8 +92,8 @@ def _rule(entry: object, where: str) -> Rule:
     if unknown:
         raise PolicyError(f"{where}: unknown key {unknown[0]!r}")
     rule_id, action = entry.get("id"), entry.get("action")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise PolicyError(f"{where}: `id` must be a non-empty string")
+    if not isinstance(rule_id, str) or not rule_id or not rule_id.isprintable():
+        raise PolicyError(f"{where}: `id` must be a non-empty string of printable characters")
     if action not in _ACTIONS:
         raise PolicyError(f"{where} ({rule_id}): `action` must be block or warn")
     classes = frozenset(_strings(entry, "classes", f"{where} ({rule_id})"))

@@ -78,7 +78,8 @@ def parse(data: Any, where: str) -> Triage:
     findings = data.get("findings", {})
     if not isinstance(findings, dict):
         raise TriageError(f"{where}: `findings` must map fingerprints to labels")
-    return Triage({fp: _label(entry, f"{where}: {fp}") for fp, entry in findings.items()})
+    return Triage({fp: _label(entry, f"{where}: {fp if fp.isprintable() else repr(fp)}")
+                   for fp, entry in findings.items()})
 
 
 def _label(entry: Any, where: str) -> Label:

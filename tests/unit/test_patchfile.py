@@ -276,3 +276,16 @@ def test_a_path_is_a_file_or_a_folder_never_both() -> None:
     check_folders(under_a_file, lambda p: False)  # no such file in the tree: fine
     deleted = {"drivers/foo/x.h": None, "drivers/foo/x.h/y.c": b"int x;\n"}
     check_folders(deleted, lambda p: p == "drivers/foo/x.h")  # the patch deletes x.h first
+
+
+@pytest.mark.parametrize("tail", ["--- a/x.c\n", "--- a/x.c\nFrom x Mon Sep 17 00:00:00 2001\n"])
+def test_a_git_header_whose_old_name_has_no_new_name(tail: str) -> None:
+    # found by tests/unit/test_fuzz_gate_inputs.py: `---` without `+++` read past the end
+    patch = parse("diff --git a/x.c b/x.c\nindex 1..2 100644\n" + tail, "t.patch")
+    assert [(f.old_name, f.new_name, f.hunks) for f in patch.files] == [("a/x.c", "b/x.c", ())]
+
+
+def test_a_short_octal_escape_before_another_escape() -> None:
+    # found by the fuzzer: "\\03\\\\" was read as the three octal digits "03\\" (ValueError)
+    assert parse('--- "a/x\\03\\\\"\n+++ "b/x"\n@@ -1 +1 @@\n-a\n+b\n', "t.patch").files[0] \
+        .old_name == "a/x\x03\\"

@@ -104,3 +104,10 @@ def test_policies_the_parser_or_the_checks_refuse(tmp_path: Path, text: str,
 def test_missing_policy(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "none.toml")
+
+
+def test_a_rule_id_must_be_printable(tmp_path: Path) -> None:
+    # its id is in every message about the rule: a line break would make them two lines
+    with pytest.raises(PolicyError, match="printable") as info:
+        load_policy(_write(tmp_path, 'version = 1\n[[rule]]\nid = "a\\nb"\naction = "stop"\n'))
+    assert "\n" not in str(info.value)

@@ -87,3 +87,12 @@ def test_triage_files_the_parsers_refuse(tmp_path: Path, name: str, text: str | 
     with pytest.raises(TriageError, match=message) as info:
         load(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_fingerprint_with_a_line_break_keeps_the_message_one_line(tmp_path: Path) -> None:
+    # found by tests/unit/test_fuzz_gate_inputs.py
+    path = tmp_path / "t.json"
+    path.write_text('{"findings": {"a\\nb": {"label": "bogus"}}}')
+    with pytest.raises(TriageError, match="'a\\\\nb': label 'bogus'") as info:
+        load(path)
+    assert "\n" not in str(info.value)
