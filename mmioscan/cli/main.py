@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("a command is required: scan, explain or kernel-tree (see --help)")
     except (UsageError, TreeError, RuleError, KernelSourceError, ConfigError,
             GateError, TdxError) as exc:
-        print(f"mmioscan: error: {exc}", file=sys.stderr)
+        line = " ".join(str(exc).splitlines())  # one line, whatever a message quotes
+        print(f"mmioscan: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmioscan: interrupted", file=sys.stderr)

@@ -169,3 +169,14 @@ def test_cli_custom_rules_limit_the_sites(tmp_path: Path) -> None:
     # dereferences reach no accessor
     assert sites and {s["accessor"] for s in sites
                       if s["kind"] not in ("regmap", "deref")} == {"readl"}
+
+
+def test_cli_error_messages_quoting_a_line_break_stay_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """main() prints every input error on one line, whatever name the message quotes."""
+    rules = _write(tmp_path, READL + 'reaches = ["no\\nsuch"]\n')
+    assert run_cli(["scan", str(TREE / "drivers/bar"), "--rules", str(rules), "--no-cache",
+                    "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmioscan: error:") and err.count("\n") == 1, err
+    assert "reaches unknown no such" in err
