@@ -317,7 +317,7 @@ def _unquote(text: str) -> str:
     while i < len(body):
         ch = body[i]
         if ch != "\\" or i + 1 == len(body):
-            out += ch.encode("utf-8", "surrogateescape")
+            out += _raw(ch)
             i += 1
         elif body[i + 1] in "01234567":
             digits = _OCTAL_RE.match(body, i + 1)
@@ -325,9 +325,18 @@ def _unquote(text: str) -> str:
             out.append(int(digits.group(0), 8) & 0xFF)
             i = digits.end()
         else:
-            out += _QUOTE_ESCAPES.get(body[i + 1], body[i + 1]).encode()
+            out += _raw(_QUOTE_ESCAPES.get(body[i + 1], body[i + 1]))
             i += 2
     return out.decode("utf-8", "surrogateescape")
+
+
+def _raw(ch: str) -> bytes:
+    """The bytes of one character of a name: an undecodable byte read with surrogateescape
+    is that byte again; any other surrogate stays invalid UTF-8 (the name is refused later)."""
+    try:
+        return ch.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return ch.encode("utf-8", "surrogatepass")
 
 
 # ---- paths ---------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ TOKENS = ["9" * 5000, "1" * 4400, "\0", "\\", '"', "'", "\\377", "\\000", "\n", 
           "diff --git a/x b/x\n", "--- /dev/null\n", "+++ b/x.h/y.c\n", "+", "-", " ",
           "\\ No newline at end of file\n", "From x Mon Sep 17 00:00:00 2001\n",
           "Content-Transfer-Encoding: base64\n", "rename from ", "copy to ", "/dev/null",
-          "../", "/", "\udcff", "\u2028", "é", "\ufeff"]
+          "../", "/", "\udcff", "\ud800", "\\\udcff", "\u2028", "é", "\ufeff"]
 
 
 @st.composite

@@ -289,3 +289,11 @@ def test_a_short_octal_escape_before_another_escape() -> None:
     # found by the fuzzer: "\\03\\\\" was read as the three octal digits "03\\" (ValueError)
     assert parse('--- "a/x\\03\\\\"\n+++ "b/x"\n@@ -1 +1 @@\n-a\n+b\n', "t.patch").files[0] \
         .old_name == "a/x\x03\\"
+
+
+@pytest.mark.parametrize("escaped", ["\\\udced", "\ud800", "\\\ud800"])
+def test_an_escaped_undecodable_byte_in_a_quoted_name(escaped: str) -> None:
+    # found by the fuzzer: a backslash before a byte that is not UTF-8 (read as a surrogate)
+    text = f'--- "a/x{escaped}.c"\n+++ "b/x{escaped}.c"\n@@ -1 +1 @@\n-a\n+b\n'
+    with pytest.raises(PatchError, match="not UTF-8"):
+        resolve(parse(text, "t.patch"), lambda p: True)
