@@ -23,6 +23,8 @@ from mmioscan.gate.patchfile import PatchError
 EXAMPLES = settings(max_examples=300, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
+# Generating nested JSON is the slow part: fewer examples keep the file near 20 s.
+SHAPES = settings(EXAMPLES, max_examples=150)
 
 FOO_C = "".join(f"line {i}\n" for i in range(1, 13))
 PATCH = """\
@@ -212,7 +214,7 @@ def test_baseline_files(folder: Path, data: bytes) -> None:
     _load_baseline(folder / "baseline.json", data)
 
 
-@EXAMPLES
+@SHAPES
 @given(baseline_like())
 def test_baseline_shapes(folder: Path, value: Any) -> None:
     _load_baseline(folder / "baseline.json", json.dumps(value).encode())
@@ -238,7 +240,7 @@ def test_triage_json_files(folder: Path, data: bytes) -> None:
     _load_triage(folder / "triage.json", data)
 
 
-@EXAMPLES
+@SHAPES
 @given(triage_like())
 def test_triage_shapes(folder: Path, value: Any) -> None:
     _load_triage(folder / "triage.json", json.dumps(value).encode())
