@@ -17,13 +17,21 @@ from pathlib import Path
 from mmioscan.cli.options import cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import target_name, write_output
 from mmioscan.core.model import ScanResult
+from mmioscan.core.ruleset import load_rules
 from mmioscan.gate import history
 from mmioscan.gate import report as gate_report
 from mmioscan.gate.baseline import BaselineError
 from mmioscan.gate.baseline import dumps as dump_baseline
 from mmioscan.gate.baseline import from_sites as baseline_from_sites
 from mmioscan.gate.baseline import load as load_baseline
-from mmioscan.gate.compare import GateOptions, GateReport, gate_baseline, gate_patch, gate_revisions
+from mmioscan.gate.compare import (
+    GateOptions,
+    GateReport,
+    WorkspaceError,
+    gate_baseline,
+    gate_patch,
+    gate_revisions,
+)
 from mmioscan.gate.gitrev import GitError
 from mmioscan.gate.patchfile import PatchError
 from mmioscan.gate.policy import PolicyError, load_policy
@@ -35,7 +43,7 @@ from mmioscan.kernel.tree import find_root
 Handler = Callable[[argparse.Namespace], int]
 GATE_FORMATS = ("text", "json", "sarif")
 _INPUT_ERRORS = (PatchError, GitError, PolicyError, BaselineError, TriageError,
-                 history.HistoryError, ConfigError)
+                 history.HistoryError, ConfigError, WorkspaceError)
 
 
 class GateError(Exception):
@@ -56,19 +64,23 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     """analyse() over folders of a root, with the command's options."""
     workers, cache, config, strategy = jobs(args), cache_dir(args), args.config, args.strategy
     chosen, cpu = platforms(args), cpu_features(args)
+    points, all_sites = args.patch_points, args.all_sites
     if config is not None and not config.exists():
         raise GateError(f"no such .config: {config}")
     if config is not None:
         load_config(config)  # unusable (a FIFO, not a .config): exit 2 before any work
+    rules = load_rules(accessors=args.rules)  # a bad --rules file fails before any git work
 
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
-        from mmioscan.analysis.pipeline import AnalysisOptions, ScanOptions, analyse
+        from mmioscan.analysis.pipeline import AnalysisOptions, ScanOptions
+        from mmioscan.cli.commands import run_analysis
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, workers,
                               cache)
-        return analyse(AnalysisOptions(options, config=config, strategy=strategy,
-                                       platforms=chosen, cpu_features=cpu))
+        return run_analysis(args, AnalysisOptions(
+            options, config=config, strategy=strategy, patch_points=points,
+            all_sites=all_sites, platforms=chosen, cpu_features=cpu), rules).result
 
     return scan
 
@@ -123,12 +135,17 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         raise GateError("gate needs --base REV, --patch FILE or --baseline FILE")
     if args.scope and (args.base is not None or args.patch is not None):
         raise GateError("--scope goes with --baseline alone (a diff scans what changed)")
+    tree: Path = args.tree
+    if args.root is not None:  # the common scan option: here, another name for TREE
+        if args.tree != Path(".") and args.tree.resolve() != args.root.resolve():
+            raise GateError("give the tree once: TREE or --root")
+        tree = args.root
     baseline = load_baseline(args.baseline) if args.baseline is not None else None
     options = GateOptions(
         policy=load_policy(args.policy), scanner=_scanner(args),
         triage=load_triage(args.triage) if args.triage is not None else EMPTY,
         baseline=baseline, keep_temp=args.keep_temp, workspace=_workspace(args))
-    report = _gate_report(args, options)
+    report = _gate_report(args, options, tree)
     renderer = {"text": gate_report.render_text, "json": gate_report.render_json,
                 "sarif": gate_report.render_sarif}[args.format]
     _write(renderer(report), args.output)
@@ -137,14 +154,14 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _gate_report(args: argparse.Namespace, options: GateOptions) -> GateReport:
+def _gate_report(args: argparse.Namespace, options: GateOptions, tree: Path) -> GateReport:
     if args.patch is not None:
-        return gate_patch(args.tree, args.patch, args.base, options)
+        return gate_patch(tree, args.patch, args.base, options)
     if args.base is not None:
-        return gate_revisions(args.tree, args.base, args.head, options)
+        return gate_revisions(tree, args.base, args.head, options)
     assert options.baseline is not None
     start = time.monotonic()
-    root = find_root(args.tree.resolve()) or args.tree.resolve()
+    root = find_root(tree.resolve()) or tree.resolve()
     scope = args.scope or [root / s for s in options.baseline.scanned] or [root]
     result = _scan_paths(args, scope, root)
     return gate_baseline(result, args.baseline.name, options, time.monotonic() - start)

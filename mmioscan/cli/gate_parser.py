@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from mmioscan.cli.options import add_common, add_verdict_options
+from mmioscan.cli.options import add_analysis_options
 
 GATE_FORMATS = ("text", "json", "sarif")
 Command = Callable[..., argparse.ArgumentParser]
@@ -44,8 +44,7 @@ def _add_gate(sub: argparse._SubParsersAction, command: Command) -> None:  # typ
                    help="also write SARIF (with baselineState) to FILE")
     p.add_argument("--keep-temp", type=Path, metavar="DIR",
                    help="materialise the two versions under DIR and keep them")
-    add_common(p, root=False)
-    add_verdict_options(p)
+    add_analysis_options(p)  # --root: another name for TREE
 
 
 def _add_baseline(sub: argparse._SubParsersAction, command: Command) -> None:  # type: ignore[type-arg]
@@ -56,8 +55,7 @@ def _add_baseline(sub: argparse._SubParsersAction, command: Command) -> None:  #
     write.add_argument("file", type=Path, metavar="FILE")
     write.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                        help="what to scan (default: .)")
-    add_common(write)
-    add_verdict_options(write)
+    add_analysis_options(write)
 
 
 def _add_triage(sub: argparse._SubParsersAction, command: Command) -> None:  # type: ignore[type-arg]
@@ -70,8 +68,7 @@ def _add_triage(sub: argparse._SubParsersAction, command: Command) -> None:  # t
     p.add_argument("--format", choices=("text", "json", "toml"), default="text",
                    help="toml: entries with empty labels, to append to the triage file")
     p.add_argument("-o", "--output", type=Path)
-    add_common(p)
-    add_verdict_options(p)
+    add_analysis_options(p)
 
 
 def _add_history(sub: argparse._SubParsersAction, command: Command) -> None:  # type: ignore[type-arg]
@@ -84,8 +81,7 @@ def _add_history(sub: argparse._SubParsersAction, command: Command) -> None:  # 
     rec.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     rec.add_argument("--label", default="", help="a name for the run (a tag, a version)")
     rec.add_argument("--db", type=Path, dest="record_db", help="history database")
-    add_common(rec)
-    add_verdict_options(rec)
+    add_analysis_options(rec)
     actions.add_parser("list", help="list the recorded runs (the default)")
     diff = command(sub, "diff", f"{_HANDLERS}:diff_command",
                    help="new and fixed findings between two recorded runs")

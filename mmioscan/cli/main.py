@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,26 +93,40 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     return (UsageError, TreeError, RuleError, KernelSourceError, ConfigError, GateError)
 
 
+def _error(exc: BaseException) -> int:
+    line = " ".join(str(exc).splitlines())  # one line, whatever a message quotes
+    print(f"mmioscan: error: {line}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 blocking gate findings, 2 usage
-    or input error)."""
+    or input error, 3 an internal error: a bug, never mistaken for the gate's FAIL)."""
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "handler", None) is None:
             raise UsageError("a command is required: scan, strategies, report, explain, "
                              "gate, ... (see --help)")
         handler = _handler(args.handler)
+        errors = _input_errors()
         try:
             return handler(args)
-        except _input_errors() as exc:
-            print(f"mmioscan: error: {exc}", file=sys.stderr)
-            return 2
+        except errors as exc:
+            return _error(exc)
     except UsageError as exc:
-        print(f"mmioscan: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except KeyboardInterrupt:
         print("mmioscan: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: a bug is exit 3, never 1 (the gate's FAIL)
+        if os.environ.get("MMIOSCAN_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        message = " ".join(str(exc).split())
+        print(f"mmioscan: internal error: {type(exc).__name__}: {message} "
+              "(please report it with the command line)", file=sys.stderr)
+        return 3
 
 
 def main_entry() -> None:

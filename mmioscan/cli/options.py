@@ -95,11 +95,10 @@ def add_verdict_options(parser: argparse.ArgumentParser) -> None:
                              "verdicts that depend on one; default: the worst case")
 
 
-def add_scan_options(parser: argparse.ArgumentParser) -> None:
-    """What scan, strategies and report take: paths, the common options, rules, .config,
-    strategy and patch points."""
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                        help="a kernel tree, or any folder or file inside one")
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of `mmioscan scan` but its PATHs (which each command names its own way):
+    the common ones, rules, .config, platforms, strategy, --all and patch points. Every
+    command that scans takes them all."""
     add_common(parser)
     parser.add_argument("--rules", type=Path, help="an alternative accessors.toml")
     add_verdict_options(parser)
@@ -107,3 +106,10 @@ def add_scan_options(parser: argparse.ArgumentParser) -> None:
                         help="with --config, count unreachable sites in summaries too")
     parser.add_argument("--patch-points", type=Path, metavar="FILE",
                         help="your own strategy: a file of functions to patch, one per line")
+
+
+def add_scan_options(parser: argparse.ArgumentParser) -> None:
+    """What scan, strategies and report take: paths and the analysis options."""
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="a kernel tree, or any folder or file inside one")
+    add_analysis_options(parser)

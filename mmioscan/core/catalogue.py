@@ -63,8 +63,10 @@ def _accessor(entry: object, where: str) -> Accessor:
         )
     except KeyError as exc:
         raise RuleError(f"{where}: missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
         raise RuleError(f"{where}: bad value ({exc})") from None
+    if not all(isinstance(r, str) for r in acc.reaches):
+        raise RuleError(f"{where}: `reaches` must be a name or a list of names")
     if acc.family not in FAMILIES:
         raise RuleError(f"{where}: unknown family {acc.family!r}")
     if acc.access not in ACCESSES:

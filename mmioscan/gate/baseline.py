@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmioscan import __version__
-from mmioscan.core.fileio import read_input
+from mmioscan.core import datafile
 from mmioscan.core.findings import escaped, finding_class, unclean
 from mmioscan.core.model import ScanResult, Site
 
@@ -93,17 +93,13 @@ def dumps(baseline: Baseline) -> str:
 
 
 def load(path: Path) -> Baseline:
-    try:
-        data = json.loads(read_input(path).decode("utf-8"))
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{path}: not a JSON baseline ({exc})") from None
+    data, _ = datafile.read_json(path, BaselineError, "a JSON baseline")
     return parse(data, str(path))
 
 
 def parse(data: Any, where: str) -> Baseline:
-    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
+    # A missing version means this one, as in a triage file (what people write by hand).
+    if not isinstance(data, dict) or data.get("version", BASELINE_VERSION) != BASELINE_VERSION:
         raise BaselineError(f"{where}: not an mmioscan baseline (version "
                             f"{BASELINE_VERSION} expected)")
     origin = data.get("created_from", {})

@@ -209,6 +209,7 @@ def gate_patch(tree: Path, patch_file: Path, base: str | None,
 
     changes = patchfile.resolve(patch, lambda p: base_source.is_file(p) or is_link(p))
     result = patchfile.apply(changes, current)
+    patchfile.check_folders(result, base_source.is_file)
     head_source = gitrev.OverlaySource(base_source, result, f"+ {patch_file.name}",
                                        patchfile.symlinks(changes, result, is_link))
     note = (f"{patch.messages} patch{'es' if patch.messages != 1 else ''}, "
@@ -235,9 +236,16 @@ def _with_notes(report: GateReport, *notes: str) -> GateReport:
 def _run(root: Path, base: gitrev.Source, head: gitrev.Source, changed: tuple[str, ...],
          options: GateOptions, start: float) -> GateReport:
     folders = source_folders(changed)
-    with _workspace(options, root) as work:
-        before = _scan_version(base, folders, work / "base", options.scanner)
-        after = _scan_version(head, folders, work / "head", options.scanner)
+    try:
+        with _workspace(options, root) as work:
+            before = _scan_version(base, folders, work / "base", options.scanner)
+            after = _scan_version(head, folders, work / "head", options.scanner)
+    except _CacheFull:
+        # The reused workspace is an optimisation, like the facts cache: when its disk is
+        # full or read-only, the gate runs as without it, in a temporary folder.
+        with _temporary() as work:
+            before = _scan_version(base, folders, work / "base", options.scanner)
+            after = _scan_version(head, folders, work / "head", options.scanner)
     findings = compare(before.sites if before else (), after.sites if after else (), options)
     found = {p for r in (before, after) if r is not None for p in r.problems}
     # C files of the scanned folders that were not read (a symlink leaving the tree, a
@@ -262,8 +270,46 @@ def _scan_version(source: gitrev.Source, folders: tuple[str, ...], dest: Path,
     present = gitrev.scan_folders(contents, folders)
     if not present:
         return None
-    gitrev.sync_tree(dest, contents)
+    try:
+        gitrev.sync_tree(dest, contents)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in a name
+        raise _MaterialiseError(dest, exc) from None
     return scanner(dest, present)
+
+
+class WorkspaceError(Exception):
+    """The folder the two versions are laid out in cannot be used (--keep-temp, /tmp)."""
+
+
+class _MaterialiseError(WorkspaceError):
+    def __init__(self, dest: Path, exc: OSError | ValueError) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        super().__init__(f"cannot lay out the files to scan in {dest}: {reason}")
+
+
+class _CacheFull(Exception):
+    """Laying out the files in the reused workspace failed: retry without it."""
+
+
+KEEP_TEMP_MARKER = ".mmioscan-keep-temp"
+
+
+def _keep_temp(folder: Path) -> Path:
+    """--keep-temp DIR: a new or empty folder, or one an earlier --keep-temp made (its
+    base/ and head/ are then rewritten); anything else the user has there is not ours."""
+    marker = folder / KEEP_TEMP_MARKER
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise WorkspaceError(f"--keep-temp {folder}: not a folder")
+        if folder.is_dir() and not marker.is_file() and any(folder.iterdir()):
+            raise WorkspaceError(f"--keep-temp {folder}: the folder is not empty and no "
+                                 "earlier --keep-temp made it; give a new or empty folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by mmioscan gate --keep-temp: base/ and head/ are rewritten "
+                          "by the next run\n", encoding="utf-8")
+    except OSError as exc:
+        raise WorkspaceError(f"--keep-temp {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 @contextlib.contextmanager
@@ -271,7 +317,7 @@ def _workspace(options: GateOptions, root: Path) -> Iterator[Path]:
     """Where the two versions are laid out: --keep-temp, else the tree's reusable folder
     under options.workspace if no other gate run holds it, else a temporary folder."""
     if options.keep_temp is not None:
-        yield options.keep_temp
+        yield _keep_temp(options.keep_temp)
         return
     if options.workspace is not None:
         place = options.workspace / hashlib.sha1(os.fsencode(root),
@@ -288,9 +334,21 @@ def _workspace(options: GateOptions, root: Path) -> Iterator[Path]:
                 except OSError:
                     pass  # busy: another gate run on the same tree; use a temporary folder
                 else:
-                    yield place
+                    try:
+                        yield place
+                    except _MaterialiseError:
+                        raise _CacheFull() from None
                     return
-    temp = Path(tempfile.mkdtemp(prefix="mmioscan-gate-"))
+    with _temporary() as temp:
+        yield temp
+
+
+@contextlib.contextmanager
+def _temporary() -> Iterator[Path]:
+    try:
+        temp = Path(tempfile.mkdtemp(prefix="mmioscan-gate-"))
+    except OSError as exc:
+        raise WorkspaceError(f"cannot make a temporary folder: {exc.strerror or exc}") from None
     try:
         yield temp
     finally:

@@ -159,7 +159,9 @@ def runs(db: Path) -> list[Run]:
 
 
 def _run(conn: sqlite3.Connection, run_id: int) -> Run:
-    row = conn.execute(_RUN_COLUMNS + " WHERE r.id = ?", (run_id,)).fetchone()
+    # SQLite's integers are 64-bit: a larger id is no run (and would raise OverflowError).
+    row = None if not -(2**63) <= run_id < 2**63 else conn.execute(
+        _RUN_COLUMNS + " WHERE r.id = ?", (run_id,)).fetchone()
     if row is None:
         raise HistoryError(f"no run {run_id} in the history (see `mmioscan history`)")
     return Run(*row)

@@ -14,17 +14,19 @@ import email
 import email.policy
 import posixpath
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
 MAX_FUZZ = 2
+MAX_DIGITS = 10  # of a line number or count in a hunk header
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _MBOX_FROM_RE = re.compile(r"^From \S+ .*$", re.MULTILINE)
 _ENCODED_RE = re.compile(r"^Content-Transfer-Encoding:\s*(base64|quoted-printable)",
                          re.IGNORECASE | re.MULTILINE)
 _MULTIPART_RE = re.compile(r"^Content-Type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 _SUBJECT_RE = re.compile(r"^Subject:\s*(.*)$", re.MULTILINE)
+_OCTAL_RE = re.compile(r"[0-7]{1,3}")
 _QUOTE_ESCAPES = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
                   "r": "\r", '"': '"', "\\": "\\"}
 
@@ -196,7 +198,8 @@ class _DiffParser:
                 new = "b/" + _unquote(line.split(" ", 2)[2])
             self.i += 1
         hunks: tuple[Hunk, ...] = ()
-        if self.i < len(self.lines) and self.lines[self.i].startswith("--- "):
+        if self.i < len(self.lines) and self.lines[self.i].startswith("--- ") and \
+                self._peek(1).startswith("+++ "):
             old, new = self._names()
             hunks = self._hunks()
         return FilePatch(None if created else old, None if deleted else new, hunks, binary,
@@ -232,9 +235,10 @@ class _DiffParser:
 
     def _hunk(self, match: re.Match[str]) -> Hunk:
         header = self.i
-        old_start, new_start = int(match.group(1)), int(match.group(3))
-        old_len = int(match.group(2)) if match.group(2) is not None else 1
-        new_len = int(match.group(4)) if match.group(4) is not None else 1
+        numbers = [self._number(g, header) for g in match.groups()]
+        old_start, new_start = numbers[0] or 0, numbers[2] or 0
+        old_len = numbers[1] if numbers[1] is not None else 1
+        new_len = numbers[3] if numbers[3] is not None else 1
         self.i += 1
         body: list[str] = []
         no_eol = {"old": False, "new": False}
@@ -262,6 +266,16 @@ class _DiffParser:
             self.i += 1
         return Hunk(old_start, old_len, new_start, new_len, tuple(body), no_eol["old"],
                     no_eol["new"], self.offset + header + 1)
+
+    def _number(self, digits: str | None, header: int) -> int | None:
+        """A number of a hunk header; no file has ten billion lines (and int() refuses
+        numbers of over 4,300 digits)."""
+        if digits is None:
+            return None
+        if len(digits) > MAX_DIGITS:
+            raise PatchError(f"{self.where(header)}: the hunk header's line number "
+                             f"{digits[:12]}... is too large")
+        return int(digits)
 
     @staticmethod
     def _mark_no_eol(body: list[str], no_eol: dict[str, bool]) -> None:
@@ -307,15 +321,26 @@ def _unquote(text: str) -> str:
     while i < len(body):
         ch = body[i]
         if ch != "\\" or i + 1 == len(body):
-            out += ch.encode("utf-8", "surrogateescape")
+            out += _raw(ch)
             i += 1
         elif body[i + 1] in "01234567":
-            out.append(int(body[i + 1:i + 4], 8) & 0xFF)
-            i += 4
+            digits = _OCTAL_RE.match(body, i + 1)
+            assert digits is not None
+            out.append(int(digits.group(0), 8) & 0xFF)
+            i = digits.end()
         else:
-            out += _QUOTE_ESCAPES.get(body[i + 1], body[i + 1]).encode()
+            out += _raw(_QUOTE_ESCAPES.get(body[i + 1], body[i + 1]))
             i += 2
     return out.decode("utf-8", "surrogateescape")
+
+
+def _raw(ch: str) -> bytes:
+    """The bytes of one character of a name: an undecodable byte read with surrogateescape
+    is that byte again; any other surrogate stays invalid UTF-8 (the name is refused later)."""
+    try:
+        return ch.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return ch.encode("utf-8", "surrogatepass")
 
 
 # ---- paths ---------------------------------------------------------------------------------
@@ -358,6 +383,12 @@ def _strip(name: str | None, strip: int, patch_name: str) -> str | None:
     normal = posixpath.normpath(path)
     if normal.startswith(("/", "../")) or normal in ("..", "."):
         raise PatchError(f"{patch_name}: refusing a path outside the tree: {name!r}")
+    if "\0" in normal:
+        raise PatchError(f"{patch_name}: a file name holds a NUL byte: {name!r}")
+    try:
+        normal.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept as surrogates: every name is UTF-8
+        raise PatchError(f"{patch_name}: a file name is not UTF-8: {name!r}") from None
     return normal
 
 
@@ -402,6 +433,17 @@ def apply(changes: Sequence[Change],
             continue  # firmware blobs and images cannot change an MMIO site
         _apply_change(change, current, state)
     return state
+
+
+def check_folders(state: Mapping[str, bytes | None], is_file: Callable[[str], bool]) -> None:
+    """A path is a file or a folder, never both: a patch adding x.h and x.h/y.c, or y.c
+    under a file of the tree (is_file), cannot apply. `state` is apply()'s result."""
+    for path in sorted(p for p, data in state.items() if data is not None):
+        parent = posixpath.dirname(path)
+        while parent:
+            if state[parent] is not None if parent in state else is_file(parent):
+                raise PatchError(f"{path}: cannot be created, {parent} is a file")
+            parent = posixpath.dirname(parent)
 
 
 def _apply_change(change: Change, current: Callable[[str], bytes | None],

@@ -9,12 +9,11 @@ priorities or scores.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mmioscan.core.fileio import read_input
+from mmioscan.core import datafile
 from mmioscan.core.findings import FINDING_CLASSES
 from mmioscan.core.model import Site
 from mmioscan.core.rules_path import rules_dir
@@ -69,12 +68,7 @@ def default_policy_path() -> Path:
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file (the shipped one by default)."""
     path = path or default_policy_path()
-    try:
-        data = tomllib.loads(read_input(path).decode("utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    data, _ = datafile.read_toml(path, PolicyError)
     if data.get("version") != 1:
         raise PolicyError(f"{path}: `version = 1` expected")
     rules = data.get("rule", [])
@@ -98,8 +92,8 @@ def _rule(entry: object, where: str) -> Rule:
     if unknown:
         raise PolicyError(f"{where}: unknown key {unknown[0]!r}")
     rule_id, action = entry.get("id"), entry.get("action")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise PolicyError(f"{where}: `id` must be a non-empty string")
+    if not isinstance(rule_id, str) or not rule_id or not rule_id.isprintable():
+        raise PolicyError(f"{where}: `id` must be a non-empty string of printable characters")
     if action not in _ACTIONS:
         raise PolicyError(f"{where} ({rule_id}): `action` must be block or warn")
     classes = frozenset(_strings(entry, "classes", f"{where} ({rule_id})"))
@@ -108,7 +102,7 @@ def _rule(entry: object, where: str) -> Rule:
         raise PolicyError(f"{where} ({rule_id}): unknown finding class {bad[0]!r} "
                           f"(known: {', '.join(sorted(_CLASS_IDS))})")
     group = entry.get("group")
-    if group is not None and group not in _GROUPS:
+    if group is not None and (not isinstance(group, str) or group not in _GROUPS):
         raise PolicyError(f"{where} ({rule_id}): `group` must be virtio, x86 or generic")
     message = entry.get("message", "")
     if not isinstance(message, str):

@@ -19,13 +19,12 @@ and the finding still counts.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmioscan.core.fileio import read_input
+from mmioscan.core import datafile
 from mmioscan.core.findings import clean, finding_class
 from mmioscan.core.model import Site
 from mmioscan.gate.baseline import site_key
@@ -67,17 +66,8 @@ EMPTY = Triage({})
 
 
 def load(path: Path) -> Triage:
-    try:
-        raw = read_input(path).decode("utf-8")
-    except OSError as exc:
-        raise TriageError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise TriageError(f"{path}: not UTF-8 text") from None
-    try:
-        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise TriageError(f"{path}: not valid {kind} ({exc})") from None
+    read = datafile.read_json if path.suffix == ".json" else datafile.read_toml
+    data, _ = read(path, TriageError)
     return parse(data, str(path))
 
 
@@ -88,7 +78,8 @@ def parse(data: Any, where: str) -> Triage:
     findings = data.get("findings", {})
     if not isinstance(findings, dict):
         raise TriageError(f"{where}: `findings` must map fingerprints to labels")
-    return Triage({fp: _label(entry, f"{where}: {fp}") for fp, entry in findings.items()})
+    return Triage({fp: _label(entry, f"{where}: {fp if fp.isprintable() else repr(fp)}")
+                   for fp, entry in findings.items()})
 
 
 def _label(entry: Any, where: str) -> Label:

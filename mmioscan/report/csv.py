@@ -7,13 +7,16 @@ then byte-identical on every platform and diffs cleanly, and every CSV reader ac
 Cells: None is empty; booleans are `true`/`false` (as in the JSON output); `via` is joined
 with " > " and `accessors` with ";"; the `tdx_*` cells are empty for a site not assessed.
 Every site is written, inactive ones too (`active` false), in (path, line, column) order.
-Cells are written as they are: a spreadsheet may read a cell starting with '=' as a formula.
+A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return (a code line
+`=readl(x)+cmd|' /C calc'`, a file named `=HYPERLINK(...).c`) gets a leading `'`, as OWASP
+recommends against formula injection: a spreadsheet then shows it as text, never runs it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable
 
 from mmioscan.core.findings import clean
@@ -27,12 +30,20 @@ COLUMNS = ("path", "line", "column", "function", "callee", "accessor", "kind", "
 Cell = str | int | bool | None
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Cell) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return clean(str(value))
+    return neutralise(clean(str(value)))
+
+
+def neutralise(text: str) -> str:
+    """The cell a spreadsheet cannot take for a formula (OWASP: prefix it with `'`)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def row(site: Site) -> list[str]:
@@ -47,10 +58,27 @@ def row(site: Site) -> list[str]:
     return [_cell(v) for v in values]
 
 
+class _Quoting(csv.Dialect):
+    """For a row with a CR in a cell: the stdlib quotes only fields holding a character of
+    its lineterminator, so with "\\n" alone a CR went unquoted and readers split the row.
+    This dialect ends rows with "\\r\\n"; write() puts "\\n" back."""
+
+    delimiter, quotechar, doublequote, skipinitialspace = ",", '"', True, False
+    lineterminator, quoting = "\r\n", csv.QUOTE_MINIMAL
+
+
 def write(sites: Iterable[Site], out: io.StringIO) -> None:
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(COLUMNS)
-    writer.writerows(row(s) for s in sites)
+    buffer = io.StringIO()
+    with_cr = csv.writer(buffer, dialect=_Quoting)
+    for cells in itertools.chain([[neutralise(c) for c in COLUMNS]], map(row, sites)):
+        if not any("\r" in c for c in cells):
+            writer.writerow(cells)
+            continue
+        with_cr.writerow(cells)
+        out.write(buffer.getvalue()[:-2] + "\n")
+        buffer.seek(0)
+        buffer.truncate()
 
 
 def render(result: ScanResult) -> str:

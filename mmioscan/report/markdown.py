@@ -6,8 +6,13 @@ driver group and, when computed, per strategy; the largest drivers; the sites th
 costliest hot #VE sites; patch-point coverage; problems. Long lists are capped and say how
 many rows were left out (the JSON and CSV outputs hold every site).
 
-Table cells escape `|`, backticks and `<`; code cells are code spans whose fence is longer
-than any backtick run inside.
+Every text cell (and every other name from the scanned tree: folders, drivers, Kconfig
+symbols, messages) goes through text_cell, which escapes what Markdown would read as syntax:
+links and images (`[`, `]`), emphasis and strikethrough (`*`, `_` but inside a word, `~`),
+code spans (backticks), table columns (`|`), HTML and autolinks (`<`), entities (`&`), and
+backslashes; control characters (a CR would end the row) become spaces. A folder named
+`[click](javascript:alert(1))` shows as that text, never as a link. Code cells are code
+spans whose fence is longer than any backtick run inside.
 """
 
 from __future__ import annotations
@@ -39,27 +44,38 @@ TOP_HOT = 200
 TOP_POINTS = 20
 MAX_PROBLEMS = 20
 _BACKTICKS = re.compile(r"`+")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Markdown syntax characters; `_` only where it could open or close emphasis: an underscore
+# between two letters or digits never does (GFM), so `virtio_net` stays as it is.
+_SYNTAX = re.compile(r"[\\`*~\[\]|]|(?<![^\W_])_|_(?![^\W_])")
+_PIPES = re.compile(r"(\\*)\|")
 
 
 def text_cell(value: object) -> str:
-    """Plain text for a table cell: no column breaks, no code spans, no HTML."""
+    """Plain text for a table cell, or any text from the tree: Markdown syntax and HTML
+    escaped, so it shows as written and is never a link, emphasis, a column or a tag."""
     if value is None:
         return "-"
-    text = _clean(str(value)).replace("\n", " ")
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-            .replace("<", "&lt;"))
+    text = _CONTROLS.sub(" ", _clean(str(value)))
+    text = _SYNTAX.sub(lambda m: "\\" + m.group(0), text)
+    return text.replace("&", "&amp;").replace("<", "&lt;")
 
 
 def code_cell(value: str | None) -> str:
-    """A code span for a table cell. `\\|` is GFM's escape for a pipe, even in code spans."""
-    return code_span(value.replace("|", "\\|")) if value else ""
+    """A code span for a table cell. `\\|` is GFM's escape for a pipe, even in code spans; a
+    pipe after backslashes gets an odd number of them, so no renderer reads an escaped
+    backslash followed by a column break."""
+    if not value:
+        return ""
+    return code_span(_PIPES.sub(lambda m: m.group(1) + "\\" * (len(m.group(1)) % 2) + "\\|",
+                                value))
 
 
 def code_span(value: str | None) -> str:
     """A code span outside tables, fenced by more backticks than any run inside."""
     if not value:
         return ""
-    text = _clean(value).replace("\n", " ")
+    text = _CONTROLS.sub(" ", _clean(value))
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -94,7 +110,7 @@ _NO_CONFIG = "none (every file counted)"
 def _header(result: ScanResult) -> list[str]:
     version = result.kernel_version or "unknown version"
     return [
-        f"# MMIO audit: Linux {_clean(version)}",
+        f"# MMIO audit: Linux {text_cell(version)}",
         "",
         f"- scanned: {', '.join(code_span(p) for p in result.scanned) or '-'}",
         # Base names only: a published audit must not depend on where the tree was unpacked.
@@ -132,7 +148,8 @@ def _summary(result: ScanResult, sites: list[Site], found: list[Finding]) -> lis
     for f in found:
         by_class[f.cls.id] += 1
     lines += _table(("finding", "level", "sites"),
-                    ((code_cell(c.id), c.level, _num(by_class[c.id])) for c in FINDING_CLASSES))
+                    ((code_cell(c.id), text_cell(c.level), _num(by_class[c.id]))
+                     for c in FINDING_CLASSES))
     lines += ["", "### Per driver group", ""]
     lines += _table(("group", "drivers", "sites", "#VE", "paravirt", "unsupported",
                      "not assessed", "hot", "hot #VE", "#VE exits"),
@@ -224,7 +241,7 @@ def _coverage(result: ScanResult, sites: list[Site]) -> list[str]:
     lines += _table(("scope", "sites", "50%", "90%", "100%"),
                     ([text_cell(name), _num(cov.sites)] + _needed(cov) for name, cov in curves))
     top = curves[0][1]
-    lines += ["", f"Top {TOP_POINTS} points over {curves[0][0]}:", ""]
+    lines += ["", f"Top {TOP_POINTS} points over {text_cell(curves[0][0])}:", ""]
     lines += _table(("#", "point", "defined at", "sites covered", "cumulative"),
                     ([str(i), code_cell(p.name), code_cell(f"{p.path}:{p.line}"),
                       _num(p.covered), f"{p.cumulative_share:.1%}"]

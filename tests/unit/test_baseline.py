@@ -69,3 +69,31 @@ def test_malformed_baselines(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(BaselineError, match=message):
         load(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # json.loads raises ValueError (Python's int-str limit) and RecursionError, not only
+    # JSONDecodeError: both are a malformed baseline, not a crash.
+    ('{"version": 1, "findings": [{"fingerprint": "a", "count": ' + "1" * 5000 + "}]}",
+     "more than 4,300 digits"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"findings": [' * 50_000 + "]}" * 50_000, "nested too deeply"),
+    (b"\xff\xfe{}", "not UTF-8"),
+], ids=["huge-number", "deep-arrays", "deep-objects", "not-utf8"])
+def test_baselines_the_json_parser_refuses(tmp_path: Path, text: str | bytes,
+                                           message: str) -> None:
+    path = tmp_path / "b.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(BaselineError, match=message) as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}: not a JSON baseline") and \
+        "\n" not in str(info.value)
+
+
+def test_version_may_be_left_out_as_in_a_triage_file(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text('{"created_from": {}, "findings": [{"fingerprint": "a", "count": 2}]}')
+    assert load(path).counts() == {"a": 2}
+    path.write_text('{"version": 2, "findings": []}')
+    with pytest.raises(BaselineError, match="version 1"):
+        load(path)

@@ -83,6 +83,12 @@ BROKEN = {
     "no_entries": "# nothing here\n",
     "wrong_top_level": "accessor = 3\n",
     "entry_not_a_table": "accessor = [1, 2]\n",
+    # What tomllib raises besides TOMLDecodeError: ValueError (int-str limit), RecursionError.
+    "huge_number": READL.replace("addr_arg = 0", "addr_arg = " + "1" * 5000),
+    "deep_nesting": READL + "x = " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "deep_inline_tables": READL + "x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n",
+    "width_infinite": READL.replace("width = 32", "width = inf"),
+    "reaches_not_names": READL + "reaches = [[1]]\n",
 }
 
 
@@ -126,7 +132,8 @@ def test_rules_path_is_a_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["not_toml", "missing_family", "unknown_family",
-                                  "duplicate_name"])
+                                  "duplicate_name", "huge_number", "deep_nesting",
+                                  "width_infinite"])
 def test_cli_bad_rules_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             case: str) -> None:
     rules = _write(tmp_path, BROKEN[case])
@@ -162,3 +169,14 @@ def test_cli_custom_rules_limit_the_sites(tmp_path: Path) -> None:
     # dereferences reach no accessor
     assert sites and {s["accessor"] for s in sites
                       if s["kind"] not in ("regmap", "deref")} == {"readl"}
+
+
+def test_cli_error_messages_quoting_a_line_break_stay_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """main() prints every input error on one line, whatever name the message quotes."""
+    rules = _write(tmp_path, READL + 'reaches = ["no\\nsuch"]\n')
+    assert run_cli(["scan", str(TREE / "drivers/bar"), "--rules", str(rules), "--no-cache",
+                    "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmioscan: error:") and err.count("\n") == 1, err
+    assert "reaches unknown no such" in err

@@ -237,3 +237,25 @@ def test_explain_name_and_location(capsys: pytest.CaptureFixture[str]) -> None:
                     "--root", str(TREE), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mmioscan: error:")
+
+
+def test_an_unexpected_exception_is_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """The last resort in main(): a bug is never exit 1 (the gate's FAIL) nor a traceback,
+    unless MMIOSCAN_DEBUG=1 asks for it."""
+    from mmioscan.cli import commands
+
+    def crash(*args: object, **kw: object) -> object:
+        raise KeyError("no such thing")
+
+    monkeypatch.setattr(commands, "run", crash)
+    monkeypatch.delenv("MMIOSCAN_DEBUG", raising=False)
+    assert run_cli(["scan", str(TREE / "drivers/bar"), "--no-cache", "--no-progress"]) == 3
+    captured = capsys.readouterr()
+    assert captured.err == ("mmioscan: internal error: KeyError: 'no such thing' (please "
+                            "report it with the command line)\n") and captured.out == ""
+    monkeypatch.setenv("MMIOSCAN_DEBUG", "1")
+    assert run_cli(["scan", str(TREE / "drivers/bar"), "--no-cache", "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert has_traceback(err) and err.splitlines()[-1].startswith("mmioscan: internal error:")

@@ -352,3 +352,195 @@ def test_ci_examples_run_the_gate_and_keep_sarif() -> None:
     hook = EXAMPLES / "hooks" / "pre-push"
     assert hook.stat().st_mode & 0o111
     subprocess.run(["sh", "-n", str(hook)], check=True)
+
+
+# ---- hostile input, the workspace, crashes (hardening) --------------------------------------
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], start: str = "mmioscan: error:") -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(start) and err.count("\n") == 1 and not has_traceback(err), err
+    return err
+
+
+NEW_C = """\
+diff --git a/{0} b/{0}
+new file mode 100644
+--- /dev/null
++++ b/{0}
+@@ -0,0 +1 @@
++void f(void) {{ readl(p); }}
+"""
+
+
+@pytest.mark.usefixtures("fake_cli")
+@pytest.mark.parametrize(("patch", "message"), [
+    (NEW_C.format("drivers/foo/x.h") + NEW_C.format("drivers/foo/x.h/y.c"),
+     "drivers/foo/x.h is a file"),
+    (NEW_C.format("drivers/foo/foo.c/y.c"), "drivers/foo/foo.c is a file"),
+    (NEW_C.format("drivers/foo/n\0ul.c"), "NUL"),
+    (NEW_C.format("drivers/foo/x.c").replace("a/drivers/foo/x.c", '"a/drivers/foo/\\377.c"')
+     .replace("b/drivers/foo/x.c", '"b/drivers/foo/\\377.c"'), "not UTF-8"),
+    (NEW_C.format("drivers/foo/x.c").replace("@@ -0,0 +1 @@", f"@@ -0,0 +{'1' * 5000} @@"),
+     "too large"),
+], ids=["file-and-folder", "under-a-file", "nul", "not-utf8", "huge-hunk-number"])
+def test_cli_patches_no_tree_can_take(repo: Path, tmp_path: Path, patch: str, message: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "evil.patch"
+    path.write_bytes(patch.encode())
+    for base in ([], ["--base", "HEAD"]):
+        assert run_cli(["gate", str(repo), "--patch", str(path), *base]) == 2
+        assert message in _one_line(capsys)
+
+
+@pytest.mark.usefixtures("fake_cli")
+@pytest.mark.parametrize(("option", "name", "text"), [
+    ("--baseline", "b.json", '{"version": 1, "findings": [' * 50_000),
+    ("--baseline", "b.json", '{"version": 1, "created_from": {}, "findings": [{"count": '
+     + "1" * 5000 + "}]}"),
+    ("--triage", "t.toml", "x = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ("--triage", "t.json", '{"version": ' + "1" * 5000 + "}"),
+    ("--policy", "p.toml", "version = " + "1" * 5000 + "\n"),
+    ("--policy", "p.toml", "x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n"),
+], ids=["baseline-deep", "baseline-number", "triage-deep", "triage-number", "policy-number",
+        "policy-deep"])
+def test_cli_input_files_the_parsers_refuse(repo: Path, tmp_path: Path, option: str,
+                                            name: str, text: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    base = [] if option == "--baseline" else ["--base", "HEAD"]
+    assert run_cli(["gate", str(repo), *base, option, str(path)]) == 2
+    assert str(path) in _one_line(capsys)
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_keep_temp_refuses_a_file_and_a_folder_of_the_users(repo: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
+    file = tmp_path / "notes.txt"
+    file.write_text("mine\n")
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--keep-temp", str(file)]) == 2
+    assert "not a folder" in _one_line(capsys)
+    mine = tmp_path / "mine"
+    (mine / "base").mkdir(parents=True)
+    (mine / "base" / "thesis.tex").write_text("years of work\n")
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--keep-temp", str(mine)]) == 2
+    assert "not empty" in _one_line(capsys)
+    assert (mine / "base" / "thesis.tex").read_text() == "years of work\n"
+    assert file.read_text() == "mine\n"
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_keep_temp_makes_a_folder_the_next_run_may_reuse(repo: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
+    keep = tmp_path / "keep"
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--keep-temp", str(keep)]) == 1
+    assert (keep / "head" / "drivers/foo/foo.c").read_text() == (repo / "drivers/foo/foo.c"
+                                                                 ).read_text()
+    assert (keep / ".mmioscan-keep-temp").is_file()
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--keep-temp", str(keep)]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--keep-temp", str(empty)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_a_full_disk_under_the_cache_is_as_no_cache(repo: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The workspace is an optimisation: ENOSPC while laying out files in it (or a read-only
+    cache folder) means the gate runs in a temporary folder, with the same answer."""
+    import errno
+
+    from mmioscan.gate import gitrev
+
+    cache = tmp_path / "cache"
+    real = gitrev.sync_tree
+
+    def full(dest: Path, contents: dict[str, bytes]) -> None:
+        if cache in dest.parents:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dest / "Kbuild"))
+        real(dest, contents)
+
+    monkeypatch.setattr(gitrev, "sync_tree", full)
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--cache-dir", str(cache)]) == 0
+    assert "result: PASS" in capsys.readouterr().out
+    _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
+    assert run_cli(["gate", str(repo), "--base", "HEAD", "--cache-dir", str(cache)]) == 1
+    assert "FAIL: 1 new blocking" in capsys.readouterr().out
+    assert (cache / "gate").is_dir()  # the workspace was tried first
+
+
+def test_a_crash_in_the_gate_is_exit_3_never_1(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def scanner(args: object) -> object:
+        def crash(root: Path, folders: tuple[str, ...]) -> object:
+            raise RuntimeError("boom\nsecond line")
+        return crash
+
+    monkeypatch.setattr(cli_gate, "_scanner", scanner)
+    _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
+    monkeypatch.delenv("MMIOSCAN_DEBUG", raising=False)
+    assert run_cli(["gate", str(repo), "--base", "HEAD"]) == 3
+    err = _one_line(capsys, "mmioscan: internal error:")
+    assert err == ("mmioscan: internal error: RuntimeError: boom second line (please report "
+                   "it with the command line)\n")
+    monkeypatch.setenv("MMIOSCAN_DEBUG", "1")
+    assert run_cli(["gate", str(repo), "--base", "HEAD"]) == 3
+    err = capsys.readouterr().err
+    assert has_traceback(err) and err.endswith("(please report it with the command line)\n")
+
+
+TDTREE = Path(__file__).resolve().parent.parent / "fixtures" / "tdtree"
+RULES = Path(__file__).resolve().parents[2] / "rules" / "accessors.toml"
+
+
+@pytest.mark.parametrize("command", [  # the options `mmioscan scan` takes, as it takes them
+    ["baseline", "write", "{tmp}/b.json", "{tree}/drivers"],
+    ["triage", "{tree}/drivers"],
+    ["history", "record", "{tree}/drivers", "--db", "{tmp}/h.sqlite"],
+    ["gate", "{tree}", "--baseline", "{tmp}/accepted.json"],
+], ids=["baseline", "triage", "history", "gate"])
+def test_every_scanning_command_takes_the_common_options(tmp_path: Path, command: list[str],
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    (tmp_path / "accepted.json").write_text('{"version": 1, "created_from": {"scanned": '
+                                            '["drivers"]}, "findings": []}')
+    points = tmp_path / "points.txt"
+    points.write_text("vp_ioread16\n")
+    common = ["--no-progress", "--timings", "--jobs", "1", "--cache-dir", str(tmp_path / "c"),
+              "--root", str(TDTREE), "--config", str(TDTREE / "td.config"), "--all",
+              "--strategy", "upstream", "--rules", str(RULES), "--patch-points", str(points)]
+    argv = [a.format(tree=TDTREE, tmp=tmp_path) for a in command]
+    assert run_cli([*argv, *common]) in (0, 1)  # 1: the gate's verdict on these findings
+    err = capsys.readouterr().err
+    assert "mmioscan: timings: " in err and not has_traceback(err)
+    assert run_cli([*argv, "--no-cache", "--jobs", "1", "--no-progress"]) in (0, 1)
+
+
+def test_the_common_options_are_those_of_scan() -> None:
+    import argparse
+
+    from mmioscan.cli.main import add_scan_options, build_parser
+
+    def options(parser: argparse.ArgumentParser) -> set[str]:
+        return {s for a in parser._actions for s in a.option_strings}
+
+    reference = argparse.ArgumentParser()
+    add_scan_options(reference)
+    wanted = options(reference) - {"-h", "--help"}
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    nested = {name: next(a for a in sub.choices[name]._actions
+                         if isinstance(a, argparse._SubParsersAction))
+              for name in ("baseline", "history")}
+    parsers = {"gate": sub.choices["gate"], "triage": sub.choices["triage"],
+               "baseline write": nested["baseline"].choices["write"],
+               "history record": nested["history"].choices["record"]}
+    for name, parser in parsers.items():
+        assert wanted <= options(parser), (name, sorted(wanted - options(parser)))

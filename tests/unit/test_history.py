@@ -66,3 +66,15 @@ def test_cli_history_and_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert run_cli(["diff", "1", "7", "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no run 7" in err
+
+
+@pytest.mark.parametrize("run", ["99999999999999999999999999", "-99999999999999999999999999",
+                                 "9223372036854775808"])
+def test_a_run_id_sqlite_cannot_hold_is_no_run(tmp_path: Path, run: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite integers are 64-bit: binding a larger one raised OverflowError (a traceback)."""
+    db = tmp_path / "h.sqlite"
+    history.record(db, result_of([A]))
+    assert run_cli(["diff", "1", run, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mmioscan: error: no run {run} in the history (see `mmioscan history`)\n"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from fixtures import hostile
-from mmioscan.analysis.gather import _spec
 
+from mmioscan.analysis.gather import _spec
 from mmioscan.cfront import extract, iomem, lexer, macros, prefilter, preprocess
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import load_rules

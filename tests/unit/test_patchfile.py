@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmioscan.gate.patchfile import PatchError, apply, parse, resolve, touched
+from mmioscan.gate.patchfile import PatchError, apply, check_folders, parse, resolve, touched
 
 FOO = "".join(f"line {i}\n" for i in range(1, 11))
 
@@ -227,3 +227,73 @@ def test_blank_context_lines_stripped_by_a_mailer() -> None:
     text = "a\n\nb\n"
     patch = "--- a/f.c\n+++ b/f.c\n@@ -1,3 +1,4 @@\n a\n\n+x\n b\n"
     assert _apply(patch, {"f.c": text})["f.c"] == b"a\n\nx\nb\n"
+
+
+def test_a_hunk_number_of_5000_digits_is_an_error() -> None:
+    # int() refuses numbers of over 4,300 digits with a ValueError; no file is that long.
+    huge = PLAIN.replace("@@ -2,6 +2,7 @@", f"@@ -{'9' * 5000},6 +2,{'7' * 5000} @@")
+    with pytest.raises(PatchError, match=r"t.patch:3: .*line number 999999999999\.\.\. is too "
+                                         "large") as info:
+        parse(huge, "t.patch")
+    assert len(str(info.value)) < 200
+
+
+NEW_FILE = """\
+diff --git a/{0} b/{0}
+new file mode 100644
+--- /dev/null
++++ b/{0}
+@@ -0,0 +1 @@
++int x;
+"""
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("drivers/foo/n\0ul.c", "NUL"),
+    ('"drivers/foo/n\\000ul.c"', "NUL"),
+    ('"drivers/foo/f\\377\\376.c"', "not UTF-8"),
+    ("drivers/foo/f\udcff.c", "not UTF-8"),  # raw bytes, read with surrogateescape
+])
+def test_file_names_no_tree_can_hold_are_errors(name: str, message: str) -> None:
+    quoted = name.startswith('"')
+    text = NEW_FILE.format(name.strip('"'))
+    if quoted:
+        text = text.replace(f"a/{name[1:-1]}", f'"a/{name[1:-1]}"').replace(
+            f"b/{name[1:-1]}", f'"b/{name[1:-1]}"')
+    with pytest.raises(PatchError, match=message):
+        _apply(text, {})
+
+
+def test_a_path_is_a_file_or_a_folder_never_both() -> None:
+    both = NEW_FILE.format("drivers/foo/x.h") + NEW_FILE.format("drivers/foo/x.h/y.c")
+    state = _apply(both, {})
+    with pytest.raises(PatchError, match="x.h/y.c: cannot be created, drivers/foo/x.h is a "
+                                         "file"):
+        check_folders(state, lambda p: False)
+    under_a_file = _apply(NEW_FILE.format("drivers/foo/foo.c/y.c"), {})
+    with pytest.raises(PatchError, match="drivers/foo/foo.c is a file"):
+        check_folders(under_a_file, lambda p: p == "drivers/foo/foo.c")
+    check_folders(under_a_file, lambda p: False)  # no such file in the tree: fine
+    deleted = {"drivers/foo/x.h": None, "drivers/foo/x.h/y.c": b"int x;\n"}
+    check_folders(deleted, lambda p: p == "drivers/foo/x.h")  # the patch deletes x.h first
+
+
+@pytest.mark.parametrize("tail", ["--- a/x.c\n", "--- a/x.c\nFrom x Mon Sep 17 00:00:00 2001\n"])
+def test_a_git_header_whose_old_name_has_no_new_name(tail: str) -> None:
+    # found by tests/unit/test_fuzz_gate_inputs.py: `---` without `+++` read past the end
+    patch = parse("diff --git a/x.c b/x.c\nindex 1..2 100644\n" + tail, "t.patch")
+    assert [(f.old_name, f.new_name, f.hunks) for f in patch.files] == [("a/x.c", "b/x.c", ())]
+
+
+def test_a_short_octal_escape_before_another_escape() -> None:
+    # found by the fuzzer: "\\03\\\\" was read as the three octal digits "03\\" (ValueError)
+    assert parse('--- "a/x\\03\\\\"\n+++ "b/x"\n@@ -1 +1 @@\n-a\n+b\n', "t.patch").files[0] \
+        .old_name == "a/x\x03\\"
+
+
+@pytest.mark.parametrize("escaped", ["\\\udced", "\ud800", "\\\ud800"])
+def test_an_escaped_undecodable_byte_in_a_quoted_name(escaped: str) -> None:
+    # found by the fuzzer: a backslash before a byte that is not UTF-8 (read as a surrogate)
+    text = f'--- "a/x{escaped}.c"\n+++ "b/x{escaped}.c"\n@@ -1 +1 @@\n-a\n+b\n'
+    with pytest.raises(PatchError, match="not UTF-8"):
+        resolve(parse(text, "t.patch"), lambda p: True)

@@ -89,6 +89,25 @@ def test_malformed_policies(tmp_path: Path, text: str, message: str) -> None:
         load_policy(_write(tmp_path, text))
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("version = " + "1" * 5000 + "\n", "more than 4,300 digits"),
+    ("version = 1\nx = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    ("version = 1\nx = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n", "nested too deeply"),
+    ("version = 1\n[[rule]]\nid = 'a'\naction = 'block'\ngroup = ['x86']\n", "`group`"),
+], ids=["huge-number", "deep-arrays", "deep-tables", "group-not-a-string"])
+def test_policies_the_parser_or_the_checks_refuse(tmp_path: Path, text: str,
+                                                  message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        load_policy(_write(tmp_path, text))
+
+
 def test_missing_policy(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "none.toml")
+
+
+def test_a_rule_id_must_be_printable(tmp_path: Path) -> None:
+    # its id is in every message about the rule: a line break would make them two lines
+    with pytest.raises(PolicyError, match="printable") as info:
+        load_policy(_write(tmp_path, 'version = 1\n[[rule]]\nid = "a\\nb"\naction = "stop"\n'))
+    assert "\n" not in str(info.value)

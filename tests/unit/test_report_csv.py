@@ -66,3 +66,30 @@ def test_code_with_line_break_stays_one_record() -> None:
 
 def test_deterministic() -> None:
     assert csv_report.render(sample_result()) == csv_report.render(sample_result())
+
+
+FORMULAS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_formula_injection_is_neutralised_in_every_cell() -> None:
+    """OWASP: a cell starting with = + - @ tab or CR gets a leading ' (a spreadsheet shows
+    it as text); the quote goes in front of every such cell, whatever its column."""
+    evil = Site('=HYPERLINK("http://x","y").c', 1, 1, "@f", "+g", "-h", "direct", "read",
+                32, "mmio", via=("\tv",), accessors=("\rw",), driver="=cmd|' /C calc'!A0",
+                config_symbol="+SYM", group="-grp", group_reason="@reason",
+                code="=readl(x)+cmd|' /C calc'")
+    rows = _rows(csv_report.render(sample_result(sites=(evil,))))
+    (row,) = rows
+    assert row["code"] == "'=readl(x)+cmd|' /C calc'"
+    assert row["path"] == '\'=HYPERLINK("http://x","y").c'
+    assert row["via"] == "'\tv" and row["accessors"] == "'\rw"
+    for name, cell in row.items():
+        assert not cell.startswith(FORMULAS), (name, cell)
+    assert row["function"] == "'@f" and row["driver"] == "'=cmd|' /C calc'!A0"
+
+
+def test_cells_starting_otherwise_are_unchanged() -> None:
+    site = Site("a.c", 1, 1, "f", "readl", "readl", "direct", "read", 32, "mmio",
+                code="x = -1; // =")
+    (row,) = _rows(csv_report.render(sample_result(sites=(site,))))
+    assert row["code"] == "x = -1; // =" and row["path"] == "a.c"

@@ -5,9 +5,19 @@ from __future__ import annotations
 import re
 
 from mmioscan import __version__
-from mmioscan.core.model import Site
+from mmioscan.core.model import (
+    Coverage,
+    DriverInfo,
+    DriverSummary,
+    PatchPoint,
+    Problem,
+    ScanResult,
+    Site,
+    Tdx,
+)
 from mmioscan.report import markdown
 
+from . import report_results
 from .report_results import big_result, sample_result, sample_sites
 
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -123,3 +133,75 @@ def test_unenriched_sites() -> None:
 
 def test_deterministic() -> None:
     assert markdown.render(sample_result()) == markdown.render(sample_result())
+
+
+# ---- injection: names from the scanned tree are text, never Markdown or HTML ----------------
+
+EVIL = "[click](javascript:alert(1)) *bold* _em_ ~~gone~~ <img src=x onerror=alert(1)> a|b \\"
+
+
+def _evil_result() -> ScanResult:
+    """Every text field a tree controls (folder and file names, functions, code, Kconfig
+    symbols, the kernel version, problem messages) holds Markdown and HTML syntax."""
+    info = DriverInfo(EVIL, f"SYM{EVIL}", "generic", f"folder {EVIL}", True)
+    path = f"drivers/{EVIL}/x.c"
+    tdx = Tdx("unsupported", f"movs{EVIL}", None, f"reason {EVIL}")
+    sites = (
+        report_results.site(info, path, 3, f"f{EVIL}", "__iowrite32_copy", "wrapper", tdx,
+                            code=f"x = `y` `` {EVIL}", function=f"fn{EVIL}",
+                            via=(f"v{EVIL}", "__iowrite32_copy"), hot=True),
+        report_results.site(info, path, 9, "readl", "readl", "direct",
+                            Tdx("ve", "mov", 1, f"ve {EVIL}"), code=f"readl(p); // {EVIL}",
+                            hot=True, function=f"irq{EVIL}"),
+    )
+    drivers = report_results.sample_drivers(sites)
+    drivers = (*drivers, DriverSummary(info, (f"drivers/{EVIL}",), 2, 1, 0, 1, 2, 1, 1))
+    point = PatchPoint(f"{path}:fn{EVIL}", f"fn{EVIL}", path, 3, 2, 1.0)
+    return report_results.sample_result(
+        sites=sites, drivers=drivers, kernel_version=f"6.12{EVIL}", strategy=f"s{EVIL}",
+        problems=(Problem(path, f"message {EVIL}"),),
+        patch_points=((f"driver {EVIL}", Coverage(2, (point,), ((50, 1), (90, 1),
+                                                                 (100, 1)))),))
+
+
+def _outside_code(line: str) -> str:
+    """The line with code spans and backslash-escaped characters blanked: what a Markdown
+    renderer reads as syntax."""
+    out, i = [], 0
+    while i < len(line):
+        if line[i] == "\\":
+            out.append("  ")
+            i += 2
+            continue
+        if line[i] == "`":
+            fence = re.match(r"`+", line[i:])
+            assert fence is not None
+            n = len(fence.group(0))
+            close = re.compile(f"(?<!`)`{{{n}}}(?!`)").search(line, i + n)
+            assert close is not None, f"unclosed code span in {line!r}"
+            out.append(" " * (close.end() - i))
+            i = close.end()
+            continue
+        out.append(line[i])
+        i += 1
+    return "".join(out)
+
+
+def test_tree_names_cannot_inject_markdown_or_html() -> None:
+    text = markdown.render(_evil_result())
+    assert EVIL.split()[0].replace("[", "\\[").replace("]", "\\]") in text  # shown as text
+    for line in text.splitlines():
+        syntax = _outside_code(line)
+        assert not re.search(r"[\[\]*~<]", syntax), line
+        assert not re.search(r"(?<![^\W_])_|_(?![^\W_])", syntax), line
+    for table in _tables(text):
+        widths = {_outside_code(line).count("|") for line in table}
+        assert len(widths) == 1, table
+
+
+def test_code_cells_keep_their_backticks_and_pipes_inside_the_span() -> None:
+    cell = markdown.code_cell("a `b` ``c`` \\| d | e")
+    assert cell == "```a `b` ``c`` \\\\\\| d \\| e```"
+    assert _outside_code(cell).strip() == ""
+    assert markdown.code_cell("x\r\ny") == "`x  y`"  # a CR or LF would end the table row
+    assert markdown.text_cell("a\rb|c") == "a b\\|c"

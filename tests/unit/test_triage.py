@@ -69,3 +69,30 @@ def test_malformed_triage_files(tmp_path: Path, text: str, message: str) -> None
     path.write_text(text)
     with pytest.raises(TriageError, match=message):
         load(path)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("t.toml", "version = " + "1" * 5000 + "\n", "more than 4,300 digits"),
+    ("t.toml", "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    ("t.toml", "x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n", "nested too deeply"),
+    ("t.json", '{"version": ' + "1" * 5000 + "}", "more than 4,300 digits"),
+    ("t.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("t.json", b"\xff{}", "not UTF-8"),
+], ids=["toml-huge-number", "toml-deep-arrays", "toml-deep-tables", "json-huge-number",
+        "json-deep-arrays", "json-not-utf8"])
+def test_triage_files_the_parsers_refuse(tmp_path: Path, name: str, text: str | bytes,
+                                         message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(TriageError, match=message) as info:
+        load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_fingerprint_with_a_line_break_keeps_the_message_one_line(tmp_path: Path) -> None:
+    # found by tests/unit/test_fuzz_gate_inputs.py
+    path = tmp_path / "t.json"
+    path.write_text('{"findings": {"a\\nb": {"label": "bogus"}}}')
+    with pytest.raises(TriageError, match="'a\\\\nb': label 'bogus'") as info:
+        load(path)
+    assert "\n" not in str(info.value)
