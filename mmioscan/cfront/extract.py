@@ -10,8 +10,9 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.lexer import INCLUDE_RE
-from mmioscan.cfront.macros import Directives, MacroDef, expand_pasted
+from mmioscan.cfront.macros import Directives, MacroDef, defines_with_params, expand_pasted
 from mmioscan.cfront.prefilter import NameScanner
 from mmioscan.cfront.preprocess import (
     Inactive,
@@ -150,7 +151,10 @@ class Extractor:
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
-                         derefs=derefs)
+                         derefs=derefs,
+                         definition_macros=tuple(sorted({
+                             m.name for m in directives.definitions(clean)
+                             if defines_with_params(m)})))
 
     # -- hot-path roots ----------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class Extractor:
         The names are found by the byte scanner and looked up in the tree: far cheaper than a
         query with a 150-name predicate, which walks the whole tree once more.
         """
+        in_scope = DeclaredNames(root)
         for start, end, _ in self.scanner.occurrences(clean):
             if directives.contains(start):
                 continue
@@ -236,7 +241,10 @@ class Extractor:
             row, col = node.start_point
             record = Call(_text(node), row + 1, col + 1,
                           self._scope_at(starts, ends, node.start_byte))
-            (calls if _is_call_in_disguise(node, parent) else references).append(record)
+            if _is_call_in_disguise(node, parent):
+                calls.append(record)
+            elif not in_scope.declares(node, record.name):  # a local `inl` is no accessor
+                references.append(record)
 
     # -- macros ----------------------------------------------------------------------------
 

@@ -76,6 +76,9 @@ class FileFacts:
     # Raw dereferences of __iomem pointers: (line, column, scope, access, form, active), form
     # "*p", "p->field" or "p[i]" (cfront/iomem.py).
     derefs: tuple[tuple[int, int, int, str, str, bool], ...] = ()
+    # Function-like macros that paste, stringify or declare with a parameter
+    # (`DEFINE_ACCESSOR(readl, u32)`): an accessor named in their arguments is defined there.
+    definition_macros: tuple[str, ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
