@@ -21,7 +21,9 @@ from mmioscan.cfront.preprocess import (
     blank_ranges,
     inactive_ranges,
 )
+from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
+from mmioscan.core.ruleset import Regmap
 
 _DEFS_QUERY = """
 (function_definition) @function
@@ -99,12 +101,15 @@ class Extractor:
 
     def __init__(self, interesting: Iterable[str],
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
-                 hot_fields: Iterable[str] = ()) -> None:
+                 hot_fields: Iterable[str] = (), regmap: Regmap | None = None) -> None:
         self.interesting = frozenset(interesting)
         # Calls that register a callback (request_irq: argument 1 is the handler) and struct
         # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
         self.registrations = dict(registrations or {})
         self.hot_fields = frozenset(hot_fields)
+        self.regmap = regmap  # which calls make a map and which use one (rules/regmap.toml)
+        self._regmap_makers = regmap.makers() if regmap is not None else frozenset()
+        self._regmap_api = frozenset(regmap.api) if regmap is not None else frozenset()
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
@@ -139,6 +144,7 @@ class Extractor:
                                    first_macro=len(scopes))
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
+        maps, uses, configs = self._regmaps(root, caps)
         errors = len(caps.get("error", []))
         if errors:
             problems.append(Problem(path, f"parsed with {errors} syntax error node(s)"))
@@ -154,7 +160,20 @@ class Extractor:
                          derefs=derefs,
                          definition_macros=tuple(sorted({
                              m.name for m in directives.definitions(clean)
-                             if defines_with_params(m)})))
+                             if defines_with_params(m)})),
+                         regmap_maps=maps, regmap_uses=uses, regmap_configs=configs)
+
+    def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
+            tuple[tuple[str, str, str, int, tuple[str, ...]], ...],
+            tuple[tuple[int, int, str, str], ...],
+            tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]:
+        regmap = self.regmap
+        if regmap is None:
+            return (), (), ()
+        makers = self._regmap_makers
+        return regmap_facts(root, caps.get("callee", []), caps.get("field", []),
+                            lambda n: n in makers or regmap.is_bus(n), self._regmap_api,
+                            regmap.field_alloc, regmap.callback_fields)
 
     # -- hot-path roots ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from mmioscan import __version__
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
 from mmioscan.core.model import FileFacts, Problem
+from mmioscan.core.ruleset import Regmap
 from mmioscan.core.sources import source_digest
 from mmioscan.facts.cache import FactsCache, decode, encode
 
@@ -44,6 +45,7 @@ class ExtractSpec:
     names: frozenset[str]  # catalogued names: the byte prefilter parses files that mention one
     registrations: tuple[tuple[str, tuple[int, ...]], ...] = ()
     hot_fields: frozenset[str] = frozenset()
+    regmap: Regmap | None = None  # rules/regmap.toml: the extractor records maps and uses
 
 
 class _Worker:
@@ -54,7 +56,8 @@ class _Worker:
 
 
 def _init_worker(spec: ExtractSpec) -> None:
-    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields)
+    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
+                                  spec.regmap)
     _Worker.scanner = NameScanner(spec.names)
 
 
