@@ -4,7 +4,7 @@ reach an accessor (funnels of the call graph); never when a bus (I2C, SPI, ...) 
 
 The map of a call is traced from its first argument (cfront/regmaps.py names it: target and
 owner) to the maker that stored its result under the same name: in the same file first, then
-in the other files of its folder (fields only: locals stay in their function). A call whose
+in the other files of its folder (fields of the same struct type only). A call whose
 map is not traced takes the kind every map of its file (else of its folder) agrees on; when
 they disagree it is a site with map "unknown" (files of one driver are found by name:
 see `agreed`). Only folders that make a map that may be MMIO
@@ -204,9 +204,10 @@ class MapTracer:
                 if r[1] == target and r[0] not in port and _owners_match(owner, r[2])]
         if here or owner.startswith("@"):
             return _exact(here, owner)
-        return _exact([(p, r) for p, r in self.by_folder.get(_folder(path), ())
-                       if p != path and r[1] == target and r[0] not in port
-                       and not r[2].startswith("@") and _owners_match(owner, r[2])], owner)
+        if not owner:
+            return []  # `a->b->map` in another file: the name alone says too little
+        return [(p, r) for p, r in self.by_folder.get(_folder(path), ())
+                if p != path and r[1] == target and r[0] not in port and r[2] == owner]
 
     def agreed(self, path: str) -> MapKind | None:
         """The kind the maps of the file agree on; if it makes none, the kind those of its
