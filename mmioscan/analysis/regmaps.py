@@ -58,7 +58,10 @@ class MapTracer:
         self.configs: dict[str, dict[str, dict[str, str]]] = {}
         for path, f in sorted(facts.items()):
             if f.regmap_configs:
-                self.configs[path] = {name: dict(fields) for name, fields in f.regmap_configs}
+                merged: dict[str, dict[str, str]] = {}
+                for name, fields in f.regmap_configs:  # initialisers, then assignments
+                    merged.setdefault(name, {}).update(fields)
+                self.configs[path] = merged
         for path, f in sorted(self.files.items()):
             for record in f.regmap_maps:
                 self.by_folder.setdefault(_folder(path), []).append((path, record))

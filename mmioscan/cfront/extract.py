@@ -173,7 +173,8 @@ class Extractor:
         makers = self._regmap_makers
         return regmap_facts(root, caps.get("callee", []), caps.get("field", []),
                             lambda n: n in makers or regmap.is_bus(n), self._regmap_api,
-                            regmap.field_alloc, regmap.callback_fields)
+                            regmap.field_alloc, regmap.callback_fields,
+                            frozenset(regmap.generic))
 
     # -- hot-path roots ----------------------------------------------------------------------
 

@@ -186,6 +186,7 @@ def _receiver(call: ts.Node) -> ts.Node | None:
 def regmap_facts(root: ts.Node, callees: Iterable[ts.Node], fields: Iterable[ts.Node],
                  wanted: Callable[[str], bool], api: frozenset[str],
                  field_alloc: dict[str, tuple[int, ...]], callback_fields: frozenset[str],
+                 generic: frozenset[str] = frozenset(),
                  ) -> tuple[tuple[MapRecord, ...], tuple[UseRecord, ...],
                             tuple[ConfigRecord, ...]]:
     """The maps, uses and configs of one file (see the module docstring). `wanted` says which
@@ -194,6 +195,7 @@ def regmap_facts(root: ts.Node, callees: Iterable[ts.Node], fields: Iterable[ts.
     maps: list[MapRecord] = []
     uses: list[UseRecord] = []
     local_targets: dict[int, tuple[ts.Node, set[tuple[str, str]]]] = {}
+    configured: dict[int, ts.Node] = {}  # functions calling a generic maker
     for callee in callees:
         name = _text(callee)
         is_api = name in api
@@ -204,6 +206,8 @@ def regmap_facts(root: ts.Node, callees: Iterable[ts.Node], fields: Iterable[ts.
         if call is None or args_node is None:
             continue
         function = scopes.function_of(call)
+        if name in generic and function is not None:
+            configured[function.id] = function
         args = args_node.named_children
         if is_api:
             if args:
@@ -238,7 +242,35 @@ def regmap_facts(root: ts.Node, callees: Iterable[ts.Node], fields: Iterable[ts.
             local_targets.setdefault(function.id, (function, set()))[1].add((target, owner))
     for function, targets in local_targets.values():
         maps.extend(_copies(function, targets, scopes))
-    return tuple(maps), tuple(uses), _configs(fields, callback_fields)
+    configs = _configs(fields, callback_fields) + tuple(
+        c for f in configured.values() for c in _assigned_configs(f, callback_fields))
+    return tuple(maps), tuple(uses), configs
+
+
+def _assigned_configs(function: ts.Node, callback_fields: frozenset[str]
+                      ) -> list[ConfigRecord]:
+    """`conf.reg_read = fn;` in a function that calls regmap_init: (conf, (("reg_read", fn),))."""
+    found: list[ConfigRecord] = []
+    stack = [function]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type != "assignment_expression":
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        if left is None or right is None or left.type != "field_expression":
+            continue
+        field = _text(left.child_by_field_name("field"))
+        base = left.child_by_field_name("argument")
+        if field not in callback_fields or base is None:
+            continue
+        base = _strip(base)
+        value = _strip(right)
+        name = (_text(base.child_by_field_name("field")) if base.type == "field_expression"
+                else _text(base))
+        if value.type == "identifier":
+            found.append((name, ((field, _text(value)),)))
+    return found
 
 
 def _copies(function: ts.Node, targets: set[tuple[str, str]], scopes: _Scopes

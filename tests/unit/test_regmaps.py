@@ -201,3 +201,20 @@ def test_rules_name_the_bus_makers(rules: RuleSet) -> None:
     assert not regmap.is_bus("devm_regmap_init_mmio") and not regmap.is_bus("regmap_read")
     assert "syscon_node_to_regmap" in regmap.maybe_mmio()
     assert "devm_regmap_init_i2c" in regmap.bus
+
+
+def test_callbacks_assigned_at_run_time(rules: RuleSet) -> None:
+    src = """\
+static int rt_probe(struct device *dev, struct rt_priv *p)
+{
+	struct regmap_config conf = rt_base_config;
+	struct regmap *map;
+
+	conf.reg_read = rt_sdw_read;
+	map = devm_regmap_init(dev, NULL, p, &conf);
+	return regmap_write(map, 0, 1);
+}
+"""
+    facts = Extractor(rules.catalogue.names(), regmap=rules.regmap).extract(
+        "sound/rt/rt.c", "d", src.encode())
+    assert facts.regmap_configs == (("conf", (("reg_read", "rt_sdw_read"),)),)
