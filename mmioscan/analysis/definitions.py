@@ -22,10 +22,31 @@ _DECLARATION_RE = re.compile(
     r"extern|inline|__always_inline)\s*\**\s*$")
 
 
+_CALLEE_RE = re.compile(r"(\w+)\s*$")
+
+
+def _open_call(prefix: str) -> str | None:
+    """The name before the innermost `(` still open at the end of prefix: the macro or
+    function whose argument list the site is in (`DEFINE(u32, readl` -> DEFINE)."""
+    depth = 0
+    for i in range(len(prefix) - 1, -1, -1):
+        char = prefix[i]
+        if char == ")":
+            depth += 1
+        elif char == "(":
+            if depth == 0:
+                m = _CALLEE_RE.search(prefix, 0, i)
+                return m.group(1) if m is not None else None
+            depth -= 1
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Definitions:
     accessors: frozenset[str]  # catalogued names: their bodies are implementations
-    macros: frozenset[str]  # rules/wrappers.toml definition_macros
+    # rules/wrappers.toml definition_macros, and the scan's macros that paste, stringify or
+    # declare with a parameter (FileFacts.definition_macros)
+    macros: frozenset[str]
 
     def is_definition(self, site: Site, line: str) -> bool:
         """Is this site part of an accessor's definition? `line` is the site's source line."""
@@ -33,8 +54,8 @@ class Definitions:
             return True
         prefix = line[: max(site.column - 1, 0)]
         if site.kind == "reference" and self.macros:
-            m = re.search(r"\b(\w+)\s*\(\s*$", prefix)
-            if m is not None and m.group(1) in self.macros:
+            macro = _open_call(prefix)
+            if macro is not None and macro in self.macros:
                 return True
         if site.kind == "direct" and site.function is None:
             return _DECLARATION_RE.search(prefix) is not None

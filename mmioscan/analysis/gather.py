@@ -48,9 +48,9 @@ class ScanOptions:
 
 def _spec(rules: RuleSet) -> ExtractSpec:
     return ExtractSpec(
-        names=rules.catalogue.names() | rules.regmap.init,
+        names=rules.catalogue.names() | rules.regmap.maybe_mmio(),
         registrations=tuple(sorted(rules.hot.registrations.items())),
-        hot_fields=rules.hot.fields)
+        hot_fields=rules.hot.fields, regmap=rules.regmap)
 
 
 
@@ -118,7 +118,8 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
             continue  # static functions and macros of a .c file are seen only in that file
         by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
     for folder in regmap_folders(parsed.values(), store.rules.regmap):
-        by_folder.setdefault(folder, set()).update(store.rules.regmap.api)
+        by_folder.setdefault(folder, set()).update(store.rules.regmap.api,
+                                                   store.rules.regmap.bus)
     # A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) in a driver
     # folder with MMIO is parsed too: its handler may live in another file of the driver.
     hot_names = set(store.rules.hot.registrations) | store.rules.hot.fields

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 
 from mmioscan.analysis.callgraph import CallGraph
 from mmioscan.analysis.gather import Gathered
+from mmioscan.analysis.regmaps import regmap_sites
 from mmioscan.analysis.wrappers import (
     driver_of,
     finish_sites,
     hot_roots,
-    regmap_folders,
-    regmap_sites,
     wrapper_sites,
 )
 from mmioscan.core.catalogue import Accessor, Catalogue
@@ -100,8 +99,8 @@ def _wrappers(given: FinderInput) -> Iterable[Site]:
 
 
 def _regmap(given: FinderInput) -> Iterable[Site]:
-    folders = regmap_folders(given.facts.values(), given.rules.regmap)
-    return regmap_sites(given.scoped, folders, given.rules.regmap)
+    return regmap_sites(given.scoped, given.facts, given.graph, given.rules.regmap,
+                        given.rules.catalogue)
 
 
 # Adding a kind of site: write its finder, add one line here (docs/design.md).

@@ -58,25 +58,12 @@ def _wrapper_site(facts: FileFacts, graph: CallGraph, catalogue: Catalogue, reac
 
 
 def regmap_folders(facts: Iterable[FileFacts], regmap: Regmap) -> frozenset[str]:
-    """Drivers that create an MMIO regmap (call one of the regmap_init_mmio* names in a .c
-    file: a header defining the API, like include/linux/regmap.h, creates nothing)."""
+    """Folders that make a map that may be MMIO (regmap_init_mmio*, syscon, regmap_init) in a
+    .c file (a header defining the API, like include/linux/regmap.h, makes nothing): the
+    gathering parses their regmap users; analysis/regmaps.py decides per map."""
+    maybe = regmap.maybe_mmio()
     return frozenset(driver_of(f.path) for f in facts
-                     if f.path.endswith(".c") and any(c[0] in regmap.init for c in f.calls))
-
-
-def regmap_sites(scoped: Iterable[FileFacts], folders: frozenset[str],
-                 regmap: Regmap) -> Iterator[Site]:
-    for facts in scoped:
-        if driver_of(facts.path) not in folders:
-            continue
-        for name, line, column, scope, active in facts.calls:
-            access = regmap.api.get(name)
-            if access is None:
-                continue
-            yield Site(path=facts.path, line=line, column=column,
-                       function=facts.scopes[scope].name if scope >= 0 else None,
-                       callee=name, accessor=name, kind="regmap", access=access, width=None,
-                       family="regmap", active=active, via=(name, "regmap-mmio"))
+                     if f.path.endswith(".c") and any(c[0] in maybe for c in f.calls))
 
 
 def hot_roots(facts: Iterable[FileFacts]) -> tuple[HotRoot, ...]:

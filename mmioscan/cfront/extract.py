@@ -10,9 +10,16 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
-from mmioscan.cfront.macros import Directives, Invocations, MacroDef, expand_pasted
+from mmioscan.cfront.macros import (
+    Directives,
+    Invocations,
+    MacroDef,
+    defines_with_params,
+    expand_pasted,
+)
 from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.cfront.preprocess import (
     Inactive,
@@ -21,7 +28,9 @@ from mmioscan.cfront.preprocess import (
     blank_ranges,
     inactive_ranges,
 )
+from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
+from mmioscan.core.ruleset import Regmap
 
 _DEFS_QUERY = """
 (function_definition) @function
@@ -99,7 +108,8 @@ class Extractor:
 
     def __init__(self, interesting: Iterable[str],
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
-                 hot_fields: Iterable[str] = (), max_depth: int = TREE_SITTER_DEPTH) -> None:
+                 hot_fields: Iterable[str] = (), regmap: Regmap | None = None,
+                 max_depth: int = TREE_SITTER_DEPTH) -> None:
         self.interesting = frozenset(interesting)
         # Deeper parse trees are a recorded problem, not a silent loss (cfront/depth.py).
         self.max_depth = min(max_depth, TREE_SITTER_DEPTH)
@@ -107,6 +117,9 @@ class Extractor:
         # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
         self.registrations = dict(registrations or {})
         self.hot_fields = frozenset(hot_fields)
+        self.regmap = regmap  # which calls make a map and which use one (rules/regmap.toml)
+        self._regmap_makers = regmap.makers() if regmap is not None else frozenset()
+        self._regmap_api = frozenset(regmap.api) if regmap is not None else frozenset()
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
@@ -147,6 +160,7 @@ class Extractor:
             return self._too_deep(path, digest, data)
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
         self._inactive_uses(data, dead, calls, references)
+        maps, uses, configs = self._regmaps(root, caps)
         errors = len(caps.get("error", []))
         if errors:
             problems.append(Problem(path, f"parsed with {errors} syntax error node(s)"))
@@ -159,7 +173,24 @@ class Extractor:
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
-                         derefs=derefs)
+                         derefs=derefs,
+                         definition_macros=tuple(sorted({
+                             m.name for m in directives.definitions(clean)
+                             if defines_with_params(m)})),
+                         regmap_maps=maps, regmap_uses=uses, regmap_configs=configs)
+
+    def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
+            tuple[tuple[str, str, str, int, tuple[str, ...]], ...],
+            tuple[tuple[int, int, str, str], ...],
+            tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]:
+        regmap = self.regmap
+        if regmap is None:
+            return (), (), ()
+        makers = self._regmap_makers
+        return regmap_facts(root, caps.get("callee", []), caps.get("field", []),
+                            lambda n: n in makers or regmap.is_bus(n), self._regmap_api,
+                            regmap.field_alloc, regmap.callback_fields,
+                            frozenset(regmap.generic))
 
     def _too_deep(self, path: str, digest: str, data: bytes) -> FileFacts:
         return FileFacts(path=path, digest=digest, size=len(data), parsed=False,
@@ -231,6 +262,7 @@ class Extractor:
         The names are found by the byte scanner and looked up in the tree: far cheaper than a
         query with a 150-name predicate, which walks the whole tree once more.
         """
+        in_scope = DeclaredNames(root)
         for start, end, _ in self.scanner.occurrences(clean):
             if directives.contains(start):
                 continue
@@ -250,7 +282,10 @@ class Extractor:
             row, col = node.start_point
             record = Call(_text(node), row + 1, col + 1,
                           self._scope_at(starts, ends, node.start_byte))
-            (calls if _is_call_in_disguise(node, parent) else references).append(record)
+            if _is_call_in_disguise(node, parent):
+                calls.append(record)
+            elif not in_scope.declares(node, record.name):  # a local `inl` is no accessor
+                references.append(record)
 
     # -- macros ----------------------------------------------------------------------------
 

@@ -117,3 +117,16 @@ def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
             if name in wanted and (offset, name) not in seen:
                 seen.add((offset, name))
                 yield offset, name
+
+
+def defines_with_params(macro: MacroDef) -> bool:
+    """Does the macro paste, stringify or declare with one of its parameters?
+
+    `#define DEFINE_ACCESSOR(name, type) static type my_##name(...)` or `... type name(...)`:
+    an accessor's name given to it is the name of something defined, not a value used.
+    """
+    if not macro.params:
+        return False
+    params = set(macro.params)
+    return any(use.name in params and (use.pasted or use.declared)
+               for use in lexer.identifiers(macro.body))

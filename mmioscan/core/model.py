@@ -76,6 +76,14 @@ class FileFacts:
     # Raw dereferences of __iomem pointers: (line, column, scope, access, form, active), form
     # "*p", "p->field" or "p[i]" (cfront/iomem.py).
     derefs: tuple[tuple[int, int, int, str, str, bool], ...] = ()
+    # Function-like macros that paste, stringify or declare with a parameter
+    # (`DEFINE_ACCESSOR(readl, u32)`): an accessor named in their arguments is defined there.
+    definition_macros: tuple[str, ...] = ()
+    # Regmap facts (cfront/regmaps.py): maps made (maker, target, owner, line, args), API
+    # calls' maps (line, column, target, owner), configs (name, ((field, value), ...)).
+    regmap_maps: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = ()
+    regmap_uses: tuple[tuple[int, int, str, str], ...] = ()
+    regmap_configs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
@@ -141,6 +149,9 @@ class Site:
     code: str | None = None  # the source line, whitespace collapsed
     # Verdicts per platform ("tdx", "sev-snp"), when more than TDX alone was asked for.
     platforms: tuple[tuple[str, Tdx], ...] = ()
+    # regmap sites: the kind of map the call uses (analysis/regmaps.py): mmio, syscon, port,
+    # funnel (a regmap_init config whose callbacks reach an accessor) or unknown
+    map: str | None = None
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)

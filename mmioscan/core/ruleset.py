@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,30 @@ _REGMAP_ACCESS = frozenset({"read", "write", "both"})
 
 @dataclass(frozen=True, slots=True)
 class Regmap:
-    init: frozenset[str]  # (devm_)regmap_init_mmio*: a driver calling one has an MMIO regmap
+    init: frozenset[str]  # (devm_)regmap_init_mmio*: the maps they make are MMIO
     api: dict[str, str]  # regmap_read -> "read", regmap_update_bits -> "both", ...
+    syscon: frozenset[str] = frozenset()  # syscon getters: their maps are MMIO
+    bus_prefixes: tuple[str, ...] = ()  # other regmap_init_* names: bus maps, not MMIO
+    generic: dict[str, tuple[int, ...]] = field(default_factory=dict)  # (bus, config) index
+    mmio_base: dict[str, int] = field(default_factory=dict)  # init name -> base argument
+    port_maps: frozenset[str] = frozenset()  # ioport_map: a base from one is port I/O
+    field_alloc: dict[str, tuple[int, ...]] = field(default_factory=dict)  # (map, field|-1)
+    device_getters: frozenset[str] = frozenset()  # dev_get_regmap
+    callback_fields: frozenset[str] = frozenset()  # .reg_read, .reg_write, .read, ...
+    bus: frozenset[str] = frozenset()  # bus makers by name, for the gathering
+
+    def is_bus(self, name: str) -> bool:
+        """A maker of a bus map (I2C, SPI, ...): a regmap_init_* name that is not MMIO."""
+        return name not in self.init and name.startswith(self.bus_prefixes)
+
+    def makers(self) -> frozenset[str]:
+        """Every exact name whose call makes or finds a map (bus makers go by prefix)."""
+        return (self.init | self.syscon | frozenset(self.generic) | self.port_maps
+                | frozenset(self.field_alloc) | self.device_getters)
+
+    def maybe_mmio(self) -> frozenset[str]:
+        """Makers whose maps may be MMIO: a driver calling none of them has no MMIO map."""
+        return self.init | self.syscon | frozenset(self.generic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +71,38 @@ def _regmap(data: dict[str, Any], where: str) -> Regmap:
     bad = sorted(n for n, a in api.items() if a not in _REGMAP_ACCESS)
     if bad:
         raise RuleError(f"{where}: access of {', '.join(bad)} must be read, write or both")
-    return Regmap(frozenset(init), dict(api))
+    return Regmap(frozenset(init), dict(api), _names(data, "syscon", where),
+                  tuple(_names(data, "bus_prefixes", where)),
+                  _indexes(data, "generic", 2, where), {
+                      n: i[0] for n, i in _indexes(data, "mmio_base", 1, where).items()},
+                  _names(data.get("port", {}), "maps", where),
+                  _indexes(data, "field_alloc", 2, where),
+                  _names(data.get("device", {}), "getters", where),
+                  _names(data.get("callbacks", {}), "fields", where),
+                  _names(data, "bus", where))
+
+
+def _names(data: dict[str, Any], key: str, where: str) -> frozenset[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise RuleError(f"{where}: `{key}` must be a list of names")
+    return frozenset(value)
+
+
+def _indexes(data: dict[str, Any], key: str, count: int, where: str
+             ) -> dict[str, tuple[int, ...]]:
+    """`[key]` table: name -> `count` argument indexes (an int when count is 1)."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise RuleError(f"{where}: `[{key}]` must be a table")
+    result: dict[str, tuple[int, ...]] = {}
+    for name, value in table.items():
+        values = [value] if isinstance(value, int) else value
+        if (not isinstance(values, list) or len(values) != count
+                or not all(isinstance(v, int) and v >= -1 for v in values)):
+            raise RuleError(f"{where}: [{key}] {name} must be {count} argument index(es)")
+        result[name] = tuple(values)
+    return result
 
 
 def _hot(data: dict[str, Any], where: str) -> HotPaths:

@@ -22,6 +22,7 @@ from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
 from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, nonblocking
 from mmioscan.core.model import FileFacts, Problem
+from mmioscan.core.ruleset import Regmap
 from mmioscan.core.sources import source_digest
 from mmioscan.facts.cache import FactsCache, Stamp, decode, encode
 
@@ -75,6 +76,7 @@ class ExtractSpec:
     registrations: tuple[tuple[str, tuple[int, ...]], ...] = ()
     hot_fields: frozenset[str] = frozenset()
     limits: Limits = dataclasses.field(default_factory=lambda: LIMITS)
+    regmap: Regmap | None = None  # rules/regmap.toml: the extractor records maps and uses
 
 
 class _Worker:
@@ -88,7 +90,7 @@ class _Worker:
 
 def _init_worker(spec: ExtractSpec) -> None:
     _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
-                                  max_depth=spec.limits.max_depth)
+                                  spec.regmap, max_depth=spec.limits.max_depth)
     _Worker.scanner = NameScanner(spec.names)
     _Worker.real_dirs = {}
     _Worker.limits = spec.limits

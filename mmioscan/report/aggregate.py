@@ -60,6 +60,10 @@ def stats_dict(result: ScanResult) -> dict[str, object]:
         "by_family": count_by(sites, lambda s: s.family),
         "by_access": count_by(sites, lambda s: s.access),
         "by_accessor": count_by(sites, lambda s: s.accessor),
+        # regmap sites by the kind of map they use; "unknown": the map was not traced
+        "by_regmap_map": count_by([s for s in sites if s.kind == "regmap"],
+                                  lambda s: s.map or "mmio"),
+        "regmap_unknown_map": sum(s.kind == "regmap" and s.map == "unknown" for s in sites),
         "problems": len(result.problems),
     }
 

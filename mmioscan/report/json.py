@@ -25,6 +25,7 @@ def site_dict(site: Site) -> dict[str, Any]:
         "tdx": tdx_dict(site.tdx), "fingerprint": site.fingerprint, "code": site.code,
         **({"platforms": {name: tdx_dict(v) for name, v in site.platforms}}
            if site.platforms else {}),
+        **({"map": site.map} if site.map is not None else {}),
     }
 
 

@@ -455,6 +455,9 @@ def verdict(site: Site, model: X86Model, strategy: Strategy, args: Sequence[str]
     if kind == "deref":
         return model.deref
     if kind == "regmap":
+        if site.map in ("port", "funnel") and site.accessors:
+            # regmap-mmio over an I/O port, or a config's own callbacks: their accessors
+            return model.wrapper(site.accessors, site.accessor, plan)
         return model.regmap(site.callee, site.access, plan)
     if kind == "wrapper":
         return model.wrapper(site.accessors or (site.accessor,), site.accessor, plan)

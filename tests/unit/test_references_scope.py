@@ -1,0 +1,102 @@
+"""References name the accessor: never a variable declared with its name in scope, never an
+argument of a macro that pastes or declares with it (cfront/declared.py,
+cfront/macros.py defines_with_params, analysis/definitions.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmioscan.analysis.definitions import Definitions
+from mmioscan.cfront.extract import Extractor
+from mmioscan.cfront.macros import Directives, defines_with_params
+from mmioscan.core.catalogue import load_catalogue
+from mmioscan.core.model import Site
+
+SOURCE = """\
+struct seg { int byte_count; int readq; };
+static int readw;
+u8 inb(unsigned long port);
+static void fill(struct seg *inl, int n)
+{
+	int outb = 3;
+	inl->byte_count = n + outb;
+	memcpy(inl + 1, 0, 4);
+	use(readw);
+}
+static void table(struct seg *s)
+{
+	void *p = inl;
+	int (*fn)(void) = outb;
+	struct ops o = { .inw = inw, .readq = 3 };
+	use(s->readq);
+	{
+		unsigned long readl = 0;
+		use(readl);
+	}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Extractor:
+    return Extractor(load_catalogue().names())
+
+
+def test_locals_parameters_and_file_variables_are_not_references(extractor: Extractor
+                                                                  ) -> None:
+    facts = extractor.extract("drivers/x/x.c", "d", SOURCE.encode())
+    found = [(r.name, r.line) for r in facts.reference_records()]
+    # inl (parameter of fill), outb (local of fill), readw (file variable), s->readq and
+    # .readq (members), readl (local of an inner block) are variables, not the accessors
+    assert found == [("inl", 13), ("outb", 14), ("inw", 15)]
+
+
+def test_a_function_pointer_variable_is_declared() -> None:
+    src = "void f(void)\n{\n\tint (*inl)(int) = 0;\n\tuse(inl);\n}\n"
+    facts = Extractor(["inl"]).extract("x.c", "d", src.encode())
+    assert facts.reference_records() == ()
+
+
+def test_a_prototype_declares_no_variable() -> None:
+    # `u32 readl(...)` at file scope is the accessor's prototype: a value use stays a reference
+    src = "u32 readl(const void *addr);\nstatic void *ops[] = { readl };\n"
+    facts = Extractor(["readl"]).extract("x.c", "d", src.encode())
+    assert [r.name for r in facts.reference_records()] == ["readl"]
+
+
+MACROS = b"""\
+#define DEFINE_READ(name, type) static type my_##name(void *p) { return name(p); }
+#define DECLARE_OP(type, name) type name(void *p)
+#define SHOW(x) pr_info(#x)
+#define POLL(op, addr) read_poll_timeout(op, v, v, 1, 10, addr)
+#define CONST 3
+"""
+
+
+def test_macros_that_define_with_a_parameter() -> None:
+    found = {m.name: defines_with_params(m) for m in Directives(MACROS).definitions(MACROS)}
+    assert found == {"DEFINE_READ": True, "DECLARE_OP": True, "SHOW": True, "POLL": False,
+                     "CONST": False}
+
+
+def test_extractor_lists_definition_macros() -> None:
+    facts = Extractor(["readl"]).extract("x.h", "d", MACROS)
+    assert facts.definition_macros == ("DECLARE_OP", "DEFINE_READ", "SHOW")
+
+
+def _reference(line: str, callee: str) -> Site:
+    return Site(path="drivers/x/x.c", line=1, column=line.index(callee) + 1, function=None,
+                callee=callee, accessor=callee, kind="reference", access="read", width=32,
+                family="mmio")
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("DEFINE_READ(readl, u32)", True),
+    ("DECLARE_OP(u32, readl);", True),  # not the first argument
+    ("DEFINE_READ(readl, (u32))", True),
+    ("POLL(readl, addr);", False),  # POLL uses readl as a value
+    ("x = wrap(DEFINE_X(1), readl);", False),  # the open call is wrap, not DEFINE_X
+])
+def test_definition_macro_arguments(line: str, expected: bool) -> None:
+    defs = Definitions(frozenset({"readl"}), frozenset({"DEFINE_READ", "DECLARE_OP"}))
+    assert defs.is_definition(_reference(line, "readl"), line) is expected
