@@ -10,6 +10,7 @@ tree-sitter reports inside a directive.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +58,12 @@ class Directives:
                            data[m.end():end], m.end(), start, end)
 
 
+@functools.lru_cache(maxsize=1)
+def _brackets(data: bytes) -> lexer.Brackets:
+    """One bracket pass per file, shared by the macros expanded in it."""
+    return lexer.Brackets(data)
+
+
 def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
                   wanted: frozenset[str]) -> Iterator[tuple[int, str]]:
     """Names of `wanted` produced by the macro's `a##b(` calls at its invocations in this file.
@@ -74,10 +81,10 @@ def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
     for m in re.finditer(rb"\b" + re.escape(macro.name.encode()) + rb"\s*\(", data):
         if directives.contains(m.start()):
             continue
-        split = lexer.split_arguments(data, m.end() - 1)
+        split = _brackets(data).arguments(m.end() - 1)
         if split is None:
             continue
-        values = dict(zip(macro.params, (a.decode("ascii", "replace") for a in split[0]),
+        values = dict(zip(macro.params, (a.decode("ascii", "replace") for a in split),
                           strict=False))
         for offset, parts in templates:
             name = "".join(values.get(p, p) for p in parts)
