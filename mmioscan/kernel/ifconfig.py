@@ -17,7 +17,10 @@ from collections.abc import Mapping
 
 from mmioscan.cfront.preprocess import inactive_ranges
 
-_TOKEN_RE = re.compile(r"\s*(?:(\|\||&&|[()!])|([A-Za-z_]\w*)|(\d+)[uUlL]*|(\S))")
+_TOKEN_RE = re.compile(r"\s*(?:(\|\||&&|[()!])|([A-Za-z_]\w*)|(\d+)[uUlL]*|(\S))", re.ASCII)
+# Real conditions have a few dozen tokens; a longer one is not decided (the parser copies the
+# rest of the list at each operator, and nests one call per parenthesis).
+_MAX_TOKENS = 256
 _COMMENT_RE = re.compile(r"/\*.*?\*/|//.*")
 _MACROS = {"IS_ENABLED": ("y", "m"), "IS_BUILTIN": ("y",), "IS_MODULE": ("m",),
            "IS_REACHABLE": ("y", "m")}
@@ -44,8 +47,10 @@ class ConfigConditions:
             return None
         try:
             tokens = _tokens(cond)
+            if len(tokens) > _MAX_TOKENS:
+                return None
             value, rest = self._or(tokens)
-        except (_Unknown, IndexError):
+        except (_Unknown, IndexError, RecursionError):
             return None
         return value if not rest else None
 
@@ -113,7 +118,7 @@ class ConfigConditions:
         if head in _MACROS and toks[1] == "(" and toks[3] == ")":
             return self._state(toks[2]) in _MACROS[head], toks[4:]
         if head.isdigit():
-            return int(head) != 0, toks[1:]
+            return head.strip("0") != "", toks[1:]  # no int(): it refuses 4300+ digits
         if head.startswith("CONFIG_"):
             state = self._state(head)
             if state in ("y", "m", "n"):
