@@ -46,8 +46,13 @@ def _offset(text: str, line: int, column: int) -> int | None:
     row = text[start:end]
     if row.isascii():
         col = column - 1
-    else:  # the column counts UTF-8 bytes; convert to characters
-        col = len(row.encode("utf-8")[:column - 1].decode("utf-8", "ignore"))
+    else:  # the column counts UTF-8 bytes; convert to characters. Bytes that are not UTF-8
+        # come as surrogates (the text is read with surrogateescape) and count one byte each.
+        try:
+            head = row.encode("utf-8", "surrogateescape")[:column - 1]
+        except UnicodeEncodeError:  # a surrogate that stands for no byte of a file
+            return None
+        col = len(head.decode("utf-8", "surrogateescape"))
     return start + col if col < len(row) else None
 
 

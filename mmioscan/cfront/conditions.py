@@ -19,13 +19,14 @@ from typing import Protocol
 Value = int | None
 
 # Tokens of a condition; anything else makes the whole condition unknown.
-_TOKEN = re.compile(r"\s*(\|\||&&|==|!=|>=|<=|[<>!()]|\d+[uUlL]*|[A-Za-z_]\w*)")
+_TOKEN = re.compile(r"\s*(\|\||&&|==|!=|>=|<=|[<>!()]|\d+[uUlL]*|[A-Za-z_]\w*)", re.ASCII)
 _COMPARISONS = frozenset({"==", "!=", ">=", "<=", "<", ">"})
 # `defined` and the kconfig.h macros take one name, with or without parentheses.
 _NAME_OPERATORS = frozenset({"defined", "IS_ENABLED", "IS_BUILTIN", "IS_MODULE",
                              "IS_REACHABLE"})
-_MAX_TOKENS = 10_000  # a condition longer than this is not something we evaluate
+_MAX_TOKENS = 1_000  # real conditions have a few dozen tokens: a longer one is undecided
 _MAX_DIGITS = 40  # a literal longer than this is not a config value
+_HUGE = 10 ** _MAX_DIGITS
 
 
 class Unknown(Exception):
@@ -124,8 +125,10 @@ class _Parser:
             return v
         if tok[0].isdigit():
             digits = tok.rstrip("uUlL")
-            if len(digits) > _MAX_DIGITS or not digits.isdigit():
+            if not digits.isdigit():
                 raise Unknown(tok)
+            if len(digits) > _MAX_DIGITS:  # int() refuses 4,300+ digits; truth is enough
+                return _HUGE if digits.strip("0") else 0
             return int(digits)
         if tok in _NAME_OPERATORS:
             return self._name_operator(tok)

@@ -120,3 +120,53 @@ def split_arguments(text: bytes, open_paren: int) -> tuple[list[bytes], int] | N
             args.append(text[start:m.start()].strip())
             start = m.end()
     return None
+
+
+class Brackets:
+    """Every bracket of a text and its match, from one pass over the tokens.
+
+    The top-level arguments of a call then cost its own top-level tokens: split_arguments
+    rescans to the end of the text for every call that never closes, and rescans a nested
+    call once per level (quadratic on `X(X(X(...)))` or many unclosed `X(`).
+    """
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+        self.tokens: list[tuple[int, int, bytes]] = []
+        self.at: dict[int, int] = {}  # byte offset of an opening bracket -> its token index
+        self.partner: dict[int, int] = {}  # token index of an opening bracket -> of its close
+        stack: list[int] = []
+        for m in _TOKEN_RE.finditer(text):
+            if m.lastgroup == "skip":
+                continue
+            tok = m.group()
+            index = len(self.tokens)
+            self.tokens.append((m.start(), m.end(), tok))
+            if tok in (b"(", b"[", b"{"):
+                self.at[m.start()] = index
+                stack.append(index)
+            elif tok in (b")", b"]", b"}") and stack:
+                self.partner[stack.pop()] = index
+
+    def arguments(self, open_paren: int) -> list[bytes] | None:
+        """What split_arguments gives for the bracket at open_paren; None when it never
+        closes, or lies in a comment or a string literal."""
+        first = self.at.get(open_paren)
+        last = self.partner.get(first) if first is not None else None
+        if first is None or last is None:
+            return None
+        args: list[bytes] = []
+        start = self.tokens[first][1]
+        k = first + 1
+        while k < last:
+            nested = self.partner.get(k)
+            if nested is not None:
+                k = nested + 1
+                continue
+            begin, end, tok = self.tokens[k]
+            if tok == b",":
+                args.append(self.text[start:begin].strip())
+                start = end
+            k += 1
+        args.append(self.text[start:self.tokens[last][0]].strip())
+        return args

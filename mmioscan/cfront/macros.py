@@ -10,6 +10,7 @@ tree-sitter reports inside a directive.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ _FEW_MACROS = 16
 _WORD_CALL_RE = re.compile(rb"\w+(\s*\()?")  # a word, and the `(` after it if any
 
 
+@functools.lru_cache(maxsize=1)
+def _brackets(data: bytes) -> lexer.Brackets:
+    """One bracket pass per file, shared by the macros expanded in it."""
+    return lexer.Brackets(data)
+
+
 def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
                   wanted: frozenset[str], invocations: Invocations | None = None
                   ) -> Iterator[tuple[int, str]]:
@@ -107,10 +114,10 @@ def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
     for start, paren in (invocations or Invocations(data)).of(macro.name):
         if directives.contains(start):
             continue
-        split = lexer.split_arguments(data, paren)
+        split = _brackets(data).arguments(paren)
         if split is None:
             continue
-        values = dict(zip(macro.params, (a.decode("ascii", "replace") for a in split[0]),
+        values = dict(zip(macro.params, (a.decode("ascii", "replace") for a in split),
                           strict=False))
         for offset, parts in templates:
             name = "".join(values.get(p, p) for p in parts)

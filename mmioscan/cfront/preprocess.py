@@ -68,6 +68,14 @@ _DIRECTIVE_TOKEN_RE = re.compile(
     rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\r?\n|\n"
     rb"|[^/\"'\\\n]+|.", re.DOTALL)
 _DIRECTIVE_RE = re.compile(rb"^[ \t]*#[ \t]*(\w+)(.*)$", re.MULTILINE)
+# What can hide a line that starts with `#`: a block comment (an unterminated one runs to the
+# end of the file), a line comment continued by a backslash, a string continued by one. Char
+# literals are matched so that `'"'` opens no string.
+_HIDING_RE = re.compile(
+    rb"/\*.*?(?:\*/|\Z)|//(?:[^\n\\]|\\\r\n|\\.)*|\"(?:[^\"\\\n]|\\\r\n|\\.)*\""
+    rb"|'(?:[^'\\\n]|\\.)*'",
+    re.DOTALL)
+_CONDITIONALS = frozenset({b"if", b"ifdef", b"ifndef", b"elif", b"else", b"endif"})
 
 
 def _closing_paren(data: bytes, start: int) -> int:
@@ -289,8 +297,11 @@ def inactive_ranges(data: bytes,
     unless `evaluate` knows them (mmioscan/ifconfig.py evaluates them under a .config)."""
     ranges: list[Inactive] = []
     stack: list[_Cond] = []
+    hidden = _Hidden(data)
     for m in _DIRECTIVE_RE.finditer(data):
         word = m.group(1)
+        if word not in _CONDITIONALS or hidden.contains(m.start()):
+            continue  # `#if 0` on a line of a comment is no directive
         if word in (b"if", b"ifdef", b"ifndef"):
             outer = bool(stack) and (stack[-1].outer_dead or stack[-1].dead_start >= 0)
             cond = _Cond(outer)
@@ -317,6 +328,34 @@ def inactive_ranges(data: bytes,
         if cond.dead_start >= 0 and not cond.outer_dead:
             ranges.append(Inactive(cond.dead_start, len(data)))
     return tuple(sorted(ranges, key=lambda r: r.start))
+
+
+class _Hidden:
+    """Is the start of a line inside a comment or a string literal? Asked in increasing
+    order. Only a line after an unclosed `/*` or a backslash-newline can be: for those, one
+    forward pass over the file's comments and literals (resumed, never restarted) decides."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.token: re.Match[bytes] | None = None
+        self.scanned = 0  # tokens were searched for up to here
+        self.opening = -1  # the last `/*` before the offsets asked about so far
+        self.looked = 0
+
+    def contains(self, offset: int) -> bool:
+        data = self.data
+        found = data.rfind(b"/*", self.looked, offset)
+        self.opening = found if found >= 0 else self.opening
+        self.looked = max(0, offset - 1)
+        if (self.opening < 0 or data.find(b"*/", self.opening + 2, offset) >= 0) \
+                and not data.endswith((b"\\\n", b"\\\r\n"), 0, offset):
+            return False
+        while (self.token is None or self.token.end() <= offset) \
+                and self.scanned <= offset:
+            self.token = _HIDING_RE.search(self.data, self.scanned)
+            self.scanned = self.token.end() if self.token is not None else len(self.data) + 1
+        token = self.token
+        return token is not None and token.start() < offset < token.end()
 
 
 def _enter_branch(cond: _Cond, value: bool | None, start: int) -> None:

@@ -24,15 +24,19 @@ def load_config(path: Path) -> dict[str, str]:
         raw = read_input(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    # Lines end at \n, \r\n or \r: str.splitlines() also breaks at \x0b, \x0c, \x1c-\x1e,
+    # \x85, U+2028 and U+2029, which may stand in a string value.
+    lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     if b"\0" in raw:
-        raise ConfigError(f"{path}: binary file, not a .config")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
+        number = next(i for i, data in enumerate(lines, 1) if b"\0" in data)
+        raise ConfigError(f"{path}:{number}: binary file (NUL byte), not a .config")
     values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    for number, data in enumerate(lines, 1):
+        try:
+            line = data.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not UTF-8 (byte {exc.start + 1} of the line)"
+                              ) from None
         unset = _CONFIG_UNSET.match(line)
         if unset:
             values[unset[1]] = "n"
