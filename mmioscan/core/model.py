@@ -76,6 +76,16 @@ class FileFacts:
     # Raw dereferences of __iomem pointers: (line, column, scope, access, form, active), form
     # "*p", "p->field" or "p[i]" (cfront/iomem.py).
     derefs: tuple[tuple[int, int, int, str, str, bool], ...] = ()
+    # Register-selecting parameters of each definition: (scope, parameter indices), functions
+    # and macros (cfront/flows.py). A scope listed here has its flows computed; hand-made
+    # facts without it fall back to the line-count rule (rules/wrappers.toml).
+    selectors: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    # Parameter flows into call arguments: (scope, callee, line, column, parameter indices per
+    # argument, in a loop, a catalogued name used as a value); calls with no dependent
+    # argument outside loops are left out (cfront/flows.py).
+    flows: tuple[tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool], ...] = ()
+    # Names exported with EXPORT_SYMBOL* at file scope: callable from other drivers' folders
+    exports: tuple[str, ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
@@ -141,6 +151,9 @@ class Site:
     code: str | None = None  # the source line, whitespace collapsed
     # Verdicts per platform ("tdx", "sev-snp"), when more than TDX alone was asked for.
     platforms: tuple[tuple[str, Tdx], ...] = ()
+    # Wrappers: accesses one call makes, per accessor (None: not known, a loop); empty when
+    # not counted (callgraph.Reach.counts)
+    access_counts: tuple[tuple[str, int | None], ...] = ()
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
