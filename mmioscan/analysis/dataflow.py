@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from mmioscan.cfront.flows import CONTEXT_USE
 from mmioscan.core.model import FileFacts, Scope
 
 ANY = -1  # "some parameter, not known which": every argument of a call of it counts
@@ -85,7 +86,11 @@ def selected(scope: ScopeCalls, name: str, positions: frozenset[int]) -> frozens
     if scope.selectors is None or scope.alias:
         return frozenset((ANY,))
     found: set[int] = set()
+    # context-use positions of a macro funnel (`(hw)->regs`) never propagate to callers
+    positions = frozenset(j for j in positions if j < CONTEXT_USE)
     every = ANY in positions
+    if not positions:
+        return frozenset()
     for fact in entries:
         deps = fact.deps
         if deps is None:
@@ -98,7 +103,7 @@ def selected(scope: ScopeCalls, name: str, positions: frozenset[int]) -> frozens
             for j in positions:
                 if 0 <= j < len(deps):
                     found.update(deps[j])
-    return frozenset(found) & scope.selectors
+    return frozenset(j for j in found if j % CONTEXT_USE in scope.selectors)
 
 
 def add_counts(total: dict[str, int | None], more: Iterable[tuple[str, int | None]],

@@ -177,10 +177,10 @@ class Extractor:
         for ref in ref_nodes:
             refs.setdefault(self._scope_at(starts, ends, ref.start_byte), []).append(ref)
         for index, node in enumerate(nodes):
-            names, selects = flows.parameters(node, original)
+            names, selects, contexts = flows.parameters(node, original)
             selectors.append((index, selects))
             records.extend(file_flows.function(index, node, names, self.interesting,
-                                               refs.get(index, ())))
+                                               refs.get(index, ()), contexts))
         return records, selectors
 
     # -- hot-path roots ----------------------------------------------------------------------

@@ -15,7 +15,9 @@ parameter declared `__iomem` (an address) or a scalar (an offset, an index: `u32
 `int i`, `unsigned long addr`). A pointer to a struct (`struct e1000_hw *hw`, `void *data`)
 is a context pointer: its fields hold the base, and alone it does not make a funnel. A macro
 has no types: every parameter is a selector, and a parameter appears in an argument when it
-is one of the argument's identifiers (pasted `WR_##reg` included).
+is one of the argument's identifiers (pasted `WR_##reg` included); one used only as the
+object of a member access (`(hw)->regs`) is a context use (CONTEXT_USE + index): the macro is
+a funnel, but a caller passing its own context pointer there does not become one.
 
 A flow record is (scope, callee, line, column, deps, in_loop, value): deps holds, per
 argument, the parameter indices it depends on; in_loop marks a call inside a for/while/do (or
@@ -54,6 +56,9 @@ _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_dec
 _AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
 _MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
 _EMPTY: tuple[int, ...] = ()
+# A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
+# index. It makes the macro a funnel (macros have no types) but never propagates to callers.
+CONTEXT_USE = 1 << 16
 _GLUED_RE = re.compile(rb"(struct|union|enum|unsigned|signed)(?:\s+\w+)*?\s+(\w+)")
 
 
@@ -74,17 +79,21 @@ def _declarator_name(node: ts.Node | None) -> tuple[str | None, bool]:
     return (_text(node) if node is not None else None), pointerish
 
 
-def parameters(function: ts.Node, original: bytes) -> tuple[list[str | None], tuple[int, ...]]:
-    """Parameter names of a function_definition and the indices of those that can select a
-    register; original holds the bytes before annotation blanking (it still says __iomem)."""
+def parameters(function: ts.Node, original: bytes
+               ) -> tuple[list[str | None], tuple[int, ...], frozenset[int]]:
+    """Parameter names of a function_definition, the indices of those that can select a
+    register, and of those that are pointers without __iomem (context pointers: `hw->x`
+    does not select, `readl(p)` does); original holds the bytes before annotation blanking
+    (it still says __iomem)."""
     decl = function.child_by_field_name("declarator")
     while decl is not None and decl.type != "function_declarator":
         decl = decl.child_by_field_name("declarator")
     plist = decl.child_by_field_name("parameters") if decl is not None else None
     if plist is None:
-        return [], ()
+        return [], (), frozenset()
     names: list[str | None] = []
     selectors: list[int] = []
+    contexts: set[int] = set()
     for p in plist.named_children:
         if p.type == "variadic_parameter":
             names.append(None)
@@ -111,9 +120,12 @@ def parameters(function: ts.Node, original: bytes) -> tuple[list[str | None], tu
                 selectors.append(index)
             continue
         kind = p.child_by_field_name("type")
-        if not pointerish and (kind is None or kind.type not in _AGGREGATE):
+        if pointerish:
+            selectors.append(index)  # an address when used whole, a context through ->
+            contexts.add(index)
+        elif kind is None or kind.type not in _AGGREGATE:
             selectors.append(index)
-    return names, tuple(selectors)
+    return names, tuple(selectors), frozenset(contexts)
 
 
 class FileFlows:
@@ -124,6 +136,9 @@ class FileFlows:
         ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
         self._id_starts = [n.start_byte for n in ids]
         self._id_names = [_text(n) for n in ids]
+        # The object of a member access (`hw` in `hw->regs`): a context, not an address
+        self._id_object = [n.parent is not None and n.parent.type == "field_expression"
+                           and n.prev_named_sibling is None for n in ids]
         self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
         self._callee_starts = [n.start_byte for n in self._callees]
         assigns = [*caps.get("assign", []), *caps.get("init", [])]
@@ -134,14 +149,15 @@ class FileFlows:
         self._loops = [(n.start_byte, n.end_byte) for n in loops]
         self._loop_starts = [s for s, _ in self._loops]
 
-    def _names_in(self, start: int, end: int) -> list[str]:
-        lo = bisect.bisect_left(self._id_starts, start)
-        hi = bisect.bisect_left(self._id_starts, end)
-        return self._id_names[lo:hi]
-
-    def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]]) -> frozenset[int]:
+    def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]],
+              contexts: frozenset[str] = frozenset()) -> frozenset[int]:
+        lo = bisect.bisect_left(self._id_starts, node.start_byte)
+        hi = bisect.bisect_left(self._id_starts, node.end_byte)
         found: set[int] = set()
-        for name in self._names_in(node.start_byte, node.end_byte):
+        for i in range(lo, hi):
+            name = self._id_names[i]
+            if self._id_object[i] and name in contexts:
+                continue
             dep = taint.get(name)
             if dep:
                 found.update(dep)
@@ -153,10 +169,14 @@ class FileFlows:
         return any(self._loops[i][1] > offset for i in range(lo, hi))
 
     def function(self, scope: int, node: ts.Node, params: Sequence[str | None],
-                 interesting: frozenset[str], references: Iterable[ts.Node]) -> list[Flow]:
+                 interesting: frozenset[str], references: Iterable[ts.Node],
+                 context_params: frozenset[int] = frozenset()) -> list[Flow]:
         """Flow records of one function_definition (scope: its index in FileFacts.scopes);
-        references: identifiers of catalogued names used as values inside it."""
+        references: identifiers of catalogued names used as values inside it;
+        context_params: pointer parameters whose member accesses do not select."""
         start, end = node.start_byte, node.end_byte
+        contexts = frozenset(p for i, p in enumerate(params)
+                             if p is not None and i in context_params)
         taint: dict[str, frozenset[int]] = {
             p: frozenset((i,)) for i, p in enumerate(params) if p is not None}
         lo = bisect.bisect_left(self._assign_starts, start)
@@ -174,7 +194,7 @@ class FileFlows:
                                                   else "right")
                     if target is None or value is None:
                         continue
-                    dep = self._deps(value, taint)
+                    dep = self._deps(value, taint, contexts)
                     if dep and not dep <= taint.get(target, frozenset()):
                         taint[target] = taint.get(target, frozenset()) | dep
         flows: list[Flow] = []
@@ -185,7 +205,7 @@ class FileFlows:
             args = call.child_by_field_name("arguments") if call is not None else None
             if args is None:
                 continue
-            deps = tuple(tuple(sorted(self._deps(a, taint))) if taint else _EMPTY
+            deps = tuple(tuple(sorted(self._deps(a, taint, contexts))) if taint else _EMPTY
                          for a in args.named_children if a.type != "comment")
             loop = self._in_loop(callee.start_byte, start)
             if loop or any(deps):
@@ -203,7 +223,7 @@ class FileFlows:
             if call is not None and call.type == "call_expression":
                 args = call.child_by_field_name("arguments")
                 if args is not None and taint:
-                    around = self._deps(args, taint)
+                    around = self._deps(args, taint, contexts)
             row, col = ref.start_point
             flows.append((scope, name, row + 1, col + 1, (tuple(sorted(around)),), True, True))
         return flows
@@ -220,7 +240,7 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
     looped = bool(_MACRO_LOOP_RE.search(body))
     uses = list(lexer.identifiers(body))
     flows: list[Flow] = []
-    everywhere = tuple(sorted({index[u.name] for u in uses if u.name in index}))
+    everywhere = _macro_deps(body, index)
     for use in uses:
         if use.member or use.declared or use.name in skip:
             continue
@@ -235,9 +255,20 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
         split = lexer.split_arguments(body, paren) if paren >= 0 else None
         if split is None:
             continue
-        deps = tuple(tuple(sorted({index[u.name] for u in lexer.identifiers(arg)
-                                   if u.name in index and not u.member}))
-                     for arg in split[0] if arg or len(split[0]) > 1)
+        deps = tuple(_macro_deps(arg, index) for arg in split[0] if arg or len(split[0]) > 1)
         if looped or any(deps):
             flows.append((scope, use.name, line, col, deps, looped, False))
     return flows
+
+
+def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:
+    """Parameters appearing in text; CONTEXT_USE + i for a parameter that appears only as
+    the object of a member access (`(hw)->regs`: a context)."""
+    found = set()
+    for name in {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}:
+        word = re.escape(name.encode())
+        total = len(re.findall(rb"(?<![\w.>])" + word + rb"(?!\w)", text))
+        objects = len(re.findall(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))",
+                                 text))
+        found.add(index[name] if total > objects else CONTEXT_USE + index[name])
+    return tuple(sorted(found))
