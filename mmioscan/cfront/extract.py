@@ -172,7 +172,7 @@ class Extractor:
         selectors: list[flows.Selectors] = []
         if not nodes:
             return records, selectors
-        file_flows = flows.FileFlows(self.flow_query, root)
+        file_flows = flows.FileFlows(self.flow_query, root, original)
         refs: dict[int, list[ts.Node]] = {}
         for ref in ref_nodes:
             refs.setdefault(self._scope_at(starts, ends, ref.start_byte), []).append(ref)

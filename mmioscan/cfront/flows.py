@@ -48,6 +48,7 @@ FLOW_QUERY = """
 (for_statement) @loop
 (while_statement) @loop
 (do_statement) @loop
+(pointer_declarator declarator: (identifier) @pointer)
 """
 
 _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_declarator",
@@ -131,8 +132,22 @@ def parameters(function: ts.Node, original: bytes
 class FileFlows:
     """The flows of every function of one parsed file, from one query over its tree."""
 
-    def __init__(self, query: ts.Query, root: ts.Node) -> None:
+    def __init__(self, query: ts.Query, root: ts.Node, original: bytes = b"") -> None:
         caps = ts.QueryCursor(query).captures(root)
+        # Pointers declared without __iomem (locals and parameters): contexts, whose member
+        # accesses (`vsi->back`) do not carry a selecting parameter along.
+        pointers = []
+        for node in caps.get("pointer", []):
+            decl = node.parent
+            while decl is not None and decl.type not in ("declaration", "parameter_declaration",
+                                                          "function_definition"):
+                decl = decl.parent
+            if decl is not None and decl.type != "function_definition" and (
+                    b"__iomem" not in original[decl.start_byte:decl.end_byte]):
+                pointers.append((node.start_byte, _text(node)))
+        pointers.sort()
+        self._pointer_starts = [o for o, _ in pointers]
+        self._pointer_names = [n for _, n in pointers]
         ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
         self._id_starts = [n.start_byte for n in ids]
         self._id_names = [_text(n) for n in ids]
@@ -156,8 +171,8 @@ class FileFlows:
         found: set[int] = set()
         for i in range(lo, hi):
             name = self._id_names[i]
-            if self._id_object[i] and name in contexts:
-                continue
+            if name in contexts:
+                continue  # a context pointer selects only as the whole address: _whole()
             dep = taint.get(name)
             if dep:
                 found.update(dep)
@@ -175,8 +190,11 @@ class FileFlows:
         references: identifiers of catalogued names used as values inside it;
         context_params: pointer parameters whose member accesses do not select."""
         start, end = node.start_byte, node.end_byte
+        lo = bisect.bisect_left(self._pointer_starts, start)
+        hi = bisect.bisect_left(self._pointer_starts, end)
         contexts = frozenset(p for i, p in enumerate(params)
-                             if p is not None and i in context_params)
+                             if p is not None and i in context_params).union(
+            self._pointer_names[lo:hi])
         taint: dict[str, frozenset[int]] = {
             p: frozenset((i,)) for i, p in enumerate(params) if p is not None}
         lo = bisect.bisect_left(self._assign_starts, start)
@@ -205,7 +223,8 @@ class FileFlows:
             args = call.child_by_field_name("arguments") if call is not None else None
             if args is None:
                 continue
-            deps = tuple(tuple(sorted(self._deps(a, taint, contexts))) if taint else _EMPTY
+            deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
+                         if taint else _EMPTY
                          for a in args.named_children if a.type != "comment")
             loop = self._in_loop(callee.start_byte, start)
             if loop or any(deps):
@@ -227,6 +246,28 @@ class FileFlows:
             row, col = ref.start_point
             flows.append((scope, name, row + 1, col + 1, (tuple(sorted(around)),), True, True))
         return flows
+
+
+def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
+           contexts: frozenset[str]) -> frozenset[int]:
+    """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`."""
+    node: ts.Node | None = arg
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        node = node.child_by_field_name("value") or (
+            node.named_children[-1] if node.named_children else None)
+    if node is not None and node.type == "binary_expression":
+        op = node.child_by_field_name("operator")
+        if op is not None and op.type in ("+", "-"):
+            node = node.child_by_field_name("left")
+            while node is not None and node.type in ("parenthesized_expression",
+                                                     "cast_expression"):
+                node = node.child_by_field_name("value") or (
+                    node.named_children[-1] if node.named_children else None)
+    if node is not None and node.type == "identifier":
+        name = _text(node)
+        if name in contexts:
+            return taint.get(name, frozenset())
+    return frozenset()
 
 
 def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
