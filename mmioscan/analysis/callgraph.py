@@ -158,6 +158,9 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
             for name in (*scope.callees, *scope.values):
                 callers.setdefault(name, []).append((path, i))
     addr = addr_args or {}
+    # names defined only as macros (a superset must not drop a same-named function's gains)
+    macros = ({s.name for f in files.values() for s in f.scopes if s.kind != "function"}
+              - {s.name for f in files.values() for s in f.scopes if s.kind == "function"})
     positions: dict[str, frozenset[int]] = {
         leaf: frozenset((addr.get(leaf, ANY),)) for leaf in leaves}
     scope_calls: dict[str, dict[int, ScopeCalls]] = {}
@@ -171,7 +174,7 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
             calls = scope_calls.get(path)
             if calls is None:
                 calls = scope_calls[path] = file_scope_calls(files[path])
-            gained = selected(calls[i], name, positions[name])
+            gained = selected(calls[i], name, positions[name], name in macros)
             old = gained_by.get((path, i), frozenset())
             if not gained - old:
                 continue
@@ -324,7 +327,9 @@ class CallGraph:
                 if self.resolve(path, name) != target:
                     continue
                 edges.add((caller, target))
-                gained = selected(self._calls_of(caller), name, positions)
+                gained = selected(self._calls_of(caller), name, positions,
+                                  target not in self.leaves
+                                  and self.definitions[target].kind != "function")
                 old = self._selects.get(caller, frozenset())
                 if not gained - old:
                     continue

@@ -39,6 +39,7 @@ class ScopeCalls(NamedTuple):
     calls: dict[str, list[CallFact]]  # callee or value name -> every call of it, in order
     selectors: frozenset[int] | None  # None: no flow records for this scope
     alias: bool  # a macro without parameters
+    macro: bool = False
 
 
 _NO_DEPS: Deps = ()
@@ -64,7 +65,8 @@ def file_scope_calls(facts: FileFacts) -> dict[int, ScopeCalls]:
     for i, definition in enumerate(facts.scopes):
         alias = definition.kind != "function" and not definition.params
         if i in selectors:
-            result[i] = ScopeCalls(calls.get(i, {}), frozenset(selectors[i]), alias)
+            result[i] = ScopeCalls(calls.get(i, {}), frozenset(selectors[i]), alias,
+                                   definition.kind != "function")
         else:
             result[i] = ScopeCalls(_fallback_calls(definition), None, alias)
     return result
@@ -77,9 +79,13 @@ def _fallback_calls(scope: Scope) -> dict[str, list[CallFact]]:
     return found
 
 
-def selected(scope: ScopeCalls, name: str, positions: frozenset[int]) -> frozenset[int]:
+def selected(scope: ScopeCalls, name: str, positions: frozenset[int],
+             target_macro: bool = False) -> frozenset[int]:
     """The scope's parameters that select a register through its calls of name, whose
-    selecting argument positions are `positions` (ANY: every argument)."""
+    selecting argument positions are `positions` (ANY: every argument). A dependency
+    CONTEXT_USE + i is, in a macro, a member-only use (kept so: the macro is a funnel that
+    does not propagate); in a function, a context pointer passed whole: it selects unless
+    the callee is a macro (target_macro)."""
     entries = scope.calls.get(name, ())
     if not entries:
         return frozenset()
@@ -103,7 +109,15 @@ def selected(scope: ScopeCalls, name: str, positions: frozenset[int]) -> frozens
             for j in positions:
                 if 0 <= j < len(deps):
                     found.update(deps[j])
-    return frozenset(j for j in found if j % CONTEXT_USE in scope.selectors)
+    result: set[int] = set()
+    for j in found:
+        if j >= CONTEXT_USE and not scope.macro:
+            if target_macro:
+                continue
+            j -= CONTEXT_USE
+        if j % CONTEXT_USE in scope.selectors:
+            result.add(j)
+    return frozenset(result)
 
 
 def add_counts(total: dict[str, int | None], more: Iterable[tuple[str, int | None]],

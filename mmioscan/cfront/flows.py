@@ -250,7 +250,9 @@ class FileFlows:
 
 def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
            contexts: frozenset[str]) -> frozenset[int]:
-    """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`."""
+    """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`,
+    marked CONTEXT_USE + index: it selects for an accessor or a function funnel (whose
+    parameter's type tells an address), not for a macro (`REG_RD(bp, off)`: bp is a context)."""
     node: ts.Node | None = arg
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         node = node.child_by_field_name("value") or (
@@ -266,7 +268,7 @@ def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
     if node is not None and node.type == "identifier":
         name = _text(node)
         if name in contexts:
-            return taint.get(name, frozenset())
+            return frozenset(CONTEXT_USE + i for i in taint.get(name, frozenset()))
     return frozenset()
 
 
