@@ -1,18 +1,21 @@
-"""All facts of a scan -> the call graph: wrappers, via-chains and hot paths.
+"""All facts of a scan -> the call graph: funnels (wrappers), via-chains and hot paths.
 
 Nodes are definitions (functions and function-like or object-like macros) keyed
 `path:name`, so two static functions of the same name in different files stay apart, and
 catalogued accessors keyed by their bare name. A call of NAME from a file resolves, in order,
 to: the accessor NAME; a definition in the same file; one in a header the file includes
-(transitively, among the files scanned or pulled in as context); a non-static function of that
-name elsewhere (the nearest folder wins); a definition in a header of the same or the parent
-folder (when the include could not be resolved). Anything else is outside the graph.
+(transitively, through every file read, parsed or not: an include chain may pass through a
+header that mentions no accessor); a non-static function of that name in the caller's folder,
+a folder above it or below it (the nearest wins); a definition in a header of the same or the
+parent folder (when the include could not be resolved); an exported (EXPORT_SYMBOL*)
+function elsewhere (the nearest folder wins). Another driver's definition that is neither
+included nor exported is never chosen: a driver's sites do not depend on what else is scanned.
 
-A wrapper is a macro, or a function of at most max_function_lines lines
-(rules/wrappers.toml), from which an accessor is reachable through other wrappers. Wrappers are
-found by a reverse breadth-first search from the accessors that only ever looks
-at callers of names already known to reach one; the networkx DiGraph holds that subgraph
-(wrappers, accessors and the edges between them), not the whole program.
+A wrapper (a funnel) is a definition through whose parameters its callers select the register
+an access uses (analysis/dataflow.py, rules/wrappers.toml): found by a reverse breadth-first
+search from the accessors that only ever looks at callers of names already known to be
+funnels, to a fixpoint. The networkx DiGraph holds that subgraph (funnels, accessors and the
+edges between them), not the whole program.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from mmioscan.analysis.dataflow import ANY, ScopeCalls, add_counts, file_scope_calls, selected
 from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates
 from mmioscan.core.model import FileFacts, Scope
 
@@ -48,6 +52,8 @@ class Reach:
     via: tuple[str, ...]  # names from the wrapper to the accessor, both included
     via_keys: tuple[str, ...]  # the same chain as node keys
     accessors: tuple[str, ...]  # every accessor reachable, sorted
+    # Accesses one call makes, per accessor (sorted); None: not known (a loop, a value)
+    counts: tuple[tuple[str, int | None], ...] = ()
 
 
 
@@ -59,6 +65,11 @@ def _common_prefix(a: str, b: str) -> int:
             break
         n += 1
     return n
+
+
+def _same_subtree(a: str, b: str) -> bool:
+    """One folder is the other or lies below it (drivers/x and drivers/x/sub, not drivers/y)."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 _UNSEEN = "\0unseen"
@@ -122,39 +133,75 @@ class IncludeIndex:
 
 
 
+def _too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lines: int) -> bool:
+    """A function longer than the cap (the funnel rule's safety valve; without flow records,
+    the line-count rule's limit) is never a funnel."""
+    if scope.kind != "function":
+        return False
+    lines = scope.end_line - scope.line + 1
+    return lines > (max_funnel_lines if flows else max_function_lines)
+
+
 def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
-                         max_function_lines: int) -> list[tuple[str, Scope]]:
-    """Definitions that may be wrappers, by name only (no resolution): a macro or a small
-    function calling a leaf or another such definition. A superset of CallGraph's wrappers,
+                         max_function_lines: int, addr_args: Mapping[str, int] | None = None,
+                         max_funnel_lines: int = 400) -> list[tuple[str, Scope]]:
+    """Definitions that may be funnels, by name only (no resolution): the funnel rule with
+    every definition of a name standing for all of them. A superset of CallGraph's wrappers,
     cheap enough to run between parsing rounds (the exact graph is built once, at the end)."""
-    callers: dict[str, list[tuple[str, Scope]]] = {}
+    callers: dict[str, list[tuple[str, int]]] = {}
     for path, facts in files.items():
-        for scope in facts.scopes:
-            if scope.kind == "function" and scope.end_line - scope.line >= max_function_lines:
+        flows = bool(facts.selectors)
+        for i, scope in enumerate(facts.scopes):
+            if scope.name in leaves or _too_long(scope, flows, max_function_lines,
+                                                 max_funnel_lines):
                 continue
             for name in (*scope.callees, *scope.values):
-                callers.setdefault(name, []).append((path, scope))
-    known = set(leaves)
+                callers.setdefault(name, []).append((path, i))
+    addr = addr_args or {}
+    # names defined only as macros (a superset must not drop a same-named function's gains)
+    macros = ({s.name for f in files.values() for s in f.scopes if s.kind != "function"}
+              - {s.name for f in files.values() for s in f.scopes if s.kind == "function"})
+    positions: dict[str, frozenset[int]] = {
+        leaf: frozenset((addr.get(leaf, ANY),)) for leaf in leaves}
+    scope_calls: dict[str, dict[int, ScopeCalls]] = {}
+    gained_by: dict[tuple[str, int], frozenset[int]] = {}
     queue = deque(sorted(leaves))
-    found: list[tuple[str, Scope]] = []
+    queued = set(queue)
     while queue:
-        for path, scope in callers.get(queue.popleft(), ()):
-            if scope.name in leaves:
+        name = queue.popleft()
+        queued.discard(name)
+        for path, i in callers.get(name, ()):
+            calls = scope_calls.get(path)
+            if calls is None:
+                calls = scope_calls[path] = file_scope_calls(files[path])
+            gained = selected(calls[i], name, positions[name], name in macros)
+            old = gained_by.get((path, i), frozenset())
+            if not gained - old:
                 continue
-            found.append((path, scope))
-            if scope.name not in known:
-                known.add(scope.name)
-                queue.append(scope.name)
-    return found
+            gained_by[(path, i)] = old | gained
+            caller = files[path].scopes[i].name
+            have = positions.get(caller, frozenset())
+            if gained - have:
+                positions[caller] = have | gained
+                if caller not in queued:
+                    queued.add(caller)
+                    queue.append(caller)
+    return [(path, files[path].scopes[i]) for path, i in sorted(gained_by)]
 
 
 class CallGraph:
     """Definitions, name resolution, wrappers and hot nodes over all facts of a scan."""
 
     def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
-                 extra_leaves: Iterable[str] = (), max_function_lines: int = 15) -> None:
+                 extra_leaves: Iterable[str] = (), max_function_lines: int = 15,
+                 max_funnel_lines: int = 400) -> None:
         self.max_function_lines = max_function_lines
-        self.files = {f.path: f for f in facts if f.parsed}
+        self.max_funnel_lines = max_funnel_lines
+        every = {f.path: f for f in facts}
+        self.files = {p: f for p, f in every.items() if f.parsed}
+        # The address argument of each accessor (rules/accessors.toml addr_arg); other leaves
+        # (regmap API) have none known: every argument counts.
+        self._addr_arg = {name: getattr(acc, "addr_arg", ANY) for name, acc in accessors.items()}
         # Accessors end every chain; extra leaves (regmap API) may be added as sinks too.
         self.leaves = frozenset(accessors) | frozenset(extra_leaves)
         self.definitions: dict[str, Definition] = {}
@@ -162,8 +209,14 @@ class CallGraph:
         self._local: dict[str, dict[str, str]] = {}
         self._globals: dict[str, list[str]] = {}
         self._headers_by_dir: dict[str, dict[str, str]] = {}
+        self._exported: set[tuple[str, str]] = {
+            (p, name) for p, f in self.files.items() for name in f.exports}
         self._index()
-        self.include_index = IncludeIndex(self.files)
+        # Includes through every file read: a header that mentions no accessor is not parsed
+        # but still carries its own #include lines.
+        self.include_index = IncludeIndex(every)
+        self._scope_calls: dict[str, dict[int, ScopeCalls]] = {}
+        self._selects: dict[str, frozenset[int]] = {}
         self._resolved: dict[tuple[str, str], str | None] = {}
         self.reach: dict[str, Reach] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
@@ -213,14 +266,18 @@ class CallGraph:
             found = self._local.get(header, {}).get(name)
             if found is not None:
                 return found
-        candidates = self._globals.get(name)
-        if candidates:
-            return max(candidates, key=lambda k: (_common_prefix(k, path), k))
+        candidates = self._globals.get(name, ())
         folder = posixpath.dirname(path)
+        near = [k for k in candidates if _same_subtree(posixpath.dirname(k), folder)]
+        if near:
+            return max(near, key=lambda k: (_common_prefix(k, path), k))
         for directory in (folder, posixpath.dirname(folder)):
             found = self._headers_by_dir.get(directory, {}).get(name)
             if found is not None:
                 return found
+        exported = [k for k in candidates if (self.definitions[k].path, name) in self._exported]
+        if exported:
+            return max(exported, key=lambda k: (_common_prefix(k, path), k))
         return None
 
     def key_of(self, path: str, index: int) -> str:
@@ -238,41 +295,108 @@ class CallGraph:
                 index.setdefault(name, []).append((path, key))
         return index
 
+    def _calls_of(self, key: str) -> ScopeCalls:
+        path, i = self._scope_of[key]
+        calls = self._scope_calls.get(path)
+        if calls is None:
+            calls = self._scope_calls[path] = file_scope_calls(self.files[path])
+        return calls[i]
+
+    def _positions(self, target: str) -> frozenset[int]:
+        """The argument positions of target through which a caller selects a register."""
+        if target in self.leaves:
+            return frozenset((self._addr_arg.get(target, ANY),))
+        return self._selects.get(target, frozenset())
+
     def _find_wrappers(self) -> None:
+        """The funnel fixpoint: a caller gains the parameters it passes into a selecting
+        position of an accessor or a funnel it calls; it is a funnel once it has one."""
         callers = self._callers_by_name()
         next_hop: dict[str, str] = {}
         queue = deque(sorted(self.leaves))
-        relevant = set(self.leaves)
-        edges: list[tuple[str, str]] = []
+        queued = set(queue)
+        edges: set[tuple[str, str]] = set()
         while queue:
             target = queue.popleft()
+            queued.discard(target)
             name = target if target in self.leaves else self.definitions[target].name
+            positions = self._positions(target)
             for path, caller in callers.get(name, ()):
                 if caller == target or not self._may_wrap(caller):
                     continue
                 if self.resolve(path, name) != target:
                     continue
-                edges.append((caller, target))
-                if caller not in relevant:
-                    relevant.add(caller)
-                    next_hop[caller] = target
+                edges.add((caller, target))
+                gained = selected(self._calls_of(caller), name, positions,
+                                  target not in self.leaves
+                                  and self.definitions[target].kind != "function")
+                old = self._selects.get(caller, frozenset())
+                if not gained - old:
+                    continue
+                self._selects[caller] = old | gained
+                next_hop.setdefault(caller, target)
+                if caller not in queued:
+                    queued.add(caller)
                     queue.append(caller)
+        relevant = set(self.leaves) | set(next_hop)
         self.graph.add_nodes_from(sorted(relevant))
-        self.graph.add_edges_from(sorted(set(edges)))
+        self.graph.add_edges_from(sorted((a, b) for a, b in edges
+                                         if a in next_hop and b in relevant))
         reached = self._reachable_leaves()
+        counts = self._access_counts(next_hop)
         for key, hop in next_hop.items():
             chain = [key, hop]
             while chain[-1] in next_hop:
                 chain.append(next_hop[chain[-1]])
             names = tuple(self._name(k) for k in chain)
-            self.reach[key] = Reach(chain[-1], names, tuple(chain), tuple(sorted(reached[key])))
+            self.reach[key] = Reach(chain[-1], names, tuple(chain), tuple(sorted(reached[key])),
+                                    counts[key])
+
+    def _access_counts(self, funnels: Mapping[str, str]
+                       ) -> dict[str, tuple[tuple[str, int | None], ...]]:
+        """Accesses one call of each funnel makes: its accessor calls plus, for each call of a
+        funnel, that funnel's; in a loop, as a value or in a recursion: not known (None).
+        Calls of definitions that are not funnels are not counted: their accesses are sites
+        in them."""
+        done: dict[str, tuple[tuple[str, int | None], ...]] = {}
+        active: set[str] = set()
+
+        def visit(key: str) -> tuple[tuple[str, int | None], ...]:
+            if key in done:
+                return done[key]
+            if key in active:  # recursion: the depth is not known
+                return tuple((a, None) for a in sorted(self._leaves_of(key)))
+            active.add(key)
+            path = self._scope_of[key][0]
+            total: dict[str, int | None] = {}
+            for name, facts in sorted(self._calls_of(key).calls.items()):
+                target = self.resolve(path, name)
+                if target is None or target == key or not (
+                        target in self.leaves or target in funnels):
+                    continue
+                inner = ((target, 1),) if target in self.leaves else visit(target)
+                for fact in facts:
+                    add_counts(total, inner, None if fact.loop or fact.value else 1)
+            active.discard(key)
+            result = done[key] = tuple(sorted(total.items()))
+            return result
+
+        for key in sorted(funnels):
+            visit(key)
+        return done
+
+    def _leaves_of(self, key: str) -> frozenset[str]:
+        return frozenset(n for n in nx.descendants(self.graph, key) if n in self.leaves)
 
     def _may_wrap(self, key: str) -> bool:
-        """Macros, and functions small enough to be a funnel (see rules/wrappers.toml)."""
+        """Macros, and functions up to the size cap (see rules/wrappers.toml)."""
         definition = self.definitions[key]
         if definition.kind != "function":
             return True
-        return definition.end_line - definition.line + 1 <= self.max_function_lines
+        path, _ = self._scope_of[key]
+        limit = (self.max_funnel_lines if self.files[path].selectors
+                 else self.max_function_lines)
+        return definition.end_line - definition.line + 1 <= limit
 
     def _reachable_leaves(self) -> dict[str, frozenset[str]]:
         """Every leaf each node reaches, by dynamic programming over the condensation."""

@@ -110,8 +110,10 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
     by_folder: dict[str, set[str]] = {}
     by_header: dict[str, set[str]] = {}
     leaves = store.rules.catalogue.names()
+    addr_args = {n: a.addr_arg for n, a in store.rules.catalogue.accessors.items()}
     for path, scope in approximate_wrappers(parsed, leaves,
-                                            store.rules.wrappers.max_function_lines):
+                                            store.rules.wrappers.max_function_lines, addr_args,
+                                            store.rules.wrappers.max_funnel_lines):
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)
         elif scope.static or scope.kind != "function":
@@ -151,7 +153,7 @@ def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[byte
     folder or its parent, or in a header they include (transitively). `checked` remembers
     the names each file was already searched for, so later rounds only look for new ones."""
     by_folder, by_header = _visible_wrappers(store)
-    includes = IncludeIndex({p: f for p, f in store.by_path.items() if f.parsed})
+    includes = IncludeIndex(store.by_path)  # unparsed headers pass their includes on
     found: set[str] = set()
     for path in scoped:
         facts = store.by_path.get(path)

@@ -95,7 +95,8 @@ def counted_predicate(options: AnalysisOptions) -> Callable[[Site], bool]:
 
 def build_graph(gathered: Gathered, rules: RuleSet) -> CallGraph:
     return CallGraph(gathered.facts.values(), rules.catalogue.accessors,
-                     max_function_lines=rules.wrappers.max_function_lines)
+                     max_function_lines=rules.wrappers.max_function_lines,
+                     max_funnel_lines=rules.wrappers.max_funnel_lines)
 
 
 def run(options: AnalysisOptions, rules: RuleSet | None = None,

@@ -54,7 +54,8 @@ def _wrapper_site(facts: FileFacts, graph: CallGraph, catalogue: Catalogue, reac
         access=_access(reach.accessors, catalogue), width=_width(reach.accessors, catalogue),
         family=acc.family if acc is not None else "regmap", active=active, via=reach.via,
         accessors=reach.accessors,
-        scope_key=graph.key_of(facts.path, scope) if scope >= 0 else None)
+        scope_key=graph.key_of(facts.path, scope) if scope >= 0 else None,
+        access_counts=reach.counts)
 
 
 def regmap_folders(facts: Iterable[FileFacts], regmap: Regmap) -> frozenset[str]:

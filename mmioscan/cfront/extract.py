@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from mmioscan.cfront import iomem, lexer
+from mmioscan.cfront import flows, iomem, lexer
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
@@ -123,6 +123,7 @@ class Extractor:
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
+        self.flow_query = ts.Query(self.language, flows.FLOW_QUERY)
         self.scanner = NameScanner(self.interesting)
 
     def extract(self, path: str, digest: str, data: bytes) -> FileFacts:
@@ -136,9 +137,11 @@ class Extractor:
             return self._too_deep(path, digest, data)
         caps = ts.QueryCursor(self.defs_query).captures(root)
         directives = Directives(clean)
-        scopes, starts, ends = self._function_scopes(caps.get("function", []))
+        scopes, starts, ends, nodes = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []
         references: list[Call] = []
+        ref_nodes: list[ts.Node] = []
+        exports: list[tuple[str, str, int]] = []
         roots: list[tuple[str, str, int]] = []
         for node in caps.get("callee", []):
             if directives.contains(node.start_byte):
@@ -149,8 +152,13 @@ class Extractor:
                               self._scope_at(starts, ends, node.start_byte)))
             if name in self.registrations:
                 roots.extend(self._registered(node, name, self.registrations[name]))
+            if name.startswith("EXPORT_SYMBOL") and calls[-1].scope < 0:
+                exports.extend(self._registered(node, name, (0,)))
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
-        self._interesting_uses(clean, root, directives, starts, ends, calls, references)
+        self._interesting_uses(clean, root, directives, starts, ends, calls, references,
+                               ref_nodes)
+        flow_records, selectors = self._function_flows(root, data_nc, nodes, ref_nodes, starts,
+                                                       ends)
         try:
             derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
                                        self.interesting,
@@ -158,7 +166,8 @@ class Extractor:
                                        first_macro=len(scopes), max_depth=self.max_depth)
         except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
             return self._too_deep(path, digest, data)
-        scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references))
+        scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references,
+                                         flow_records, selectors))
         self._inactive_uses(data, dead, calls, references)
         maps, uses, configs = self._regmaps(root, caps)
         errors = len(caps.get("error", []))
@@ -177,7 +186,11 @@ class Extractor:
                          definition_macros=tuple(sorted({
                              m.name for m in directives.definitions(clean)
                              if defines_with_params(m)})),
-                         regmap_maps=maps, regmap_uses=uses, regmap_configs=configs)
+                         regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,
+                         selectors=tuple(selectors),
+                         exports=tuple(sorted({e[0] for e in exports})),
+                         flows=tuple(sorted(flow_records, key=lambda f: (f[0], f[2], f[3]))))
+
 
     def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
             tuple[tuple[str, str, str, int, tuple[str, ...]], ...],
@@ -196,6 +209,27 @@ class Extractor:
         return FileFacts(path=path, digest=digest, size=len(data), parsed=False,
                          problems=(Problem(path, str(TooDeep(self.max_depth))),),
                          includes=include_targets(data))
+
+
+    def _function_flows(self, root: ts.Node, original: bytes, nodes: list[ts.Node],
+                        ref_nodes: list[ts.Node], starts: list[int], ends: list[int]
+                        ) -> tuple[list[flows.Flow], list[flows.Selectors]]:
+        """Parameter flows into call arguments, and register-selecting parameters, of every
+        function (cfront/flows.py)."""
+        records: list[flows.Flow] = []
+        selectors: list[flows.Selectors] = []
+        if not nodes:
+            return records, selectors
+        file_flows = flows.FileFlows(self.flow_query, root, original)
+        refs: dict[int, list[ts.Node]] = {}
+        for ref in ref_nodes:
+            refs.setdefault(self._scope_at(starts, ends, ref.start_byte), []).append(ref)
+        for index, node in enumerate(nodes):
+            names, selects, contexts = flows.parameters(node, original)
+            selectors.append((index, selects))
+            records.extend(file_flows.function(index, node, names, self.interesting,
+                                               refs.get(index, ()), contexts))
+        return records, selectors
 
     # -- hot-path roots ----------------------------------------------------------------------
 
@@ -230,11 +264,13 @@ class Extractor:
 
     # -- functions -------------------------------------------------------------------------
 
-    def _function_scopes(self, nodes: list[ts.Node]) -> tuple[list[Scope], list[int], list[int]]:
+    def _function_scopes(self, nodes: list[ts.Node]
+                         ) -> tuple[list[Scope], list[int], list[int], list[ts.Node]]:
         nodes = sorted(nodes, key=lambda n: n.start_byte)
         scopes: list[Scope] = []
         starts: list[int] = []
         ends: list[int] = []
+        kept: list[ts.Node] = []
         for node in nodes:
             name = _function_name(node)
             if name is None:
@@ -247,7 +283,8 @@ class Extractor:
                 has_error=node.has_error))
             starts.append(node.start_byte)
             ends.append(node.end_byte)
-        return scopes, starts, ends
+            kept.append(node)
+        return scopes, starts, ends, kept
 
     @staticmethod
     def _scope_at(starts: list[int], ends: list[int], offset: int) -> int:
@@ -256,7 +293,7 @@ class Extractor:
 
     def _interesting_uses(self, clean: bytes, root: ts.Node, directives: Directives,
                           starts: list[int], ends: list[int], calls: list[Call],
-                          references: list[Call]) -> None:
+                          references: list[Call], ref_nodes: list[ts.Node]) -> None:
         """Catalogued names outside well-formed calls: values, and calls in broken code.
 
         The names are found by the byte scanner and looked up in the tree: far cheaper than a
@@ -286,11 +323,14 @@ class Extractor:
                 calls.append(record)
             elif not in_scope.declares(node, record.name):  # a local `inl` is no accessor
                 references.append(record)
+                ref_nodes.append(node)
 
     # -- macros ----------------------------------------------------------------------------
 
     def _macro_scopes(self, clean: bytes, directives: Directives, first_index: int,
-                      calls: list[Call], references: list[Call]) -> list[Scope]:
+                      calls: list[Call], references: list[Call],
+                      flow_records: list[flows.Flow],
+                      selectors: list[flows.Selectors]) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
         invocations = Invocations(clean)
@@ -303,6 +343,10 @@ class Extractor:
             skip = set(macro.params or ()) | {macro.name}
             self._lex_uses(macro.body, (body_line - 1, body_col - 1), index, skip,
                            calls, references, active=True)
+            flow_records.extend(flows.macro_flows(
+                index, macro.params, macro.body, self.interesting,
+                frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
+            selectors.append((index, tuple(range(len(macro.params or ())))))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)

@@ -84,6 +84,16 @@ class FileFacts:
     regmap_maps: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = ()
     regmap_uses: tuple[tuple[int, int, str, str], ...] = ()
     regmap_configs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # Register-selecting parameters of each definition: (scope, parameter indices), functions
+    # and macros (cfront/flows.py). A scope listed here has its flows computed; hand-made
+    # facts without it fall back to the line-count rule (rules/wrappers.toml).
+    selectors: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    # Parameter flows into call arguments: (scope, callee, line, column, parameter indices per
+    # argument, in a loop, a catalogued name used as a value); calls with no dependent
+    # argument outside loops are left out (cfront/flows.py).
+    flows: tuple[tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool], ...] = ()
+    # Names exported with EXPORT_SYMBOL* at file scope: callable from other drivers' folders
+    exports: tuple[str, ...] = ()
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
@@ -152,6 +162,9 @@ class Site:
     # regmap sites: the kind of map the call uses (analysis/regmaps.py): mmio, syscon, port,
     # funnel (a regmap_init config whose callbacks reach an accessor) or unknown
     map: str | None = None
+    # Wrappers: accesses one call makes, per accessor (None: not known, a loop); empty when
+    # not counted (callgraph.Reach.counts)
+    access_counts: tuple[tuple[str, int | None], ...] = ()
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)

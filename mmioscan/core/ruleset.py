@@ -51,6 +51,7 @@ class HotPaths:
 class WrapperRules:
     max_function_lines: int  # a larger function reaching an accessor is a user, not a wrapper
     definition_macros: frozenset[str] = frozenset()  # EXPORT_SYMBOL(readl) defines, not uses
+    max_funnel_lines: int = 400  # the funnel rule's safety valve: longer functions never funnel
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,4 +139,7 @@ def _wrapper_rules(data: dict[str, Any]) -> WrapperRules:
     macros = data.get("definition_macros", [])
     if not isinstance(macros, list) or not all(isinstance(m, str) for m in macros):
         raise RuleError("wrappers.toml: definition_macros must be a list of names")
-    return WrapperRules(limit, frozenset(macros))
+    cap = data.get("max_funnel_lines", 400)
+    if not isinstance(cap, int) or cap < 1:
+        raise RuleError("wrappers.toml: max_funnel_lines must be a positive integer")
+    return WrapperRules(limit, frozenset(macros), cap)

@@ -136,7 +136,10 @@ def test_resolve_transitive_includes() -> None:
 def test_resolve_included_header_before_non_static_elsewhere() -> None:
     g = _precedence_graph()
     assert g.resolve("drivers/a/a.c", "hdr") == "drivers/a/a.h:hdr"
-    assert g.resolve("drivers/q/q.c", "hdr") == "drivers/z/z.c:hdr"
+    # Scope independence (issue "Every MMIO access", item 8): z.c's hdr is another driver's
+    # definition, neither included nor exported, so q.c's call no longer resolves to it
+    # (was "drivers/z/z.c:hdr"); an exported one does (test_resolve_exported_elsewhere).
+    assert g.resolve("drivers/q/q.c", "hdr") is None
 
 
 def test_resolve_non_static_function_in_the_nearest_folder() -> None:
@@ -144,7 +147,8 @@ def test_resolve_non_static_function_in_the_nearest_folder() -> None:
     assert g.resolve("drivers/a/a.c", "glob") == "drivers/a/sub/s.c:glob"
     assert g.resolve("drivers/a/sub/t.c", "glob") == "drivers/a/sub/s.c:glob"
     assert g.resolve("drivers/z/z.c", "glob") == "drivers/z/z.c:glob"
-    assert g.resolve("drivers/q/q.c", "glob") in ("drivers/a/sub/s.c:glob", "drivers/z/z.c:glob")
+    # Item 8: neither glob is in q's folder subtree nor exported (was: one of the two)
+    assert g.resolve("drivers/q/q.c", "glob") is None
 
 
 def test_resolve_never_reaches_a_static_function_of_another_file() -> None:
@@ -155,14 +159,37 @@ def test_resolve_never_reaches_a_static_function_of_another_file() -> None:
 
 def test_resolve_headers_of_the_same_or_parent_folder_last() -> None:
     g = _precedence_graph()
-    # c.c includes a header that is not there: a.h of its own folder is the fallback,
-    # after non-static functions elsewhere
-    assert g.resolve("drivers/a/c.c", "hdr") == "drivers/z/z.c:hdr"
+    # c.c includes a header that is not there: a.h of its own folder is the fallback.
+    # Item 8: another driver's non-static function no longer comes first (was z.c:hdr)
+    assert g.resolve("drivers/a/c.c", "hdr") == "drivers/a/a.h:hdr"
     assert g.resolve("include/linux/x.h", "deep") == "include/linux/y.h:deep"
     assert g.resolve("drivers/a/c.c", "local") == "drivers/a/a.h:local"
     assert g.resolve("drivers/a/sub/t.c", "local") == "drivers/a/a.h:local"  # parent folder
     assert g.resolve("drivers/a/sub/deep/u.c", "local") is None  # grandparent: too far
     assert g.resolve("drivers/a/c.c", "nowhere") is None
+
+
+def test_resolve_exported_elsewhere() -> None:
+    """Another folder's function is reached when it is exported, the nearest first; never a
+    same-named definition of another driver that is not."""
+    z = FileFacts(path="drivers/z/z.c", digest="0" * 40, size=1, parsed=True,
+                  scopes=(fn("hdr", "ioread16"),), exports=("hdr",))
+    g = graph(z, facts("drivers/y/y.c", fn("hdr", "readl")),
+              facts("drivers/q/q.c", fn("caller", "hdr")),
+              facts("drivers/y/sub/w.c", fn("caller", "hdr")))
+    assert g.resolve("drivers/q/q.c", "hdr") == "drivers/z/z.c:hdr"
+    assert g.resolve("drivers/y/sub/w.c", "hdr") == "drivers/y/y.c:hdr"  # own subtree first
+
+
+def test_resolve_through_an_unparsed_header() -> None:
+    """a.c -> a_hw.h (no accessor: not parsed, its includes kept) -> a_regs.h: the macro of
+    a_regs.h, not another driver's same-named non-static function."""
+    hw = FileFacts(path="drivers/a/a_hw.h", digest="0" * 40, size=1, parsed=False,
+                   includes=('"a_regs.h"',))
+    g = graph(facts("drivers/a/a.c", fn("caller", "rd"), includes=['"a_hw.h"']), hw,
+              facts("drivers/a/a_regs.h", macro("rd", "readl")),
+              facts("drivers/b/b.c", fn("rd", "writel")))
+    assert g.resolve("drivers/a/a.c", "rd") == "drivers/a/a_regs.h:rd"
 
 
 def test_resolution_decides_which_callers_are_wrappers() -> None:
@@ -301,19 +328,26 @@ def test_fixture_include_funnel_resolves_through_angle_includes(tree_graph: Call
 def test_fixture_via_chains(tree_graph: CallGraph) -> None:
     g = tree_graph
     assert g.reach[f"{WR_H}:wr_flush"].via == ("wr_flush", "wr_rd", "__wr_rd", "readl")
-    assert g.reach[f"{WR_MAIN}:wr_sum15"].via == ("wr_sum15", "rd", "readl")
-    assert g.reach[f"{WR_MAIN}:wr_wait_ready"].via == ("wr_wait_ready", "WR_POLL", "readl")
-    assert g.reach[f"{WR_MAIN}:wr_wait_idle"].via == ("wr_wait_idle", "readl_poll_timeout")
-    assert g.reach[f"{WR_MAIN}:wr_ack"].via == ("wr_ack", "wr_wr", "__wr_wr", "writel")
+    # The funnel rule (item 1): wr_sum15, wr_wait_ready, wr_wait_idle (context pointer only)
+    # and wr_ack (its second parameter is a value) are no funnels any more; their chains
+    # were (wr_sum15, rd, readl), (wr_wait_ready, WR_POLL, readl), (wr_wait_idle,
+    # readl_poll_timeout) and (wr_ack, wr_wr, __wr_wr, writel).
+    assert g.reach[f"{WR_MAIN}:rd"].via == ("rd", "readl")
+    assert g.reach[f"{WR_MAIN}:WR_POLL"].via == ("WR_POLL", "readl")
+    assert g.reach[f"{WR_H}:wr_wr"].via == ("wr_wr", "__wr_wr", "writel")
+    assert not {f"{WR_MAIN}:{n}" for n in ("wr_sum15", "wr_wait_ready", "wr_wait_idle",
+                                           "wr_ack")} & set(g.reach)
 
 
 def test_fixture_wrapper_names(tree_graph: CallGraph) -> None:
     names = tree_graph.wrapper_names()
-    assert {"wr_rd", "wr_wr", "wr_flush", "__wr_rd", "__wr_wr", "rd", "wr_sum15", "WR_POLL",
-            "wr_wait_ready", "wr_wait_idle", "wr_ack", "WR_DEFINE_GETTER", "wrapfoo_read",
-            "wrapfoo_write", "wrapfoo_swap16"} <= names
-    # wr_dump16 has 16 lines, wr_probe 19; wr_user_cached only calls a shadow-copy rd()
-    assert not {"wr_dump16", "wr_probe", "wr_user_cached"} & names
+    assert {"wr_rd", "wr_wr", "wr_flush", "__wr_rd", "__wr_wr", "rd", "WR_POLL",
+            "WR_DEFINE_GETTER", "wrapfoo_read", "wrapfoo_write", "wrapfoo_swap16"} <= names
+    # wr_dump16, wr_probe: context pointer only; wr_user_cached only calls a shadow-copy
+    # rd(). The funnel rule (item 1) moved wr_sum15, wr_wait_ready, wr_wait_idle (context
+    # pointer only) and wr_ack (a value parameter) here from the set above.
+    assert not {"wr_dump16", "wr_probe", "wr_user_cached", "wr_sum15", "wr_wait_ready",
+                "wr_wait_idle", "wr_ack"} & names
 
 
 def test_fixture_hot_nodes(tree_graph: CallGraph) -> None:

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from mmioscan.kernel.dotconfig import ConfigError, load_config
 
 from mmioscan.cfront import callargs, lexer, macros, prefilter, preprocess
 from mmioscan.cfront.extract import Extractor
 from mmioscan.core.model import Call, FileFacts
 from mmioscan.core.ruleset import load_rules
 from mmioscan.facts.runner import ExtractSpec, _init_worker, facts_for_bytes
+from mmioscan.kernel.dotconfig import ConfigError, load_config
 from mmioscan.kernel.ifconfig import ConfigConditions
 
 from .helpers import FIXTURES

@@ -140,7 +140,9 @@ def test_iomap_accessors_are_out_of_line(model: X86Model) -> None:
 
 
 def test_port_io_forms(model: X86Model) -> None:
-    assert _form(model, "inb_p") == ("ve", "port-io", 1, False, f"tree:{IO_H}")
+    # item 7: the _p forms count their pause (an OUT to port 0x80): was 1
+    assert _form(model, "inb_p") == ("ve", "port-io", 2, False, f"tree:{IO_H}")
+    assert "port 0x80" in model.forms["inb_p"].reason
     assert _form(model, "outsb") == ("ve", "port-io", None, True, f"tree:{IO_H}")
     assert _form(model, "inb")[:3] == ("ve", "port-io", 1)  # shared/io.h is not read
 

@@ -84,8 +84,15 @@ def form_from_shape(name: str, shape: Shape, source: str, acc: Accessor | None,
         elif shape.out_of_line:
             insn = "out-of-line-mov"
     count_arg, count_bits = _count_fields(acc)
-    return Form(name, shape.path, insn, None if shape.per_count or shape.path != "ve"
-                else shape.exits, _reason(name, shape, source, platform), source,
+    exits = None if shape.per_count or shape.path != "ve" else shape.exits
+    reason = _reason(name, shape, source, platform)
+    if exits is not None and insn == "port-io" and name.endswith("_p"):
+        # BUILDIO's _p forms pause after the access: slow_down_io() -> native_io_delay(),
+        # an OUT to port 0x80 (the default io_delay type): one more port I/O trap.
+        exits += 1
+        reason += (f"; then the pause, slow_down_io(): an OUT to port 0x80, {exits} "
+                   f"{platform.trap} per call")
+    return Form(name, shape.path, insn, exits, reason, source,
                 per_count=shape.per_count, trap_bits=shape.bits if shape.per_count else None,
                 count_arg=count_arg, count_bits=count_bits, unit_exits=shape.unit_exits)
 

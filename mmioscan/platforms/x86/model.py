@@ -309,9 +309,14 @@ class X86Model:
                 f"regmap_mmio_write in drivers/base/regmap/regmap-mmio.c): {count}")
         return tdx
 
-    def wrapper(self, accessors: tuple[str, ...], nearest: str, plan: _Plan | None) -> Tdx:
-        """The worst access a wrapper reaches: unsupported over ve over paravirt."""
-        key = (plan, accessors, nearest)
+    def wrapper(self, accessors: tuple[str, ...], nearest: str, plan: _Plan | None,
+                counts: tuple[tuple[str, int | None], ...] = ()) -> Tdx:
+        """The worst access a wrapper reaches: unsupported over ve over paravirt. Its exits
+        are the sum over the accesses one call makes (counts: per accessor, from the call
+        graph), each accessor's own exits times its count; a loop, a value use or an
+        accessor whose exits are not known makes the sum unknown. Without counts, a wrapper
+        of one accessor has that accessor's exits, of several an unknown number."""
+        key = (plan, accessors, nearest, counts)
         tdx = self._cache.get(key)
         if tdx is not None:
             return tdx
@@ -319,7 +324,15 @@ class X86Model:
         worst = max(rank(t.path) for _, t in each)
         chosen = [(a, t) for a, t in each if rank(t.path) == worst]
         name, base = next(((a, t) for a, t in chosen if a == nearest), chosen[0])
-        if len(accessors) == 1:
+        exits: int | None
+        if counts:
+            exits, shown = self._summed(dict(each), counts)
+            trap = self.platform.trap
+            many = "" if len(accessors) == 1 else f"worst of {len(accessors)} accessors; "
+            reason = (f"reaches {name}: {many}one call makes {shown}: "
+                      f"{'an unknown number of' if exits is None else exits} {trap}; "
+                      f"{base.reason}")
+        elif len(accessors) == 1:
             exits = base.ve_exits
             reason = f"reaches {name}: {base.reason}"
         else:
@@ -328,6 +341,23 @@ class X86Model:
             reason = f"worst of {len(accessors)} accessors reached ({shown}): {base.reason}"
         tdx = self._cache[key] = Tdx(base.path, base.insn, exits, reason)
         return tdx
+
+    @staticmethod
+    def _summed(verdicts: Mapping[str, Tdx], counts: tuple[tuple[str, int | None], ...]
+                ) -> tuple[int | None, str]:
+        """Sum of count x exits over the accessors a call performs, and how it was made."""
+        total: int | None = 0
+        parts = []
+        for accessor, n in counts:
+            tdx = verdicts.get(accessor)
+            each = tdx.ve_exits if tdx is not None else None
+            parts.append(f"{'+' if n is None else n} x {accessor}")
+            if total is None or n is None or each is None:
+                total = None
+            else:
+                total += n * each
+        shown = ", ".join(parts[:6]) + (", ..." if len(parts) > 6 else "")
+        return total, shown
 
 
 def _read_tree(root: Path, notes: list[str]) -> dict[str, str]:
@@ -460,5 +490,6 @@ def verdict(site: Site, model: X86Model, strategy: Strategy, args: Sequence[str]
             return model.wrapper(site.accessors, site.accessor, plan)
         return model.regmap(site.callee, site.access, plan)
     if kind == "wrapper":
-        return model.wrapper(site.accessors or (site.accessor,), site.accessor, plan)
+        return model.wrapper(site.accessors or (site.accessor,), site.accessor, plan,
+                             site.access_counts)
     return model.accessor(site.accessor, plan, args if kind == "direct" else None)

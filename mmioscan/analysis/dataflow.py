@@ -1,0 +1,131 @@
+"""The funnel rule by data flow (rules/wrappers.toml): which parameters of a definition select
+the register an access it reaches uses, and how many accesses one call of it makes.
+
+A definition's calls, with the parameter indices each argument depends on, come from the
+extractor's flow records (cfront/flows.py). A definition selects through parameter p when
+
+- it calls an accessor whose address argument (rules/accessors.toml `addr_arg`) depends on p,
+  or uses an accessor as a value in a call one of whose arguments depends on p;
+- or it calls a funnel passing, in one of that funnel's selecting positions, an argument that
+  depends on p (a fixpoint over the call graph: analysis/callgraph.py).
+
+Only a function's selector parameters count (`__iomem` or scalar: cfront/flows.py); a macro's
+every parameter does, and a macro without parameters (`#define flush() rd(STATUS)`) is an
+alias of what it expands to: it is a funnel as soon as it reaches an accessor. Facts made
+without flow records (hand-made, in tests) fall back to the line-count rule: such a definition
+selects through ANY parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from mmioscan.cfront.flows import CONTEXT_USE
+from mmioscan.core.model import FileFacts, Scope
+
+ANY = -1  # "some parameter, not known which": every argument of a call of it counts
+
+Deps = tuple[tuple[int, ...], ...]
+
+
+class CallFact(NamedTuple):
+    deps: Deps | None  # per argument; None when not known (no flow records)
+    loop: bool  # inside a loop: the number of calls is not known
+    value: bool  # a catalogued name used as a value: the enclosing call's arguments, in one
+
+
+class ScopeCalls(NamedTuple):
+    calls: dict[str, list[CallFact]]  # callee or value name -> every call of it, in order
+    selectors: frozenset[int] | None  # None: no flow records for this scope
+    alias: bool  # a macro without parameters
+    macro: bool = False
+
+
+_NO_DEPS: Deps = ()
+
+
+def file_scope_calls(facts: FileFacts) -> dict[int, ScopeCalls]:
+    """Every scope's calls with their flows; scopes without flow records use their callee
+    and value names (one call each, dependencies unknown)."""
+    selectors = dict(facts.selectors)
+    flows = {(f[0], f[1], f[2], f[3]): f for f in facts.flows}
+    calls: dict[int, dict[str, list[CallFact]]] = {}
+    for records, value in ((facts.calls, False), (facts.references, True)):
+        for name, line, column, scope, active in records:
+            if scope < 0 or not active or scope not in selectors:
+                continue
+            flow = flows.get((scope, name, line, column))
+            if flow is not None:
+                fact = CallFact(flow[4], flow[5], value)
+            else:
+                fact = CallFact(((),) if value else _NO_DEPS, value, value)
+            calls.setdefault(scope, {}).setdefault(name, []).append(fact)
+    result: dict[int, ScopeCalls] = {}
+    for i, definition in enumerate(facts.scopes):
+        alias = definition.kind != "function" and not definition.params
+        if i in selectors:
+            result[i] = ScopeCalls(calls.get(i, {}), frozenset(selectors[i]), alias,
+                                   definition.kind != "function")
+        else:
+            result[i] = ScopeCalls(_fallback_calls(definition), None, alias)
+    return result
+
+
+def _fallback_calls(scope: Scope) -> dict[str, list[CallFact]]:
+    found: dict[str, list[CallFact]] = {n: [CallFact(None, False, False)] for n in scope.callees}
+    for n in scope.values:
+        found.setdefault(n, []).append(CallFact(None, True, True))
+    return found
+
+
+def selected(scope: ScopeCalls, name: str, positions: frozenset[int],
+             target_macro: bool = False) -> frozenset[int]:
+    """The scope's parameters that select a register through its calls of name, whose
+    selecting argument positions are `positions` (ANY: every argument). A dependency
+    CONTEXT_USE + i is, in a macro, a member-only use (kept so: the macro is a funnel that
+    does not propagate); in a function, a context pointer passed whole: it selects unless
+    the callee is a macro (target_macro)."""
+    entries = scope.calls.get(name, ())
+    if not entries:
+        return frozenset()
+    if scope.selectors is None or scope.alias:
+        return frozenset((ANY,))
+    found: set[int] = set()
+    # context-use positions of a macro funnel (`(hw)->regs`) never propagate to callers
+    positions = frozenset(j for j in positions if j < CONTEXT_USE)
+    every = ANY in positions
+    if not positions:
+        return frozenset()
+    for fact in entries:
+        deps = fact.deps
+        if deps is None:
+            found.update(scope.selectors)
+            continue
+        if fact.value or every:
+            for d in deps:
+                found.update(d)
+        else:
+            for j in positions:
+                if 0 <= j < len(deps):
+                    found.update(deps[j])
+    result: set[int] = set()
+    for j in found:
+        if j >= CONTEXT_USE and not scope.macro:
+            if target_macro:
+                continue
+            j -= CONTEXT_USE
+        if j % CONTEXT_USE in scope.selectors:
+            result.add(j)
+    return frozenset(result)
+
+
+def add_counts(total: dict[str, int | None], more: Iterable[tuple[str, int | None]],
+               times: int | None) -> None:
+    """total += times * more (None: not known)."""
+    for accessor, n in more:
+        have = total.get(accessor, 0)
+        if have is None or n is None or times is None:
+            total[accessor] = None
+        else:
+            total[accessor] = have + n * times

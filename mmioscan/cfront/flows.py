@@ -1,0 +1,323 @@
+"""Which parameters of a definition flow into the arguments of the calls it makes.
+
+The funnel rule (rules/wrappers.toml, analysis/funnels_flow.py) asks, for every call in a
+function or macro, which of the definition's parameters an argument is computed from. This is
+a cheap intra-procedural taint over identifiers, no types and no control flow:
+
+- a parameter depends on itself;
+- a local (or a parameter) assigned from an expression (`x = e`, `x += e`, `T x = e`) depends
+  on every parameter the identifiers of `e` depend on (two passes over the assignments, in
+  source order, so a chain of locals of any order settles in practice);
+- an argument depends on what its identifiers depend on (`&hw_addr[reg]`, `base + 4 * i`).
+
+Only parameters that can select a register count as sources for a function (`selectors`): a
+parameter declared `__iomem` (an address) or a scalar (an offset, an index: `u32 reg`,
+`int i`, `unsigned long addr`). A pointer to a struct (`struct e1000_hw *hw`, `void *data`)
+is a context pointer: its fields hold the base, and alone it does not make a funnel. A macro
+has no types: every parameter is a selector, and a parameter appears in an argument when it
+is one of the argument's identifiers (pasted `WR_##reg` included); one used only as the
+object of a member access (`(hw)->regs`) is a context use (CONTEXT_USE + index): the macro is
+a funnel, but a caller passing its own context pointer there does not become one.
+
+A flow record is (scope, callee, line, column, deps, in_loop, value): deps holds, per
+argument, the parameter indices it depends on; in_loop marks a call inside a for/while/do (or
+a macro body with a loop other than `do { } while (0)`); value marks a catalogued name used as
+a value (`read_poll_timeout(readl, ...)`), whose deps are those of the enclosing call's
+arguments, all in one. Calls with no dependent argument, outside loops, are not recorded:
+the call list has them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+
+import tree_sitter as ts
+
+from mmioscan.cfront import lexer
+
+Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
+Selectors = tuple[int, tuple[int, ...]]
+
+FLOW_QUERY = """
+(call_expression function: (identifier) @callee)
+(assignment_expression left: (identifier) right: (_)) @assign
+(init_declarator value: (_)) @init
+(identifier) @id
+(for_statement) @loop
+(while_statement) @loop
+(do_statement) @loop
+(pointer_declarator declarator: (identifier) @pointer)
+"""
+
+_POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_declarator",
+                         "abstract_pointer_declarator", "abstract_array_declarator",
+                         "abstract_function_declarator"})
+_AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
+_MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
+_EMPTY: tuple[int, ...] = ()
+# A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
+# index. It makes the macro a funnel (macros have no types) but never propagates to callers.
+CONTEXT_USE = 1 << 16
+_GLUED_RE = re.compile(rb"(struct|union|enum|unsigned|signed)(?:\s+\w+)*?\s+(\w+)")
+
+
+def _text(node: ts.Node) -> str:
+    return (node.text or b"").decode("utf-8", "replace")
+
+
+def _declarator_name(node: ts.Node | None) -> tuple[str | None, bool]:
+    """The identifier a declarator declares, and whether it is a pointer, array or function."""
+    pointerish = False
+    while node is not None and node.type != "identifier":
+        if node.type in _POINTERISH:
+            pointerish = True
+        inner = node.child_by_field_name("declarator")
+        if inner is None:
+            inner = next((c for c in node.named_children if c.type != "comment"), None)
+        node = inner
+    return (_text(node) if node is not None else None), pointerish
+
+
+def parameters(function: ts.Node, original: bytes
+               ) -> tuple[list[str | None], tuple[int, ...], frozenset[int]]:
+    """Parameter names of a function_definition, the indices of those that can select a
+    register, and of those that are pointers without __iomem (context pointers: `hw->x`
+    does not select, `readl(p)` does); original holds the bytes before annotation blanking
+    (it still says __iomem)."""
+    decl = function.child_by_field_name("declarator")
+    while decl is not None and decl.type != "function_declarator":
+        decl = decl.child_by_field_name("declarator")
+    plist = decl.child_by_field_name("parameters") if decl is not None else None
+    if plist is None:
+        return [], (), frozenset()
+    names: list[str | None] = []
+    selectors: list[int] = []
+    contexts: set[int] = set()
+    for p in plist.named_children:
+        if p.type == "variadic_parameter":
+            names.append(None)
+            continue
+        if p.type != "parameter_declaration":
+            continue
+        name, pointerish = _declarator_name(p.child_by_field_name("declarator"))
+        text = original[p.start_byte:p.end_byte]
+        glued = None
+        if name is None:
+            # `unsigned int off)` reads as a type passed to a macro: preprocess.py joined its
+            # words into one identifier (`unsigned_int_off`); the original has the name last.
+            glued = _GLUED_RE.fullmatch(text.strip())
+            if glued is None and len(plist.named_children) == 1:
+                break  # `(void)`
+            name = glued.group(2).decode("ascii", "replace") if glued is not None else None
+        index = len(names)
+        names.append(name)
+        if b"__iomem" in text:
+            selectors.append(index)
+            continue
+        if glued is not None:
+            if glued.group(1) not in (b"struct", b"union"):
+                selectors.append(index)
+            continue
+        kind = p.child_by_field_name("type")
+        if pointerish:
+            selectors.append(index)  # an address when used whole, a context through ->
+            contexts.add(index)
+        elif kind is None or kind.type not in _AGGREGATE:
+            selectors.append(index)
+    return names, tuple(selectors), frozenset(contexts)
+
+
+class FileFlows:
+    """The flows of every function of one parsed file, from one query over its tree."""
+
+    def __init__(self, query: ts.Query, root: ts.Node, original: bytes = b"") -> None:
+        caps = ts.QueryCursor(query).captures(root)
+        # Pointers declared without __iomem (locals and parameters): contexts, whose member
+        # accesses (`vsi->back`) do not carry a selecting parameter along.
+        pointers = []
+        for node in caps.get("pointer", []):
+            decl = node.parent
+            while decl is not None and decl.type not in ("declaration", "parameter_declaration",
+                                                          "function_definition"):
+                decl = decl.parent
+            if decl is not None and decl.type != "function_definition" and (
+                    b"__iomem" not in original[decl.start_byte:decl.end_byte]):
+                pointers.append((node.start_byte, _text(node)))
+        pointers.sort()
+        self._pointer_starts = [o for o, _ in pointers]
+        self._pointer_names = [n for _, n in pointers]
+        ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
+        self._id_starts = [n.start_byte for n in ids]
+        self._id_names = [_text(n) for n in ids]
+        # The object of a member access (`hw` in `hw->regs`): a context, not an address
+        self._id_object = [n.parent is not None and n.parent.type == "field_expression"
+                           and n.prev_named_sibling is None for n in ids]
+        self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
+        self._callee_starts = [n.start_byte for n in self._callees]
+        assigns = [*caps.get("assign", []), *caps.get("init", [])]
+        assigns.sort(key=lambda n: n.start_byte)
+        self._assigns = assigns
+        self._assign_starts = [n.start_byte for n in assigns]
+        loops = sorted(caps.get("loop", []), key=lambda n: n.start_byte)
+        self._loops = [(n.start_byte, n.end_byte) for n in loops]
+        self._loop_starts = [s for s, _ in self._loops]
+        # The furthest end of the loops starting up to each one: an offset is inside a loop
+        # when a loop starting before it ends after it (one bisection, not a scan per call)
+        self._loop_reach = list(itertools.accumulate((e for _, e in self._loops), max))
+
+    def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]],
+              contexts: frozenset[str] = frozenset()) -> frozenset[int]:
+        lo = bisect.bisect_left(self._id_starts, node.start_byte)
+        hi = bisect.bisect_left(self._id_starts, node.end_byte)
+        found: set[int] = set()
+        for i in range(lo, hi):
+            name = self._id_names[i]
+            if name in contexts:
+                continue  # a context pointer selects only as the whole address: _whole()
+            dep = taint.get(name)
+            if dep:
+                found.update(dep)
+        return frozenset(found)
+
+    def _in_loop(self, offset: int, start: int) -> bool:
+        """Inside a loop of the function starting at `start`: loops before the function
+        end before it, so the furthest reach of the loops started so far decides."""
+        hi = bisect.bisect_right(self._loop_starts, offset)
+        return hi > bisect.bisect_left(self._loop_starts, start) and \
+            self._loop_reach[hi - 1] > offset
+
+    def function(self, scope: int, node: ts.Node, params: Sequence[str | None],
+                 interesting: frozenset[str], references: Iterable[ts.Node],
+                 context_params: frozenset[int] = frozenset()) -> list[Flow]:
+        """Flow records of one function_definition (scope: its index in FileFacts.scopes);
+        references: identifiers of catalogued names used as values inside it;
+        context_params: pointer parameters whose member accesses do not select."""
+        start, end = node.start_byte, node.end_byte
+        lo = bisect.bisect_left(self._pointer_starts, start)
+        hi = bisect.bisect_left(self._pointer_starts, end)
+        contexts = frozenset(p for i, p in enumerate(params)
+                             if p is not None and i in context_params).union(
+            self._pointer_names[lo:hi])
+        taint: dict[str, frozenset[int]] = {
+            p: frozenset((i,)) for i, p in enumerate(params) if p is not None}
+        lo = bisect.bisect_left(self._assign_starts, start)
+        hi = bisect.bisect_left(self._assign_starts, end)
+        assigns = self._assigns[lo:hi]
+        if taint:
+            for _ in range(2):
+                for a in assigns:
+                    if a.type == "init_declarator":
+                        target, _p = _declarator_name(a.child_by_field_name("declarator"))
+                    else:
+                        left = a.child_by_field_name("left")
+                        target = _text(left) if left is not None else None
+                    value = a.child_by_field_name("value" if a.type == "init_declarator"
+                                                  else "right")
+                    if target is None or value is None:
+                        continue
+                    dep = self._deps(value, taint, contexts)
+                    if dep and not dep <= taint.get(target, frozenset()):
+                        taint[target] = taint.get(target, frozenset()) | dep
+        flows: list[Flow] = []
+        lo = bisect.bisect_left(self._callee_starts, start)
+        hi = bisect.bisect_left(self._callee_starts, end)
+        for callee in self._callees[lo:hi]:
+            call = callee.parent
+            args = call.child_by_field_name("arguments") if call is not None else None
+            if args is None:
+                continue
+            deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
+                         if taint else _EMPTY
+                         for a in args.named_children if a.type != "comment")
+            loop = self._in_loop(callee.start_byte, start)
+            if loop or any(deps):
+                row, col = callee.start_point
+                flows.append((scope, _text(callee), row + 1, col + 1, deps, loop, False))
+        for ref in references:
+            name = _text(ref)
+            if name not in interesting:
+                continue
+            call = ref.parent
+            while call is not None and call.type not in ("call_expression",
+                                                         "function_definition"):
+                call = call.parent
+            around: frozenset[int] = frozenset()
+            if call is not None and call.type == "call_expression":
+                args = call.child_by_field_name("arguments")
+                if args is not None and taint:
+                    around = self._deps(args, taint, contexts)
+            row, col = ref.start_point
+            flows.append((scope, name, row + 1, col + 1, (tuple(sorted(around)),), True, True))
+        return flows
+
+
+def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
+           contexts: frozenset[str]) -> frozenset[int]:
+    """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`,
+    marked CONTEXT_USE + index: it selects for an accessor or a function funnel (whose
+    parameter's type tells an address), not for a macro (`REG_RD(bp, off)`: bp is a context)."""
+    node: ts.Node | None = arg
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        node = node.child_by_field_name("value") or (
+            node.named_children[-1] if node.named_children else None)
+    if node is not None and node.type == "binary_expression":
+        op = node.child_by_field_name("operator")
+        if op is not None and op.type in ("+", "-"):
+            node = node.child_by_field_name("left")
+            while node is not None and node.type in ("parenthesized_expression",
+                                                     "cast_expression"):
+                node = node.child_by_field_name("value") or (
+                    node.named_children[-1] if node.named_children else None)
+    if node is not None and node.type == "identifier":
+        name = _text(node)
+        if name in contexts:
+            return frozenset(CONTEXT_USE + i for i in taint.get(name, frozenset()))
+    return frozenset()
+
+
+def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
+                interesting: frozenset[str], skip: frozenset[str],
+                base: tuple[int, int]) -> list[Flow]:
+    """Flow records of one macro body (base: 1-based line and column where it starts)."""
+    names = list(params or ())
+    index = {p: i for i, p in enumerate(names)}
+    if "..." in index:
+        index["__VA_ARGS__"] = index["..."]
+    looped = bool(_MACRO_LOOP_RE.search(body))
+    uses = list(lexer.identifiers(body))
+    flows: list[Flow] = []
+    everywhere = _macro_deps(body, index)
+    for use in uses:
+        if use.member or use.declared or use.name in skip:
+            continue
+        line, col = lexer.position(body, use.offset, base[0], base[1])
+        if not use.called:
+            if use.name in interesting and use.name not in index:
+                flows.append((scope, use.name, line, col, (everywhere,), True, True))
+            continue
+        if use.pasted:
+            continue
+        paren = body.find(b"(", use.offset + len(use.name))
+        split = lexer.split_arguments(body, paren) if paren >= 0 else None
+        if split is None:
+            continue
+        deps = tuple(_macro_deps(arg, index) for arg in split[0] if arg or len(split[0]) > 1)
+        if looped or any(deps):
+            flows.append((scope, use.name, line, col, deps, looped, False))
+    return flows
+
+
+def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:
+    """Parameters appearing in text; CONTEXT_USE + i for a parameter that appears only as
+    the object of a member access (`(hw)->regs`: a context)."""
+    found = set()
+    for name in {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}:
+        word = re.escape(name.encode())
+        total = len(re.findall(rb"(?<![\w.>])" + word + rb"(?!\w)", text))
+        objects = len(re.findall(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))",
+                                 text))
+        found.add(index[name] if total > objects else CONTEXT_USE + index[name])
+    return tuple(sorted(found))
