@@ -94,6 +94,15 @@ class FileFacts:
     flows: tuple[tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool], ...] = ()
     # Names exported with EXPORT_SYMBOL* at file scope: callable from other drivers' folders
     exports: tuple[str, ...] = ()
+    # Functions stored in function-pointer fields: (struct type, field, function, line); the
+    # precise engine's (clang/extract.py), empty from the fast engine.
+    fnptrs: tuple[tuple[str, str, str, int], ...] = ()
+    # Files the parse read besides this one: (absolute path, size, mtime_ns); a cached entry
+    # whose dependencies changed is a miss (precise engine only).
+    depends: tuple[tuple[str, int, int], ...] = ()
+    # (first, last) lines of blocks the preprocessor skipped under the .config (precise engine).
+    skipped: tuple[tuple[int, int], ...] = ()
+    engine: str = "fast"  # which engine made these facts: fast (tree-sitter) or clang
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
