@@ -24,9 +24,11 @@ from mmioscan.analysis.callgraph import (
     folder_of,
     include_candidates,
 )
+from mmioscan.analysis.engines import engine_spec
 from mmioscan.analysis.timings import Timings
 from mmioscan.analysis.wrappers import regmap_folders
 from mmioscan.cfront.lexer import IDENT_BYTES
+from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.facts.runner import ExtractSpec, Progress, collect_facts, open_cache
@@ -44,6 +46,8 @@ class ScanOptions:
     jobs: int = 1
     cache_dir: Path | None = None
     direct_only: bool = False  # issue-2 inventory: no context headers, rounds or call graph
+    engine: str = "fast"  # or "clang": libclang over `prepared` (docs/precise.md)
+    prepared: Prepared | None = None
 
 
 def _spec(rules: RuleSet) -> ExtractSpec:
@@ -218,6 +222,7 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
     clock = clock or Timings()
     fileset = collect(list(options.paths), options.root)
     store = _Facts(fileset.root, options, rules, progress)
+    store.spec = engine_spec(store.spec, options.engine, options.prepared, fileset)
     first = store.add(fileset.files, progress=True)
     clock.lap("facts")
     if not options.direct_only:
@@ -235,7 +240,7 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     _context_headers(store, first, scoped_set)
     clock.lap("context headers")
     checked: dict[str, set[bytes]] = {}
-    cache = open_cache(store.options.cache_dir, store.rules.digest)
+    cache = open_cache(store.options.cache_dir, store.rules.digest, store.spec)
     negatives = cache.negatives()
     fresh_negatives: list[tuple[str, str]] = []
     for _ in range(MAX_ROUNDS):

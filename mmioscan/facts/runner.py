@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import dataclasses
 import hashlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mmioscan import __version__
 from mmioscan.cfront.extract import Extractor
@@ -77,20 +79,45 @@ class ExtractSpec:
     hot_fields: frozenset[str] = frozenset()
     limits: Limits = dataclasses.field(default_factory=lambda: LIMITS)
     regmap: Regmap | None = None  # rules/regmap.toml: the extractor records maps and uses
+    # The engine (docs/precise.md): "fast" (tree-sitter), or "clang" (libclang with the flags
+    # Kbuild gives each built .c file of `tree`; build_key names the prepared build).
+    engine: str = "fast"
+    tree: str = ""
+    flags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    build_key: str = ""
+
+
+# Engines besides the fast one: imported by name in the workers that use them, so that their
+# source keys their own facts only (open_cache), never the fast engine's.
+ENGINES = {"clang": "mmioscan.clang.extract"}
+
+
+class FactsExtractor(Protocol):
+    def extract(self, path: str, digest: str, data: bytes) -> FileFacts: ...
+
+
+def _prefiltered(rel: str) -> bool:
+    """Does the byte prefilter decide whether rel is parsed? The fast engine: always; an
+    engine may parse some files whatever they mention (`prefiltered(rel)` says which not)."""
+    decide = getattr(_Worker.extractor, "prefiltered", None)
+    return True if decide is None else bool(decide(rel))
 
 
 class _Worker:
     """Per-process state: the parser and the name scanner are built once per worker."""
 
-    extractor: Extractor | None = None
+    extractor: FactsExtractor | None = None
     scanner: NameScanner | None = None
     real_dirs: dict[str, str] = {}  # folder -> its real path (_tree_check)
     limits: Limits = LIMITS
 
 
 def _init_worker(spec: ExtractSpec) -> None:
-    _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
-                                  spec.regmap, max_depth=spec.limits.max_depth)
+    if spec.engine == "fast":
+        _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
+                                      spec.regmap, max_depth=spec.limits.max_depth)
+    else:
+        _Worker.extractor = importlib.import_module(ENGINES[spec.engine]).make(spec)
     _Worker.scanner = NameScanner(spec.names)
     _Worker.real_dirs = {}
     _Worker.limits = spec.limits
@@ -177,7 +204,8 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         notes = (Problem(rel, f"not valid UTF-8 at byte {exc.start}: scanned as raw bytes"),)
-    if not force and not _Worker.scanner.mentions(data) and not mentions_iomem(data):
+    if (not force and not _Worker.scanner.mentions(data) and not mentions_iomem(data)
+            and _prefiltered(rel)):
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
                          includes=include_targets(data))
     limits = _Worker.limits
@@ -332,8 +360,14 @@ def pool_size(requested: int, files: int) -> int:
     return max(1, min(requested, usable_cores(), -(-files // _CHUNK)))
 
 
-def open_cache(cache_dir: Path | None, rules_digest: str) -> FactsCache:
-    return FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
+def open_cache(cache_dir: Path | None, rules_digest: str,
+               spec: ExtractSpec | None = None) -> FactsCache:
+    if spec is None or spec.engine == "fast":
+        return FactsCache(cache_dir, f"{extractor_fingerprint()}/{rules_digest}")
+    # Another engine's facts live apart, per prepared build: a store drops other salts.
+    folder = cache_dir / spec.engine / spec.build_key if cache_dir is not None else None
+    engine = source_digest(ENGINES[spec.engine])
+    return FactsCache(folder, f"{extractor_fingerprint()}-{engine}/{rules_digest}")
 
 
 def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_digest: str,
@@ -344,7 +378,7 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     Files in `force` are parsed whatever the prefilter says; a cached unparsed record of
     such a file is a miss, and its parsed facts replace it in the cache.
     """
-    cache = open_cache(cache_dir, rules_digest)
+    cache = open_cache(cache_dir, rules_digest, spec)
     problems: list[Problem] = []
     if cache.problem:
         problems.append(Problem(".", cache.problem))
@@ -415,4 +449,20 @@ def _cache_hits(absolute: dict[str, str], stamps: dict[str, Stamp],
         unchanged[rel] = stamp.digest
     cached = cache.facts(unchanged.values())
     cache.store_stamps((p, s) for p, s in renewed if s.digest in cached)
-    return {rel: _relocated(cached[d], rel) for rel, d in unchanged.items() if d in cached}
+    seen: dict[str, tuple[int, int] | None] = {}
+    return {rel: _relocated(cached[d], rel) for rel, d in unchanged.items()
+            if d in cached and _depends_unchanged(cached[d], seen)}
+
+
+def _depends_unchanged(facts: FileFacts, seen: dict[str, tuple[int, int] | None]) -> bool:
+    """Are the files a parse read (the precise engine's headers) as they were?"""
+    for path, size, mtime_ns in facts.depends:
+        if path not in seen:
+            try:
+                st = os.stat(path)
+                seen[path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                seen[path] = None
+        if seen[path] != (size, mtime_ns):
+            return False
+    return True
