@@ -13,6 +13,7 @@ from pathlib import Path
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
 from mmioscan.cli.options import UsageError, cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import target_name, write_output
+from mmioscan.cli.precise import engine_options
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import RuleSet, load_rules
@@ -24,7 +25,8 @@ from mmioscan.report.formats import renderer, report_suffixes
 def analysis_options(args: argparse.Namespace, compare: bool = False) -> AnalysisOptions:
     scan = ScanOptions(paths=tuple(args.paths), root=args.root, jobs=jobs(args),
                        cache_dir=cache_dir(args),
-                       direct_only=bool(getattr(args, "direct_only", False)))
+                       direct_only=bool(getattr(args, "direct_only", False)),
+                       **engine_options(args))
     return AnalysisOptions(scan, config=args.config, strategy=args.strategy,
                            patch_points=args.patch_points, all_sites=args.all_sites,
                            compare_strategies=compare, platforms=platforms(args),

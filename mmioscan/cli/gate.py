@@ -13,9 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mmioscan.cli.options import cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import target_name, write_output
+from mmioscan.cli.precise import engine_options
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import load_rules
 from mmioscan.gate import history
@@ -70,6 +72,22 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     if config is not None:
         load_config(config)  # unusable (a FIFO, not a .config): exit 2 before any work
     rules = load_rules(accessors=args.rules)  # a bad --rules file fails before any git work
+    # The clang engine prepares the tree for --config: the gate's TREE (its flags and headers
+    # serve both versions, whose files are parsed from the copies: docs/precise.md, "The
+    # gate"), else the root of what is scanned.
+    given = getattr(args, "tree", None)
+    engines: dict[str, dict[str, Any]] = {}
+
+    def engine(root: Path) -> dict[str, Any]:
+        if getattr(args, "engine", "fast") == "fast":
+            return {}
+        tree = (find_root(Path(given).resolve()) or Path(given)) if given is not None else root
+        if str(tree) not in engines:
+            engines[str(tree)] = engine_options(args, tree)
+        return engines[str(tree)]
+
+    if given is not None:
+        engine(Path(given))
 
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
@@ -77,7 +95,7 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
         from mmioscan.cli.commands import run_analysis
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, workers,
-                              cache)
+                              cache, **engine(root))
         return run_analysis(args, AnalysisOptions(
             options, config=config, strategy=strategy, patch_points=points,
             all_sites=all_sites, platforms=chosen, cpu_features=cpu), rules).result

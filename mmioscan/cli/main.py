@@ -73,8 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
                            "or with --config its cloud .config")
     kernel.add_argument("--config", action="store_true",
                         help="print the cloud-amd64 .config path instead")
+    _add_precise(sub)
     gate_parser.register(sub, _command)  # gate, baseline, triage, history, diff
     return parser
+
+
+def _add_precise(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """prepare and crosscheck: the precise engine's commands (docs/precise.md)."""
+    prep = _command(sub, "prepare", "mmioscan.cli.precise:prepare_command",
+                    help="make an out-of-tree prepared build of TREE for a .config (make "
+                         "O=DIR olddefconfig prepare, under the cache; reused by key)")
+    prep.add_argument("tree", type=Path, metavar="TREE")
+    prep.add_argument("--config", type=Path, metavar="FILE", required=True)
+    prep.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                      help="make jobs (default: all cores)")
+    prep.add_argument("--format", choices=("text", "json"), default="text")
+    cross = _command(sub, "crosscheck", "mmioscan.cli.precise:crosscheck_command",
+                     help="run both engines on the same files: sites both find, the "
+                          "fast-only and clang-only ones, and why they differ")
+    cross.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_common(cross)
+    cross.add_argument("--config", type=Path, metavar="FILE", required=True,
+                       help="the .config the tree is prepared for")
+    cross.add_argument("--format", choices=("text", "json"), default="text")
+    cross.add_argument("-o", "--output", type=Path, help="write the output to FILE")
 
 
 def _handler(spec: str) -> Handler:
@@ -85,12 +107,14 @@ def _handler(spec: str) -> Handler:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean unusable input (exit 2), loaded with the commands."""
     from mmioscan.cli.gate import GateError
+    from mmioscan.cli.precise import input_errors
     from mmioscan.core.toml import RuleError
     from mmioscan.kernel.dotconfig import ConfigError
     from mmioscan.kernel.kernelsrc import KernelSourceError
     from mmioscan.kernel.tree import TreeError
 
-    return (UsageError, TreeError, RuleError, KernelSourceError, ConfigError, GateError)
+    return (UsageError, TreeError, RuleError, KernelSourceError, ConfigError, GateError,
+            *input_errors())
 
 
 def _error(exc: BaseException) -> int:

@@ -95,6 +95,14 @@ def add_verdict_options(parser: argparse.ArgumentParser) -> None:
                              "verdicts that depend on one; default: the worst case")
 
 
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    """--engine: the fast engine (tree-sitter) or the precise one (libclang, docs/precise.md)."""
+    parser.add_argument("--engine", choices=("fast", "clang"), default="fast",
+                        help="fast: tree-sitter on every file (default); clang: libclang on "
+                             "every .c file --config builds, with Kbuild's flags (prepares "
+                             "the tree first: mmioscan prepare)")
+
+
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """Every option of `mmioscan scan` but its PATHs (which each command names its own way):
     the common ones, rules, .config, platforms, strategy, --all and patch points. Every
@@ -102,6 +110,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.add_argument("--rules", type=Path, help="an alternative accessors.toml")
     add_verdict_options(parser)
+    add_engine_option(parser)
     parser.add_argument("--all", action="store_true", dest="all_sites",
                         help="with --config, count unreachable sites in summaries too")
     parser.add_argument("--patch-points", type=Path, metavar="FILE",
