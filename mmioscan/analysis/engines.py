@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mmioscan.clang.flags import plan
+from mmioscan.clang.flags import FLAGS_VERSION, plan
 from mmioscan.clang.prepare import Prepared
 from mmioscan.facts.runner import ExtractSpec
 from mmioscan.kernel.tree import FileSet
@@ -15,7 +15,8 @@ ENGINES = ("fast", "clang")
 
 def engine_spec(spec: ExtractSpec, engine: str, prepared: Prepared | None,
                 fileset: FileSet) -> ExtractSpec:
-    """spec for `engine`; the clang engine needs the tree prepared for the .config."""
+    """spec for `engine`; the clang engine needs the tree prepared for the .config. Its facts
+    are kept per prepared build and per version of the code that derives the flags."""
     if engine == "fast":
         return spec
     if engine != "clang" or prepared is None:
@@ -23,4 +24,4 @@ def engine_spec(spec: ExtractSpec, engine: str, prepared: Prepared | None,
     built = plan(prepared, fileset.files, fileset.targets)
     return dataclasses.replace(spec, engine="clang", tree=str(prepared.tree),
                                flags=tuple(sorted(built.flags.items())),
-                               build_key=prepared.key)
+                               build_key=f"{prepared.key}-{FLAGS_VERSION}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.clang.prepare import Prepared, make_command
+from mmioscan.core.sources import source_digest
 
 SHIM_NAME = "iomem-shim.h"
 # Sparse's `__iomem` (address_space, which clang refuses) as a type tag clang keeps on the
@@ -52,6 +53,11 @@ _FOLDER_RE = re.compile(r"Makefile\.build obj=(\S+)")
 _TARGET = "--target=x86_64-linux-gnu"
 # libclang's own options: no warnings (they are not facts), errors are.
 _EXTRA = ("-w", "-Wno-error")
+
+
+# Cached flags and the facts made with them are keyed by this module's source too: a change
+# to how flags are derived is a cache miss.
+FLAGS_VERSION = source_digest(__name__)[:8]
 
 
 class FlagsError(Exception):
@@ -158,7 +164,7 @@ def parse_dry_run(text: str, tree: Path, build: Path, shim: Path | None
 
 def _cache_file(prepared: Prepared, folder: str) -> Path:
     name = hashlib.sha1(folder.encode(), usedforsecurity=False).hexdigest()[:16]
-    return prepared.build / ".mmioscan" / "flags" / f"{name}.json"
+    return prepared.build / ".mmioscan" / f"flags-{FLAGS_VERSION}" / f"{name}.json"
 
 
 def folder_flags(prepared: Prepared, folder: str) -> FolderFlags:
