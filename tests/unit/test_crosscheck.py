@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,27 @@ def test_the_engines_caches_do_not_evict_each_other(tmp_path: Path) -> None:
     run_scan(precise)
     assert run_scan(fast).result.stats.cache_hits == 5
     assert run_scan(precise).result.stats.cache_hits == 5
+
+
+def test_the_gate_with_the_clang_engine_sees_a_deref_through_a_header_type(
+        tmp_path: Path) -> None:
+    """A patch adds `hw->regs->sub.lo = 0`: __iomem comes from demo.h's struct, which only
+    the precise engine resolves, so only its gate blocks the change."""
+    tree = tmp_path / "linux"
+    shutil.copytree(PRECISE, tree)
+    fake_prepared(tree, tree / "demo.config")
+    old = (tree / "drivers/demo/demo.c").read_text()
+    added = "\thw->regs->sub.lo = 0;\n"
+    new = old.replace("\tops->irq = demo_irq;\n", "\tops->irq = demo_irq;\n" + added)
+    edited = tmp_path / "demo.c"
+    edited.write_text(new)
+    diff = subprocess.run(["diff", "-u", "--label", "a/drivers/demo/demo.c", "--label",
+                           "b/drivers/demo/demo.c", str(tree / "drivers/demo/demo.c"),
+                           str(edited)], capture_output=True, text=True, check=False).stdout
+    patch = tmp_path / "deref.patch"
+    patch.write_text(diff)
+    common = ["gate", str(tree), "--patch", str(patch), "--config", str(tree / "demo.config"),
+              "--no-progress", "-j", "1", "--cache-dir", str(tmp_path / "cache")]
+    assert run_cli([*common, "--engine", "clang"]) == 1
+    assert run_cli(common) == 0
+    assert (tree / "drivers/demo/demo.c").read_text() == old and new != old
