@@ -26,11 +26,12 @@ not build is not parsed (wrong flags would break it): its facts say so.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from clang import cindex as ci
 
@@ -40,6 +41,7 @@ from mmioscan.clang import native
 from mmioscan.clang.ast import PAREN, K, Tree
 from mmioscan.clang.derefs import Derefs
 from mmioscan.core.model import FileFacts, Problem, Scope
+from mmioscan.core.ruleset import Regmap
 
 NOT_BUILT = "not built by this .config: not parsed (clang engine)"
 _REF_STRIP = frozenset({PAREN, K.UNEXPOSED_EXPR, K.CSTYLE_CAST_EXPR})
@@ -57,13 +59,15 @@ class ClangExtractor:
 
     def __init__(self, names: Iterable[str], registrations: dict[str, tuple[int, ...]],
                  hot_fields: Iterable[str], tree: str,
-                 flags: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+                 flags: Iterable[tuple[str, tuple[str, ...]]], regmap: Regmap | None = None,
+                 max_depth: int | None = None) -> None:
         self.interesting = frozenset(names)
         self.registrations = registrations
         self.hot_fields = frozenset(hot_fields)
         self.tree = Path(tree)
         self.flags = dict(flags)
-        self.fast = Extractor(self.interesting, registrations, self.hot_fields)
+        depth = {} if max_depth is None else {"max_depth": max_depth}
+        self.fast = Extractor(self.interesting, registrations, self.hot_fields, regmap, **depth)
         self.scanner = NameScanner(self.interesting)
         self.index = ci.Index.create()
 
@@ -89,7 +93,29 @@ class ClangExtractor:
             return FileFacts(path, digest, len(data), parsed=False, engine="clang",
                              problems=(Problem(path, f"clang could not parse it: {exc}"),),
                              includes=include_targets(data))
-        return _Unit(self, tu, path, main, digest, data).facts()
+        facts = _Unit(self, tu, path, main, digest, data).facts()
+        return _with_text_facts(facts, self.fast.extract(path, digest, data))
+
+
+def _with_text_facts(facts: FileFacts, text: FileFacts) -> FileFacts:
+    """What the precise engine takes from the fast engine's reading of the same bytes: facts
+    about the text, by name or file position (exports, macros that define accessors, regmap
+    maps, uses and configs), and the data-flow records of the funnel rule (cfront/flows.py),
+    moved from the fast engine's function scopes to clang's (same name and first line): a
+    call clang sees under the same name at the same place keeps its flow; a call made by a
+    macro's expansion has none (docs/precise.md)."""
+    moved = {}
+    by_key = {(s.name, s.line): j for j, s in enumerate(facts.scopes)}
+    for i, scope in enumerate(text.scopes):
+        j = by_key.get((scope.name, scope.line)) if scope.kind == "function" else None
+        if j is not None:
+            moved[i] = j
+    return dataclasses.replace(
+        facts, exports=text.exports, definition_macros=text.definition_macros,
+        regmap_maps=text.regmap_maps, regmap_uses=text.regmap_uses,
+        regmap_configs=text.regmap_configs,
+        selectors=tuple((moved[i], sel) for i, sel in text.selectors if i in moved),
+        flows=tuple((moved[f[0]], *f[1:]) for f in text.flows if f[0] in moved))
 
 
 class _Unit:
@@ -333,9 +359,11 @@ class EngineSpec(Protocol):
     hot_fields: frozenset[str]
     tree: str
     flags: tuple[tuple[str, tuple[str, ...]], ...]
+    regmap: Regmap | None
+    limits: Any  # facts/runner.py Limits: max_depth
 
 
 def make(spec: EngineSpec) -> ClangExtractor:
     """The extractor of one worker process (facts/runner.py ENGINES)."""
     return ClangExtractor(spec.names, dict(spec.registrations), spec.hot_fields, spec.tree,
-                          spec.flags)
+                          spec.flags, spec.regmap, spec.limits.max_depth)
