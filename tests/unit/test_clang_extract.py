@@ -147,3 +147,18 @@ def test_each_engine_keys_its_own_facts() -> None:
     precise = {p.relative_to(PRECISE.parents[2] / "mmioscan").as_posix()
                for p in closure("mmioscan.clang.extract")}
     assert {"clang/extract.py", "clang/derefs.py", "cfront/extract.py"} <= precise
+
+
+def test_text_facts_and_flows_come_from_the_fast_reading(extractor: ClangExtractor,
+                                                         demo: FileFacts) -> None:
+    fast = extractor.fast.extract(DEMO, "digest", (PRECISE / DEMO).read_bytes())
+    assert demo.exports == fast.exports and demo.regmap_uses == fast.regmap_uses
+
+    def by_name(facts: FileFacts) -> dict[str, tuple[int, ...]]:
+        return {facts.scopes[i].name: sel for i, sel in facts.selectors
+                if facts.scopes[i].kind == "function"}
+
+    assert by_name(demo) == by_name(fast)
+    names = {demo.scopes[f[0]].name for f in demo.flows}
+    assert names <= {s.name for s in demo.scopes}
+    assert len(demo.flows) == sum(1 for f in fast.flows if fast.scopes[f[0]].kind == "function")
