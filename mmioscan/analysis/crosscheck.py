@@ -150,9 +150,11 @@ CAUSES: tuple[Cause, ...] = (
           _value_then_call),
     Cause("macro-expansion", "clang", ("direct", "reference", "deref", "wrapper"),
           "the access comes from expanding a macro defined in a header: clang places it at "
-          "the macro's invocation, the fast engine sees a call of the macro, not a site when "
-          "the macro reaches no accessor through the headers it parsed",
-          "parse the header that defines the macro as context (cfront/includes.py)",
+          "the macro's invocation (a call of the function it expands to, ixgbevf's "
+          "IXGBE_READ_REG(hw, r) -> ixgbevf_read_reg(hw, r)), the fast engine sees a call of "
+          "the macro, which the funnel rule does not make a site (a context pointer passed to "
+          "a macro selects no register) or which reaches no accessor in the headers it parsed",
+          "apply the funnel rule to what a one-call macro expands to, not to the macro",
           _macro_invocation),
     Cause("not-the-accessor", "fast", ("direct", "reference"),
           "the name is not the accessor here: a local variable, parameter or field of the "

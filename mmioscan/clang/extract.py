@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from clang import cindex as ci
 
 from mmioscan.cfront.extract import Extractor
+from mmioscan.cfront.flows import Flow
 from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.clang import native
 from mmioscan.clang.ast import PAREN, K, Tree
@@ -93,29 +94,89 @@ class ClangExtractor:
             return FileFacts(path, digest, len(data), parsed=False, engine="clang",
                              problems=(Problem(path, f"clang could not parse it: {exc}"),),
                              includes=include_targets(data))
-        facts = _Unit(self, tu, path, main, digest, data).facts()
-        return _with_text_facts(facts, self.fast.extract(path, digest, data))
+        unit = _Unit(self, tu, path, main, digest, data)
+        facts = unit.facts()
+        return _with_text_facts(facts, self.fast.extract(path, digest, data), data,
+                                unit.expanded)
 
 
-def _with_text_facts(facts: FileFacts, text: FileFacts) -> FileFacts:
+def _with_text_facts(facts: FileFacts, text: FileFacts, data: bytes = b"",
+                     expanded: dict[tuple[str, int, int], list[set[int]]] | None = None
+                     ) -> FileFacts:
     """What the precise engine takes from the fast engine's reading of the same bytes: facts
     about the text, by name or file position (exports, macros that define accessors, regmap
     maps, uses and configs), and the data-flow records of the funnel rule (cfront/flows.py),
-    moved from the fast engine's function scopes to clang's (same name and first line): a
-    call clang sees under the same name at the same place keeps its flow; a call made by a
-    macro's expansion has none (docs/precise.md)."""
+    moved from the fast engine's function scopes to clang's (same name and first line). A
+    call clang sees under the same name at the same place keeps its flow; a call a macro
+    invoked there expands to gets, per argument, the dependencies of the macro arguments its
+    tokens are written in."""
     moved = {}
     by_key = {(s.name, s.line): j for j, s in enumerate(facts.scopes)}
-    for i, scope in enumerate(text.scopes):
-        j = by_key.get((scope.name, scope.line)) if scope.kind == "function" else None
+    for i, fast_scope in enumerate(text.scopes):
+        j = (by_key.get((fast_scope.name, fast_scope.line)) if fast_scope.kind == "function"
+             else None)
         if j is not None:
             moved[i] = j
+    flows: list[Flow] = [(moved[f[0]], *f[1:]) for f in text.flows if f[0] in moved]
+    made: dict[tuple[int, int, int], list[str]] = {}
+    for name, line, column, scope, _ in facts.calls:
+        if (name, line, column) in (expanded or {}):
+            made.setdefault((scope, line, column), []).append(name)
+    starts = _line_starts(data) if made else []
+    for where, name, line, column, deps, loop, value in list(flows):
+        for other in made.get((where, line, column), ()):
+            if other == name or (expanded is None):
+                continue
+            spans = _macro_arguments(data, starts[line - 1] + column - 1)
+            per_arg = tuple(
+                tuple(sorted({d for k, (lo, hi) in enumerate(spans) if k < len(deps)
+                              and any(lo <= o < hi for o in offsets) for d in deps[k]}))
+                for offsets in expanded[(other, line, column)])
+            flows.append((where, other, line, column, per_arg, loop, value))
     return dataclasses.replace(
         facts, exports=text.exports, definition_macros=text.definition_macros,
         regmap_maps=text.regmap_maps, regmap_uses=text.regmap_uses,
         regmap_configs=text.regmap_configs,
         selectors=tuple((moved[i], sel) for i, sel in text.selectors if i in moved),
-        flows=tuple((moved[f[0]], *f[1:]) for f in text.flows if f[0] in moved))
+        flows=tuple(sorted(flows, key=lambda f: (f[0], f[2], f[3], f[1]))))
+
+
+def _line_starts(data: bytes) -> list[int]:
+    return [0, *(m.end() for m in _NEWLINE.finditer(data))]
+
+
+def _macro_arguments(data: bytes, offset: int) -> list[tuple[int, int]]:
+    """(start, end) offsets of the arguments of the macro invoked at offset (its name)."""
+    i = offset
+    while i < len(data) and (data[i:i + 1].isalnum() or data[i:i + 1] == b"_"):
+        i += 1
+    while i < len(data) and data[i:i + 1] in (b" ", b"\t", b"\n", b"\\"):
+        i += 1
+    if data[i:i + 1] != b"(":
+        return []
+    spans, depth, start = [], 0, i + 1
+    for j in range(i, min(len(data), i + 20000)):
+        c = data[j:j + 1]
+        if c in (b"(", b"[", b"{"):
+            depth += 1
+        elif c in (b")", b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                spans.append((start, j))
+                return spans
+        elif c == b"," and depth == 1:
+            spans.append((start, j))
+            start = j + 1
+    return spans
+
+
+def _subtree(tree: Tree, index: int) -> list[int]:
+    found, stack = [], [index]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(tree.children[node])
+    return found
 
 
 class _Unit:
@@ -138,6 +199,9 @@ class _Unit:
         self.fnptrs: set[tuple[str, str, str, int]] = set()
         self.derefs: dict[int, tuple[int, int, int, str, str, bool]] = {}
         self.type_levels: dict[str, int] = {}
+        # (callee, line, column) of a call a macro's expansion made -> per argument, the file
+        # offsets its tokens come from (inside the macro's arguments, or the invocation)
+        self.expanded: dict[tuple[str, int, int], list[set[int]]] = {}
 
     def facts(self) -> FileFacts:
         decls = native.main_file_declarations(self.tu, _WALKED)
@@ -227,6 +291,11 @@ class _Unit:
             return
         name, line, column, offset = site
         self.calls.add((name, line, column, self._scope_at(offset), True))
+        if self.data[offset:offset + len(name)] != name.encode():
+            # made by the macro invoked here: where each argument's parts are written
+            self.expanded[(name, line, column)] = [
+                {tree.position(k)[3] for k in _subtree(tree, arg)} - {offset}
+                for arg in tree.children[call][1:]]
         positions = self.ex.registrations.get(name)
         if positions:
             args = tree.children[call][1:]
@@ -293,7 +362,7 @@ class _Unit:
         if not skipped:
             return
         data = self.data
-        line_starts = [0, *(m.end() for m in _NEWLINE.finditer(data))]
+        line_starts = _line_starts(data)
         for start, end, name in self.ex.scanner.occurrences(data):
             line = bisect.bisect_right(line_starts, start)
             if not any(first < line < last for first, last in skipped):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mmioscan.cfront.flows import CONTEXT_USE
 from mmioscan.clang.extract import NOT_BUILT, ClangExtractor
 from mmioscan.clang.flags import SHIM, clang_args
 from mmioscan.core.model import FileFacts
@@ -159,6 +160,13 @@ def test_text_facts_and_flows_come_from_the_fast_reading(extractor: ClangExtract
                 if facts.scopes[i].kind == "function"}
 
     assert by_name(demo) == by_name(fast)
-    names = {demo.scopes[f[0]].name for f in demo.flows}
-    assert names <= {s.name for s in demo.scopes}
-    assert len(demo.flows) == sum(1 for f in fast.flows if fast.scopes[f[0]].kind == "function")
+    moved = {(demo.scopes[f[0]].name, *f[1:]) for f in demo.flows}
+    assert {(fast.scopes[f[0]].name, *f[1:]) for f in fast.flows
+            if fast.scopes[f[0]].kind == "function"} <= moved
+    # DEMO_WR(hw, 4, v) expands to writel((v), (hw)->base + (4)): writel's first argument is
+    # written in the macro's third, its second in the first two (hw, used as a context)
+    line = _line("DEMO_WR(hw, 4, v)")
+    wr = next(f for f in fast.flows if f[1] == "DEMO_WR")
+    expanded = next(f for f in demo.flows if f[1] == "writel" and f[2] == line)
+    assert expanded[4] == (wr[4][2], tuple(sorted(set(wr[4][0]) | set(wr[4][1]))))
+    assert expanded[4][1] == (CONTEXT_USE,)
