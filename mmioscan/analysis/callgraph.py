@@ -342,8 +342,10 @@ class CallGraph:
         self.graph.add_nodes_from(sorted(relevant))
         self.graph.add_edges_from(sorted((a, b) for a, b in edges
                                          if a in next_hop and b in relevant))
-        reached = self._reachable_leaves()
-        counts = self._access_counts(next_hop)
+        helper_edges = self._helper_edges(next_hop)
+        helpers = frozenset(k for edge in helper_edges for k in edge) - set(next_hop)
+        reached = self._reachable_leaves(helper_edges)
+        counts = self._access_counts(next_hop, helpers)
         for key, hop in next_hop.items():
             chain = [key, hop]
             while chain[-1] in next_hop:
@@ -352,12 +354,39 @@ class CallGraph:
             self.reach[key] = Reach(chain[-1], names, tuple(chain), tuple(sorted(reached[key])),
                                     counts[key])
 
-    def _access_counts(self, funnels: Mapping[str, str]
+    def _helper_edges(self, funnels: Mapping[str, str]) -> set[tuple[str, str]]:
+        """Calls from funnels into small definitions that select nothing (no funnels) and on
+        from them: e1000e's `__ew32()` first calls `__ew32_prepare(hw)`, which polls a fixed
+        register through er32(). Such a helper's accesses are sites in it, and every call of
+        the funnel makes them too: they count in the funnel's accessors and access counts."""
+        found: set[tuple[str, str]] = set()
+        seen: set[str] = set()
+        stack = sorted(funnels, reverse=True)
+        while stack:
+            key = stack.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            path = self._scope_of[key][0]
+            for name in sorted(self._calls_of(key).calls):
+                target = self.resolve(path, name)
+                if target is None or target == key or target in self.leaves:
+                    continue
+                if target in funnels:
+                    if key not in funnels:
+                        found.add((key, target))
+                    continue
+                if not self._may_wrap(target):
+                    continue
+                found.add((key, target))
+                stack.append(target)
+        return found
+
+    def _access_counts(self, funnels: Mapping[str, str], helpers: frozenset[str] = frozenset()
                        ) -> dict[str, tuple[tuple[str, int | None], ...]]:
         """Accesses one call of each funnel makes: its accessor calls plus, for each call of a
-        funnel, that funnel's; in a loop, as a value or in a recursion: not known (None).
-        Calls of definitions that are not funnels are not counted: their accesses are sites
-        in them."""
+        funnel or of a helper it calls (_helper_edges), that one's; in a loop, as a value or
+        in a recursion: not known (None)."""
         done: dict[str, tuple[tuple[str, int | None], ...]] = {}
         active: set[str] = set()
 
@@ -372,7 +401,7 @@ class CallGraph:
             for name, facts in sorted(self._calls_of(key).calls.items()):
                 target = self.resolve(path, name)
                 if target is None or target == key or not (
-                        target in self.leaves or target in funnels):
+                        target in self.leaves or target in funnels or target in helpers):
                     continue
                 inner = ((target, 1),) if target in self.leaves else visit(target)
                 for fact in facts:
@@ -398,9 +427,21 @@ class CallGraph:
                  else self.max_function_lines)
         return definition.end_line - definition.line + 1 <= limit
 
-    def _reachable_leaves(self) -> dict[str, frozenset[str]]:
-        """Every leaf each node reaches, by dynamic programming over the condensation."""
-        cond = nx.condensation(self.graph)
+    def _reachable_leaves(self, extra: Iterable[tuple[str, str]] = ()
+                          ) -> dict[str, frozenset[str]]:
+        """Every leaf each node reaches, by dynamic programming over the condensation of the
+        graph plus the extra (helper) edges, which stay out of self.graph."""
+        graph = self.graph
+        extra = sorted(extra)
+        if extra:
+            graph = self.graph.copy()
+            graph.add_edges_from(extra)
+            # a helper's own accessor calls: its edges to leaves
+            for key in sorted({k for edge in extra for k in edge} - set(self.graph.nodes)):
+                path = self._scope_of[key][0]
+                graph.add_edges_from((key, t) for n in sorted(self._calls_of(key).calls)
+                                     if (t := self.resolve(path, n)) in self.leaves)
+        cond = nx.condensation(graph)
         members = nx.get_node_attributes(cond, "members")
         result: dict[int, frozenset[str]] = {}
         for comp in reversed(list(nx.topological_sort(cond))):

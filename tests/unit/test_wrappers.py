@@ -393,3 +393,25 @@ def test_the_regmap_header_is_not_a_driver_with_an_mmio_regmap(tmp_path: Path) -
     })
     data = scan_json(tmp_path, root)
     assert [s for s in data["sites"] if s["kind"] == "regmap"] == []
+
+
+def test_funnel_calling_a_non_selecting_helper_reaches_its_accesses(tmp_path: Path) -> None:
+    """hx_wr() first calls hx_sync(hw), which polls a fixed status register: hx_sync selects
+    nothing (no funnel), so its read is a site in it, and every hx_wr() call makes that read
+    too: the call's access is "both" and its count adds the helper's (one read, no loop)."""
+    files = {"drivers/hx/hx.c": (
+        "struct hx { void __iomem *regs; };\n"
+        "static void hx_sync(struct hx *hw)\n{\n\treadl(hw->regs + 0x40);\n}\n"
+        "static void hx_wr(struct hx *hw, u32 reg, u32 val)\n{\n"
+        "\thx_sync(hw);\n\twritel(val, hw->regs + reg);\n}\n"
+        "void hx_start(struct hx *hw)\n{\n\thx_wr(hw, 0x10, 1);\n}\n")}
+    data = scan_json(tmp_path, mini_tree(tmp_path / "linux", files))
+    calls = [s for s in data["sites"] if s["callee"] == "hx_wr"]
+    assert len(calls) == 1
+    site = calls[0]
+    assert (site["kind"], site["access"], site["accessors"]) == (
+        "wrapper", "both", ["readl", "writel"])
+    assert site["via"] == ["hx_wr", "writel"]  # the nearest chain stays the funnel's own
+    assert site["tdx"]["ve_exits"] == 2
+    assert not [s for s in data["sites"] if s["callee"] == "hx_sync"]  # no funnel: no site
+    assert [s["line"] for s in data["sites"] if s["callee"] == "readl"] == [4]
