@@ -220,6 +220,7 @@ class CallGraph:
         self._resolved: dict[tuple[str, str], str | None] = {}
         self.reach: dict[str, Reach] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
+        self._reached: dict[str, frozenset[str]] = {}  # leaves each node reaches, helpers too
         self._find_wrappers()
 
     # -- index -----------------------------------------------------------------------------
@@ -344,7 +345,7 @@ class CallGraph:
                                          if a in next_hop and b in relevant))
         helper_edges = self._helper_edges(next_hop)
         helpers = frozenset(k for edge in helper_edges for k in edge) - set(next_hop)
-        reached = self._reachable_leaves(helper_edges)
+        reached = self._reached = self._reachable_leaves(helper_edges)
         counts = self._access_counts(next_hop, helpers)
         for key, hop in next_hop.items():
             chain = [key, hop]
@@ -415,7 +416,7 @@ class CallGraph:
         return done
 
     def _leaves_of(self, key: str) -> frozenset[str]:
-        return frozenset(n for n in nx.descendants(self.graph, key) if n in self.leaves)
+        return self._reached.get(key, frozenset())
 
     def _may_wrap(self, key: str) -> bool:
         """Macros, and functions up to the size cap (see rules/wrappers.toml)."""
@@ -449,7 +450,7 @@ class CallGraph:
             below = [result[s] for s in cond.successors(comp)]
             result[comp] = own.union(*below) if below else own
         mapping = cond.graph["mapping"]
-        return {node: result[mapping[node]] for node in self.graph.nodes}
+        return {node: result[mapping[node]] for node in graph.nodes}
 
     def _name(self, key: str) -> str:
         return key if key in self.leaves else self.definitions[key].name

@@ -415,3 +415,22 @@ def test_funnel_calling_a_non_selecting_helper_reaches_its_accesses(tmp_path: Pa
     assert site["tdx"]["ve_exits"] == 2
     assert not [s for s in data["sites"] if s["callee"] == "hx_sync"]  # no funnel: no site
     assert [s["line"] for s in data["sites"] if s["callee"] == "readl"] == [4]
+
+
+def test_funnel_calling_mutually_recursive_helpers(tmp_path: Path) -> None:
+    """Helpers that call each other (a retry that re-enters the sync) are a recursion: the
+    funnel's count is unknown, its accessors are still both (a whole-tree scan once crashed
+    here: the recursion guard looked for the helpers in the funnel graph)."""
+    files = {"drivers/hx/hx.c": (
+        "struct hx { void __iomem *regs; int n; };\n"
+        "static void hx_retry(struct hx *hw);\n"
+        "static void hx_sync(struct hx *hw)\n{\n\tif (readl(hw->regs + 0x40))\n"
+        "\t\thx_retry(hw);\n}\n"
+        "static void hx_retry(struct hx *hw)\n{\n\tif (hw->n--)\n\t\thx_sync(hw);\n}\n"
+        "static void hx_wr(struct hx *hw, u32 reg, u32 val)\n{\n"
+        "\thx_sync(hw);\n\twritel(val, hw->regs + reg);\n}\n"
+        "void hx_start(struct hx *hw)\n{\n\thx_wr(hw, 0x10, 1);\n}\n")}
+    data = scan_json(tmp_path, mini_tree(tmp_path / "linux", files))
+    site, = [s for s in data["sites"] if s["callee"] == "hx_wr"]
+    assert (site["access"], site["accessors"]) == ("both", ["readl", "writel"])
+    assert site["tdx"]["ve_exits"] is None
