@@ -81,42 +81,96 @@ class IncludeIndex:
 
     def __init__(self, files: Mapping[str, FileFacts]) -> None:
         self.files = files
-        self._closure: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._direct: dict[str, tuple[str, ...]] = {}
         self._reach: dict[str, frozenset[str]] | None = None
+        self._cond: tuple[nx.DiGraph, dict[str, int], list[int]] | None = None
+        self._seen_for: Mapping[str, frozenset[str]] | None = None
+        self._seen: dict[str, frozenset[str]] = {}
         self._resolved_include: dict[tuple[str, str], str | None] = {}
+
+    def _condensed(self) -> tuple[nx.DiGraph, dict[str, int], list[int]]:
+        """The include graph's condensation (cycles are one node), its node of each file and
+        its nodes leaves first: the shape every transitive question below is answered on."""
+        if self._cond is None:
+            graph = nx.DiGraph()
+            for path, facts in self.files.items():
+                graph.add_node(path)
+                graph.add_edges_from((path, h)
+                                     for h in self._direct_includes(path, facts.includes))
+            cond = nx.condensation(graph)
+            self._cond = (cond, cond.graph["mapping"], list(reversed(list(
+                nx.topological_sort(cond)))))
+        return self._cond
 
     def _include_reach(self) -> dict[str, frozenset[str]]:
         """Every parsed file -> all parsed files it includes, transitively (cycles included),
         by dynamic programming over the condensation of the include graph."""
-        graph = nx.DiGraph()
-        for path, facts in self.files.items():
-            graph.add_node(path)
-            graph.add_edges_from((path, h) for h in self._direct_includes(path, facts.includes))
-        cond = nx.condensation(graph)
-        members = nx.get_node_attributes(cond, "members")
-        reach: dict[int, frozenset[str]] = {}
-        for comp in reversed(list(nx.topological_sort(cond))):
-            below = [reach[s] for s in cond.successors(comp)]
-            reach[comp] = frozenset(members[comp]).union(*below)
-        mapping = cond.graph["mapping"]
-        return {path: reach[mapping[path]] for path in graph.nodes}
+        if self._reach is None:
+            cond, mapping, order = self._condensed()
+            members = nx.get_node_attributes(cond, "members")
+            reach: dict[int, frozenset[str]] = {}
+            for comp in order:
+                below = [reach[s] for s in cond.successors(comp)]
+                reach[comp] = frozenset(members[comp]).union(*below)
+            self._reach = {path: reach[comp] for path, comp in mapping.items()}
+        return self._reach
+
+    def direct(self, path: str, targets: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The files path includes itself, in order (targets: its own `#include` targets when
+        path was not parsed)."""
+        found = self._direct.get(path)
+        if found is None:
+            own = self.files[path].includes if path in self.files else (targets or ())
+            found = tuple(dict.fromkeys(h for h in self._direct_includes(path, own)
+                                        if h != path))
+            self._direct[path] = found
+        return found
 
     def includes_of(self, path: str, targets: tuple[str, ...] | None = None) -> tuple[str, ...]:
         """Files (among the parsed ones) that path includes, transitively: its direct includes
         first, in order, then the rest sorted by path (that is the resolution precedence).
+        Thousands of headers for a driver file: ask first_of() or names_seen() instead when
+        only a few files matter."""
+        direct = self.direct(path, targets)
+        reach = self._include_reach()
+        rest = frozenset().union(*(reach.get(h, frozenset()) for h in direct))
+        return tuple(h for h in direct + tuple(sorted(rest.difference(direct))) if h != path)
 
-        targets: the file's own `#include` targets when path itself was not parsed.
-        """
-        own = self.files[path].includes if path in self.files else (targets or ())
-        direct = tuple(dict.fromkeys(h for h in self._direct_includes(path, own) if h != path))
-        cached = self._closure.get(direct)
-        if cached is None:
-            if self._reach is None:
-                self._reach = self._include_reach()
-            rest = frozenset().union(*(self._reach.get(h, frozenset()) for h in direct))
-            cached = direct + tuple(sorted(rest.difference(direct)))
-            self._closure[direct] = cached
-        return tuple(h for h in cached if h != path) if path in cached else cached
+    def first_of(self, path: str, candidates: Iterable[str]) -> str | None:
+        """Of the candidate files, the first in includes_of(path)'s order (None: path includes
+        none of them). Linear in candidates x direct includes, never in the closure."""
+        direct = self.direct(path)
+        position = {h: i for i, h in enumerate(direct)}
+        reach = self._include_reach()
+        best_direct: tuple[int, str] | None = None
+        best_rest: str | None = None
+        for c in candidates:
+            if c == path:
+                continue
+            if c in position:
+                if best_direct is None or position[c] < best_direct[0]:
+                    best_direct = (position[c], c)
+            elif (best_rest is None or c < best_rest) and any(
+                    c in reach.get(h, ()) for h in direct):
+                best_rest = c
+        return best_direct[1] if best_direct is not None else best_rest
+
+    def names_seen(self, path: str, targets: tuple[str, ...] | None,
+                   per_file: Mapping[str, frozenset[str]]) -> frozenset[str]:
+        """The union of per_file[h] over every file h that path includes, transitively. One
+        union per include-graph node for a given per_file (the caller keeps the mapping for
+        the life of this index)."""
+        if self._seen_for is not per_file:
+            cond, mapping, order = self._condensed()
+            members = nx.get_node_attributes(cond, "members")
+            seen: dict[int, frozenset[str]] = {}
+            for comp in order:
+                own = [per_file[m] for m in members[comp] if m in per_file]
+                below = [seen[s] for s in cond.successors(comp)]
+                seen[comp] = frozenset().union(*own, *below)
+            self._seen_for, self._seen = per_file, {p: seen[c] for p, c in mapping.items()}
+        direct = self.direct(path, targets)
+        return frozenset().union(*(self._seen.get(h, frozenset()) for h in direct))
 
     def _direct_includes(self, path: str, targets: tuple[str, ...]) -> Iterator[str]:
         folder = folder_of(path)
@@ -144,10 +198,15 @@ def _too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lin
 
 def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
                          max_function_lines: int, addr_args: Mapping[str, int] | None = None,
-                         max_funnel_lines: int = 400) -> list[tuple[str, Scope]]:
+                         max_funnel_lines: int = 400,
+                         memo: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] | None = None
+                         ) -> list[tuple[str, Scope]]:
     """Definitions that may be funnels, by name only (no resolution): the funnel rule with
     every definition of a name standing for all of them. A superset of CallGraph's wrappers,
-    cheap enough to run between parsing rounds (the exact graph is built once, at the end)."""
+    cheap enough to run between parsing rounds (the exact graph is built once, at the end).
+    memo keeps each file's scope calls from round to round (keyed by the facts object, so a
+    file parsed again is read again)."""
+    memo = {} if memo is None else memo
     callers: dict[str, list[tuple[str, int]]] = {}
     for path, facts in files.items():
         flows = bool(facts.selectors)
@@ -163,7 +222,6 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
               - {s.name for f in files.values() for s in f.scopes if s.kind == "function"})
     positions: dict[str, frozenset[int]] = {
         leaf: frozenset((addr.get(leaf, ANY),)) for leaf in leaves}
-    scope_calls: dict[str, dict[int, ScopeCalls]] = {}
     gained_by: dict[tuple[str, int], frozenset[int]] = {}
     queue = deque(sorted(leaves))
     queued = set(queue)
@@ -171,10 +229,10 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
         name = queue.popleft()
         queued.discard(name)
         for path, i in callers.get(name, ()):
-            calls = scope_calls.get(path)
-            if calls is None:
-                calls = scope_calls[path] = file_scope_calls(files[path])
-            gained = selected(calls[i], name, positions[name], name in macros)
+            known = memo.get(path)
+            if known is None or known[0] is not files[path]:
+                known = memo[path] = (files[path], file_scope_calls(files[path]))
+            gained = selected(known[1][i], name, positions[name], name in macros)
             old = gained_by.get((path, i), frozenset())
             if not gained - old:
                 continue
@@ -207,6 +265,7 @@ class CallGraph:
         self.definitions: dict[str, Definition] = {}
         self._scope_of: dict[str, tuple[str, int]] = {}
         self._local: dict[str, dict[str, str]] = {}
+        self._header_defs: dict[str, list[str]] = {}  # name -> files defining it
         self._globals: dict[str, list[str]] = {}
         self._headers_by_dir: dict[str, dict[str, str]] = {}
         self._exported: set[tuple[str, str]] = {
@@ -247,6 +306,8 @@ class CallGraph:
                     self._headers_by_dir.setdefault(posixpath.dirname(path), {}).setdefault(
                         scope.name, key)
             self._local[path] = local
+            for name in local:  # who defines a name, for resolution through includes
+                self._header_defs.setdefault(name, []).append(path)
 
     def resolve(self, path: str, name: str) -> str | None:
         """The node a call of name from path reaches, or None when it is outside the graph."""
@@ -263,10 +324,9 @@ class CallGraph:
         local = self._local.get(path, {})
         if name in local:
             return local[name]
-        for header in self.include_index.includes_of(path):
-            found = self._local.get(header, {}).get(name)
-            if found is not None:
-                return found
+        header = self.include_index.first_of(path, self._header_defs.get(name, ()))
+        if header is not None:
+            return self._local[header][name]
         candidates = self._globals.get(name, ())
         folder = posixpath.dirname(path)
         near = [k for k in candidates if _same_subtree(posixpath.dirname(k), folder)]

@@ -24,6 +24,7 @@ from mmioscan.analysis.callgraph import (
     folder_of,
     include_candidates,
 )
+from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.engines import engine_spec
 from mmioscan.analysis.timings import Timings
 from mmioscan.analysis.wrappers import regmap_folders
@@ -69,6 +70,7 @@ class _Facts:
         self.by_path: dict[str, FileFacts] = {}
         self.problems: list[Problem] = []
         self.cache_hits = 0
+        self.scope_calls: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] = {}
 
     def add(self, files: Iterable[str], force: frozenset[str] = frozenset(),
             progress: bool = False) -> list[FileFacts]:
@@ -117,7 +119,8 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
     addr_args = {n: a.addr_arg for n, a in store.rules.catalogue.accessors.items()}
     for path, scope in approximate_wrappers(parsed, leaves,
                                             store.rules.wrappers.max_function_lines, addr_args,
-                                            store.rules.wrappers.max_funnel_lines):
+                                            store.rules.wrappers.max_funnel_lines,
+                                            store.scope_calls):
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)
         elif scope.static or scope.kind != "function":
@@ -156,7 +159,8 @@ def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[byte
     """Unparsed files in scope that mention a wrapper they can see: one defined in their
     folder or its parent, or in a header they include (transitively). `checked` remembers
     the names each file was already searched for, so later rounds only look for new ones."""
-    by_folder, by_header = _visible_wrappers(store)
+    by_folder, headers = _visible_wrappers(store)
+    by_header = {h: frozenset(names) for h, names in headers.items()}
     includes = IncludeIndex(store.by_path)  # unparsed headers pass their includes on
     found: set[str] = set()
     for path in scoped:
@@ -166,8 +170,7 @@ def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[byte
         folder = folder_of(path)
         seen: set[str] = set()
         seen.update(by_folder.get(folder, ()), by_folder.get(folder_of(folder), ()))
-        for header in includes.includes_of(path, facts.includes):
-            seen.update(by_header.get(header, ()))
+        seen.update(includes.names_seen(path, facts.includes, by_header))
         done = checked.setdefault(path, set())
         visible = {n.encode("utf-8", "surrogateescape") for n in seen} - done
         if not visible:

@@ -103,6 +103,11 @@ class FileFacts:
     # (first, last) lines of blocks the preprocessor skipped under the .config (precise engine).
     skipped: tuple[tuple[int, int], ...] = ()
     engine: str = "fast"  # which engine made these facts: fast (tree-sitter) or clang
+    # Parsed only because a later round forced it (the byte prefilter saw nothing): a scan
+    # that does not force the file takes the cached record as unparsed (facts/runner.py), so
+    # what an earlier scan happened to force never changes a later scan's result.
+    forced: bool = False
+    prefilter_includes: tuple[str, ...] = ()  # a forced file's includes, as the skip reads them
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)

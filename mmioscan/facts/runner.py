@@ -184,6 +184,9 @@ def _cpu_budget(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGVTALRM, previous)
 
 
+NOT_UTF8 = "not valid UTF-8 at byte"
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
@@ -203,9 +206,10 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        notes = (Problem(rel, f"not valid UTF-8 at byte {exc.start}: scanned as raw bytes"),)
-    if (not force and not _Worker.scanner.mentions(data) and not mentions_iomem(data)
-            and _prefiltered(rel)):
+        notes = (Problem(rel, f"{NOT_UTF8} {exc.start}: scanned as raw bytes"),)
+    skip = (not _Worker.scanner.mentions(data) and not mentions_iomem(data)
+            and _prefiltered(rel))
+    if skip and not force:
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
                          includes=include_targets(data))
     limits = _Worker.limits
@@ -224,7 +228,10 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
         return FileFacts(rel, digest, len(data), parsed=False,
                          problems=(*notes, Problem(rel, f"internal error while parsing: {exc}")))
-    return dataclasses.replace(facts, problems=notes + facts.problems) if notes else facts
+    if notes or skip:
+        facts = dataclasses.replace(facts, problems=notes + facts.problems, forced=skip,
+                                    prefilter_includes=include_targets(data) if skip else ())
+    return facts
 
 
 def _tree_check(absolute: str, rel: str, real_dirs: dict[str, str]) -> str | None:
@@ -384,7 +391,8 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
         problems.append(Problem(".", cache.problem))
     absolute = {rel: str(root / rel) for rel in files}
     stamps = cache.stamps(absolute.values())
-    hits = {rel: f for rel, f in _cache_hits(absolute, stamps, cache).items()
+    hits = {rel: f if rel in force or not f.forced else _unforced(f)
+            for rel, f in _cache_hits(absolute, stamps, cache).items()
             if f.parsed or rel not in force}
     jobs = [(absolute[rel], rel, rel in force) for rel in files if rel not in hits]
     taken = time.time_ns()  # before any file is read: the stamps' reference time
@@ -400,6 +408,14 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     by_path.update((f.path, f) for *_, f in fresh)
     ordered = tuple(by_path[rel] for rel in files)
     return RunResult(ordered, tuple(problems), len(hits))
+
+
+def _unforced(facts: FileFacts) -> FileFacts:
+    """The record a scan that does not force this file would have made: unparsed, with its
+    includes and the notes about its bytes (not those of the parse)."""
+    notes = tuple(p for p in facts.problems if p.message.startswith(NOT_UTF8))
+    return FileFacts(facts.path, facts.digest, facts.size, parsed=False, problems=notes,
+                     includes=facts.prefilter_includes)
 
 
 def _stamp_after(path: str, facts: FileFacts, taken: int) -> Stamp | None:

@@ -434,3 +434,29 @@ def test_funnel_calling_mutually_recursive_helpers(tmp_path: Path) -> None:
     site, = [s for s in data["sites"] if s["callee"] == "hx_wr"]
     assert (site["access"], site["accessors"]) == ("both", ["readl", "writel"])
     assert site["tdx"]["ve_exits"] is None
+
+
+def test_what_an_earlier_scan_forced_never_changes_a_later_scan(tmp_path: Path) -> None:
+    """drivers/hx/hx_user.c names no accessor: the whole-tree scan parses it in a later round
+    (it calls cm_rd, a funnel of drivers/common.c) and caches that parse. A scan of drivers/hx
+    alone does not force it; with that cache it must write the bytes it writes without one
+    (it once took the cached parse: one more file parsed, its scopes in the graph)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/common.c": ("u32 cm_rd(void __iomem *b, u32 r)\n"
+                             "{\n\treturn readl(b + r);\n}\n"),
+        "drivers/hx/hx_user.c": ("u32 hx_user(struct hx *hw)\n{\n"
+                                 "\treturn cm_rd(hw->regs, 4);\n}\n"),
+    })
+    cache = tmp_path / "cache"
+    whole = tmp_path / "whole.json"
+    assert run_cli(["scan", str(root), "--format", "json", "-o", str(whole),
+                    "--cache-dir", str(cache), "--no-progress"]) == 0
+    assert [s["path"] for s in json.loads(whole.read_text())["sites"]
+            if s["callee"] == "cm_rd"] == ["drivers/hx/hx_user.c"]  # forced, parsed, cached
+    outputs = []
+    for extra in (["--cache-dir", str(cache)], ["--no-cache"]):
+        out = tmp_path / f"folder{len(outputs)}.json"
+        assert run_cli(["scan", str(root / "drivers/hx"), "--format", "json", "-o", str(out),
+                        "--no-progress", *extra]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
