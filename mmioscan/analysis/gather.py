@@ -69,7 +69,7 @@ class _Facts:
         self.spec = _spec(rules)
         self.by_path: dict[str, FileFacts] = {}
         self.problems: list[Problem] = []
-        self.cache_hits = 0
+        self.hit_paths: set[str] = set()  # a forced file read again counts once
         self.scope_calls: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] = {}
 
     def add(self, files: Iterable[str], force: frozenset[str] = frozenset(),
@@ -80,7 +80,7 @@ class _Facts:
         run = collect_facts(self.root, wanted, self.spec, self.rules.digest,
                             self.options.jobs, self.options.cache_dir,
                             self.progress if progress else None, force)
-        self.cache_hits += run.cache_hits
+        self.hit_paths.update(run.hit_paths)
         self.problems.extend(p for p in run.problems if p not in self.problems)
         for facts in run.facts:
             self.by_path[facts.path] = facts
@@ -232,7 +232,7 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
         _more_files(store, fileset, first, clock)
     scoped = tuple(store.by_path[p] for p in fileset.files)
     problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
-    return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, store.cache_hits),
+    return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, len(store.hit_paths)),
                     tuple(problems))
 
 

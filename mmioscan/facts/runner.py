@@ -68,6 +68,7 @@ class RunResult:
     facts: tuple[FileFacts, ...]  # sorted by path
     problems: tuple[Problem, ...]
     cache_hits: int
+    hit_paths: frozenset[str] = frozenset()  # which files came from the cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +408,7 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     by_path = dict(hits)
     by_path.update((f.path, f) for *_, f in fresh)
     ordered = tuple(by_path[rel] for rel in files)
-    return RunResult(ordered, tuple(problems), len(hits))
+    return RunResult(ordered, tuple(problems), len(hits), frozenset(hits))
 
 
 def _unforced(facts: FileFacts) -> FileFacts:
