@@ -1,0 +1,237 @@
+"""Calls through function-pointer fields and iopoll ops (issue 12 items 2 and 6): which
+functions a field holds (by struct type when seen, else by field name within the driver's
+folder), wrapper sites of calls whose candidates are all funnels, mixes counted apart, the
+op of read_poll_timeout, and hot roots registered through a field or a variable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .helpers import scan_json
+from .test_wrappers import mini_tree
+
+_FPA = """\
+struct fpa_chip {
+	void __iomem *base;
+	u32 (*rd)(struct fpa_chip *c, u32 reg);
+	void (*log)(struct fpa_chip *c);
+	u32 (*mix)(struct fpa_chip *c, u32 reg);
+	irqreturn_t (*isr)(int irq, void *data);
+	struct fpa_ops *ops;
+};
+
+static u32 fpa_rd32(struct fpa_chip *c, u32 reg)
+{
+	return readl(c->base + reg);
+}
+
+static void fpa_log(struct fpa_chip *c)
+{
+	pr_info("fpa\\n");
+}
+
+static u32 fpa_nop(struct fpa_chip *c, u32 reg)
+{
+	return 0;
+}
+
+static irqreturn_t fpa_isr(int irq, void *data)
+{
+	struct fpa_chip *c = data;
+
+	writel(1, c->base + 8);
+	return IRQ_HANDLED;
+}
+
+static int fpa_poll_a(struct napi_struct *napi, int budget)
+{
+	return 0;
+}
+
+static int fpa_poll_b(struct napi_struct *napi, int budget)
+{
+	struct fpa_chip *c = napi_to_chip(napi);
+
+	writel(2, c->base + 12);
+	return 0;
+}
+
+static const struct fpa_ops fpa_table = {
+	.rd = fpa_rd32,
+};
+
+void fpa_setup(struct fpa_chip *c, struct net_device *dev, int fast)
+{
+	int (*poll)(struct napi_struct *, int);
+
+	c->rd = fpa_rd32;
+	c->log = fpa_log;
+	c->mix = fpa_rd32;
+	c->mix = fpa_nop;
+	c->isr = fpa_isr;
+	poll = fast ? fpa_poll_a : fpa_poll_b;
+	netif_napi_add(dev, &c->napi, poll);
+	request_irq(c->irq, c->isr, 0, "fpa", c);
+}
+
+static u32 fpa_get(struct fpa_chip *c, u32 reg)
+{
+	return c->rd(c, reg);
+}
+
+static u32 fpa_slow(struct fpa_chip *c)
+{
+	return 7;
+}
+
+u32 fpa_use(struct fpa_chip *c)
+{
+	u32 v;
+
+	c->log(c);
+	v = c->mix(c, 4);
+	v += (*c->rd)(c, 0x20);
+	v += c->ops->rd(c, 0x24);
+	v += fpa_get(c, 0x28);
+	read_poll_timeout(fpa_rd32, v, v & 1, 10, 100, false, c, 0x2c);
+	read_poll_timeout(fpa_slow, v, v & 1, 10, 100, false, c);
+	return v;
+}
+"""
+
+# A file of the same driver that calls through the field and mentions no accessor.
+_FPA_USER = """\
+struct fpa_chip {
+	void __iomem *base;
+	u32 (*rd)(struct fpa_chip *c, u32 reg);
+};
+
+u32 fpa_status(struct fpa_chip *c)
+{
+	return c->rd(c, 0x30);
+}
+"""
+
+# Another driver with a field of the same name holding a function that reaches no accessor.
+_FPB = """\
+struct fpb_priv {
+	struct fpb_inner q;
+};
+
+static u32 fpb_plain(struct fpb_priv *p, u32 reg)
+{
+	return reg + 1;
+}
+
+static struct fpb_priv fpb_priv = {
+	.q = { .rd = fpb_plain },
+};
+
+u32 fpb_use(struct fpb_priv *p)
+{
+	return p->q.rd(p, 4) + readl(p->base);
+}
+"""
+
+# Two struct types with a field of the same name: the type decides, the name alone mixes.
+_FPC = """\
+static u32 fpc_rd32(struct fpc_a *a, u32 reg)
+{
+	return readl(a->base + reg);
+}
+
+static u32 fpc_quiet(struct fpc_b *b, u32 reg)
+{
+	return reg;
+}
+
+void fpc_setup(struct fpc_a *a, struct fpc_b *b)
+{
+	a->rd = fpc_rd32;
+	b->rd = fpc_quiet;
+}
+
+u32 fpc_use(struct fpc_a *a, struct fpc_b *b, struct fpc_any *x)
+{
+	return a->rd(a, 4) + b->rd(b, 8) + x->y->rd(x, 12);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = mini_tree(tmp_path_factory.mktemp("fp") / "linux", {
+        "drivers/fpa/fpa.c": _FPA, "drivers/fpa/fpa_user.c": _FPA_USER,
+        "drivers/fpb/fpb.c": _FPB, "drivers/fpc/fpc.c": _FPC})
+    return scan_json(tmp_path_factory.mktemp("out"), root / "drivers", extra=("-j", "1"))
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def _sites(scan: dict[str, Any], path: str, text: str, needle: str) -> list[dict[str, Any]]:
+    line = _line(text, needle)
+    return [s for s in scan["sites"] if s["path"] == path and s["line"] == line]
+
+
+def test_call_through_a_typed_field_is_a_wrapper_site(scan: dict[str, Any]) -> None:
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "return c->rd(c, reg);")
+    assert site["kind"] == "wrapper" and site["indirect"] is True
+    assert site["callee"] == "->rd" and site["targets"] == ["fpa_rd32"]
+    assert site["via"] == ["->rd", "fpa_rd32", "readl"] and site["function"] == "fpa_get"
+
+
+def test_a_caller_through_a_field_is_a_funnel(scan: dict[str, Any]) -> None:
+    # fpa_get(c, reg) passes reg into the field's call: its own callers select the register
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "v += fpa_get(c, 0x28);")
+    assert site["callee"] == "fpa_get" and site["via"][:3] == ["fpa_get", "fpa_rd32", "readl"]
+    assert site["tdx"]["ve_exits"] == 1
+
+
+def test_star_form_and_a_file_without_accessors(scan: dict[str, Any]) -> None:
+    [star] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "(*c->rd)(c, 0x20)")
+    assert star["targets"] == ["fpa_rd32"] and star["tdx"]["ve_exits"] == 1
+    [user] = _sites(scan, "drivers/fpa/fpa_user.c", _FPA_USER, "return c->rd(c, 0x30);")
+    assert user["targets"] == ["fpa_rd32"]
+
+
+def test_field_holding_no_funnel_or_a_mix_makes_no_site(scan: dict[str, Any]) -> None:
+    assert _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->log(c);") == []
+    assert _sites(scan, "drivers/fpa/fpa.c", _FPA, "v = c->mix(c, 4);") == []
+    # c->mix (fpa_rd32 or fpa_nop) and fpc's x->y->rd (fpc_rd32 or fpc_quiet)
+    assert scan["stats"]["indirect_mixed"] == 2
+
+
+def test_name_match_stays_in_the_driver(scan: dict[str, Any]) -> None:
+    # untyped: every `.rd = ` of drivers/fpa (fpa_rd32), not drivers/fpb's fpb_plain
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->ops->rd(c, 0x24)")
+    assert site["targets"] == ["fpa_rd32"]
+    # drivers/fpb's own call reaches fpb_plain only: no site (fpa_rd32 is not in sight)
+    assert [s["callee"] for s in _sites(scan, "drivers/fpb/fpb.c", _FPB, "p->q.rd(p, 4)")
+            ] == ["readl"]
+
+
+def test_struct_type_beats_the_field_name(scan: dict[str, Any]) -> None:
+    sites = _sites(scan, "drivers/fpc/fpc.c", _FPC, "a->rd(a, 4)")
+    assert [(s["callee"], s.get("targets")) for s in sites] == [("->rd", ["fpc_rd32"])]
+    assert scan["stats"]["indirect_sites"] == 5  # fpa 3, fpa_user 1, fpc 1
+
+
+def test_iopoll_op_is_a_repeated_wrapper_site(scan: dict[str, Any]) -> None:
+    sites = _sites(scan, "drivers/fpa/fpa.c", _FPA, "read_poll_timeout(fpa_rd32")
+    [site] = [s for s in sites if s["callee"] == "fpa_rd32"]
+    assert site["kind"] == "wrapper" and site["tdx"]["ve_exits"] is None
+    assert [s["callee"] for s in _sites(scan, "drivers/fpa/fpa.c", _FPA,
+                                        "read_poll_timeout(fpa_slow")] == []
+
+
+def test_roots_through_a_field_and_a_variable_are_hot(scan: dict[str, Any]) -> None:
+    [isr] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "writel(1, c->base + 8);")
+    [poll] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "writel(2, c->base + 12);")
+    assert isr["hot"] and poll["hot"]
+    how = {(r["function"], r["how"]) for r in scan["hot_roots"]}
+    assert {("struct fpa_chip->isr", "request_irq"), ("fpa_poll_b", "netif_napi_add"),
+            ("fpa_poll_a", "netif_napi_add")} <= how
