@@ -264,6 +264,7 @@ class CallGraph:
         self._resolved: dict[tuple[str, str], str | None] = {}
         self._index_fnptrs()
         self.reach: dict[str, Reach] = {}
+        self._helper_leaves: dict[str, frozenset[str]] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
         self._find_wrappers()
 
@@ -588,6 +589,8 @@ class CallGraph:
         return done
 
     def _leaves_of(self, key: str) -> frozenset[str]:
+        if key not in self.graph:  # a helper (_helper_edges): its leaves came with `reached`
+            return self._helper_leaves.get(key, frozenset())
         return frozenset(n for n in nx.descendants(self.graph, key) if n in self.leaves)
 
     def _may_wrap(self, key: str) -> bool:
@@ -622,6 +625,9 @@ class CallGraph:
             below = [result[s] for s in cond.successors(comp)]
             result[comp] = own.union(*below) if below else own
         mapping = cond.graph["mapping"]
+        # helpers' own leaves, for a recursion through one (_access_counts)
+        self._helper_leaves = {node: result[mapping[node]] for node in graph.nodes
+                               if node not in self.graph}
         return {node: result[mapping[node]] for node in self.graph.nodes}
 
     def _name(self, key: str) -> str:
