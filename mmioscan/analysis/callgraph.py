@@ -43,6 +43,7 @@ from mmioscan.analysis.dataflow import (
     indirect_name,
     selected,
 )
+from mmioscan.analysis.fnptrs import HOT_FANOUT, FieldStores, IndirectCall, alternatives
 from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates
 from mmioscan.core.model import FileFacts, Scope
 
@@ -57,35 +58,6 @@ class Definition(NamedTuple):
     kind: str  # function | macro | object-macro
     static: bool
 
-
-# Hot reach follows a call through a field with at most this many candidates: gpiolib's
-# `gc->get(...)` has 71 in drivers/gpio (every driver's), following it from one interrupt
-# handler marked a third of the folder's sites hot.
-HOT_FANOUT = 8
-
-
-class IndirectCall(NamedTuple):
-    """A call through a function-pointer field, with the functions stored in that field."""
-
-    caller: str  # node key of the calling definition
-    name: str  # its callee name in the caller's ScopeCalls (dataflow.indirect_name)
-    targets: tuple[str, ...]  # node keys of the candidates, sorted
-
-
-Counts = tuple[tuple[str, int | None], ...]
-
-
-def alternatives(options: Iterable[Counts]) -> Counts:
-    """Accesses of a call that makes one of several calls (an indirect call): per accessor,
-    the count they agree on, else not known (None); () when one of them is not counted."""
-    chosen = [dict(o) for o in options]
-    if not chosen or any(not o for o in chosen):
-        return ()
-    merged: dict[str, int | None] = {}
-    for accessor in sorted(set().union(*chosen)):
-        seen = {o.get(accessor, 0) for o in chosen}
-        merged[accessor] = seen.pop() if len(seen) == 1 else None
-    return tuple(merged.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,18 +301,10 @@ class CallGraph:
     # -- calls through function-pointer fields ------------------------------------------------
 
     def _index_fnptrs(self) -> None:
-        """Stores into fields by struct type and by (folder, field), then every call through
-        a field of a parsed file with its candidates (the callers' side of the fixpoint)."""
-        self._stored_by_type: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        self._stored_by_folder: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        """Every call through a field of a parsed file with its candidates (the callers'
+        side of the fixpoint)."""
+        self._stores = FieldStores(self.files)
         self._targets: dict[tuple[str, str, str], tuple[str, ...]] = {}
-        for path in sorted(self.files):
-            folder = folder_of(path)
-            for struct, field, function, _line in self.files[path].fnptrs:
-                if struct:
-                    self._stored_by_type.setdefault((struct, field), set()).add((path, function))
-                self._stored_by_folder.setdefault((folder, field), set()).add(
-                    (struct, path, function))
         self._indirect: dict[str, list[IndirectCall]] = {}
         self._indirect_named: dict[tuple[str, str], IndirectCall] = {}
         self._indirect_by_target: dict[str, list[IndirectCall]] = {}
@@ -361,25 +325,18 @@ class CallGraph:
                     self._indirect_by_target.setdefault(target, []).append(call)
 
     def indirect_targets(self, path: str, field: str, struct: str = "") -> tuple[str, ...]:
-        """The functions (node keys, sorted) a call through `field` from path may reach: those
-        stored into that field of that struct type anywhere when the type is known and
-        stores of it are seen; else those stored into a field of that name in the caller's
-        folder (the driver), leaving out stores into another struct type."""
+        """The functions (node keys, sorted) a call through `field` from path may reach
+        (analysis/fnptrs.py FieldStores.stores), resolved from where they were stored."""
         memo = (folder_of(path), field, struct)
         found = self._targets.get(memo)
-        if found is not None:
-            return found
-        stores = self._stored_by_type.get((struct, field), set()) if struct else set()
-        if not stores:
-            stores = {(p, fn) for s, p, fn in self._stored_by_folder.get((memo[0], field), ())
-                      if not s or not struct or s == struct}
-        keys = set()
-        for where, function in stores:
-            key = self.resolve(where, function)
-            if key is not None and (key in self.leaves
-                                    or self.definitions[key].kind == "function"):
-                keys.add(key)
-        found = self._targets[memo] = tuple(sorted(keys))
+        if found is None:
+            keys = set()
+            for where, function in self._stores.stores(memo[0], field, struct):
+                key = self.resolve(where, function)
+                if key is not None and (key in self.leaves
+                                        or self.definitions[key].kind == "function"):
+                    keys.add(key)
+            found = self._targets[memo] = tuple(sorted(keys))
         return found
 
     def root_keys(self, path: str, name: str) -> tuple[str, ...]:

@@ -145,7 +145,7 @@ class Extractor:
         ref_nodes: list[ts.Node] = []
         exports: list[tuple[str, str, int]] = []
         roots: list[tuple[str, str, int]] = []
-        stored, indirect, types = fnptrs.file_fnptrs(
+        stored, indirect, members, types = fnptrs.file_fnptrs(
             self.fnptr_query, root, lambda o: self._scope_at(starts, ends, o))
         assigned = fnptrs.Assignments(self.assign_query)
         polls: list[tuple[int, int]] = []
@@ -202,7 +202,8 @@ class Extractor:
                          regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,
                          selectors=tuple(selectors),
                          exports=tuple(sorted({e[0] for e in exports})),
-                         fnptrs=stored, indirect=indirect, polls=tuple(sorted(polls)),
+                         fnptrs=stored, indirect=indirect, members=members,
+                         polls=tuple(sorted(polls)),
                          flows=tuple(sorted(flow_records, key=lambda f: (f[0], f[2], f[3]))))
 
 

@@ -29,6 +29,7 @@ FNPTR_QUERY = """
 (assignment_expression left: (field_expression) right: (_)) @assign
 (declaration type: (struct_specifier name: (type_identifier))) @typed
 (parameter_declaration type: (struct_specifier name: (type_identifier))) @typed
+(field_declaration type: (struct_specifier name: (type_identifier))) @member
 """
 
 Stored = tuple[str, str, str, int]  # (struct type or "", field, function, line)
@@ -43,10 +44,20 @@ def _text(node: ts.Node | None) -> str:
 
 
 def _declared(node: ts.Node | None) -> str | None:
-    """The name a declarator declares (`*p`, `x[4]`, `x = ...`); None for a function's."""
+    """The name a declarator declares (`*p`, `x[4]`, `x = ...`, a member's); None for a
+    function's."""
     while node is not None and node.type in _DECLARATORS:
         node = node.child_by_field_name("declarator")
-    return _text(node) if node is not None and node.type == "identifier" else None
+    return _text(node) if node is not None and node.type in ("identifier",
+                                                              "field_identifier") else None
+
+
+def _struct_name(kind: ts.Node | None) -> str:
+    """`struct T` of a struct_specifier with a name, else ""."""
+    if kind is None or kind.type != "struct_specifier":
+        return ""
+    name = kind.child_by_field_name("name")
+    return f"struct {_text(name)}" if name is not None else ""
 
 
 def function_value(node: ts.Node | None) -> str | None:
@@ -79,43 +90,117 @@ class FileTypes:
                     self._types.setdefault((scope, name), struct)
 
     def of(self, node: ts.Node | None, scope: int) -> str:
-        """The struct type `node` (an identifier) was declared with, or ""."""
+        """The type of an object expression: `struct T` of an identifier declared with it,
+        `struct T.f.g` for `x->f.g` (the type of member g of member f of T, which the call
+        graph looks up in the members' types: one more layer per field), or ""."""
+        fields: list[str] = []
+        while node is not None and node.type in ("field_expression",
+                                                 "parenthesized_expression"):
+            if node.type == "field_expression":
+                fields.append(_text(node.child_by_field_name("field")))
+                node = node.child_by_field_name("argument")
+            else:
+                node = node.named_children[-1] if node.named_children else None
         if node is None or node.type != "identifier":
             return ""
         name = _text(node)
-        return self._types.get((scope, name)) or self._types.get((-1, name), "")
+        base = self._types.get((scope, name)) or self._types.get((-1, name), "")
+        return ".".join((base, *reversed(fields))) if base else ""
 
 
-def _initialised_type(pair: ts.Node, types: FileTypes, scope: int) -> str:
-    """The struct type an initializer_pair's list initialises: the declaration's (through
-    array elements), a compound literal's, "" when nested in another field's list."""
-    node = pair.parent
-    while node is not None and node.type == "initializer_list":
-        node = node.parent
-    if node is None:
+def member_types(members: list[ts.Node]) -> tuple[tuple[str, str, str], ...]:
+    """(struct, member, member's struct type) of the members declared with a struct type in
+    a named struct (`struct e1000_hw { struct e1000_mac_info mac; }`), pointers included."""
+    found: set[tuple[str, str, str]] = set()
+    for member in members:
+        body = member.parent
+        outer = _struct_name(body.parent if body is not None else None)
+        inner = _struct_name(member.child_by_field_name("type"))
+        if not outer or not inner:
+            continue
+        for d in member.children_by_field_name("declarator"):
+            name = _declared(d)
+            if name is not None:
+                found.add((outer, name, inner))
+    return tuple(sorted(found))
+
+
+class _Initialised:
+    """The type each initializer list initialises, memoised per list (nested lists ask
+    their parents once): `struct T x = { .ops = { .f = fn } }` -> `struct T.ops` for `.f`."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, str] = {}
+
+    def of_pair(self, pair: ts.Node) -> str:
+        """The type whose member the pair's (last) designator names."""
+        base = self.of_list(pair.parent)
+        steps = _steps(pair)
+        if not base or steps is None:
+            return ""
+        return ".".join((base, *steps[:-1]))
+
+    def of_list(self, node: ts.Node | None) -> str:
+        """Walks up to a list of known type, then down again (no recursion: nesting may be
+        deep in a hostile file)."""
+        if node is None or node.type != "initializer_list":
+            return ""
+        pending: list[tuple[ts.Node, tuple[str, ...] | None]] = []
+        cur = node
+        while cur.id not in self._memo:
+            parent = cur.parent
+            if parent is not None and parent.type == "initializer_list":  # an array element
+                pending.append((cur, ()))
+                cur = parent
+            elif (parent is not None and parent.type == "initializer_pair"
+                  and parent.parent is not None and parent.parent.type == "initializer_list"):
+                pending.append((cur, _steps(parent)))  # `.ops = { ... }`
+                cur = parent.parent
+            else:
+                self._memo[cur.id] = _base_type(parent)
+        found = self._memo[cur.id]
+        for lst, steps in reversed(pending):
+            found = ".".join((found, *steps)) if found and steps is not None else ""
+            self._memo[lst.id] = found
+        return found
+
+
+def _steps(pair: ts.Node) -> tuple[str, ...] | None:
+    """The member names of a pair's designators (`.a.b`), None with an array index."""
+    designators = pair.children_by_field_name("designator")
+    if not designators or any(d.type != "field_designator" or not d.named_children
+                              for d in designators):
+        return None
+    return tuple(_text(d.named_children[0]) for d in designators)
+
+
+def _base_type(parent: ts.Node | None) -> str:
+    """The type an outermost initializer list initialises: a declaration's, a compound
+    literal's, "" otherwise."""
+    if parent is None:
         return ""
-    if node.type == "init_declarator":
-        decl = node.parent
-        kind = decl.child_by_field_name("type") if decl is not None else None
-        if kind is not None and kind.type == "struct_specifier":
-            name = kind.child_by_field_name("name")
-            return f"struct {_text(name)}" if name is not None else ""
-    if node.type == "compound_literal_expression":
-        desc = node.child_by_field_name("type")
+    if parent.type == "init_declarator":
+        decl = parent.parent
+        return _struct_name(decl.child_by_field_name("type") if decl is not None else None)
+    if parent.type == "compound_literal_expression":
+        desc = parent.child_by_field_name("type")
         kind = desc.child_by_field_name("type") if desc is not None else None
-        if kind is not None and kind.type == "struct_specifier":
-            name = kind.child_by_field_name("name")
-            return f"struct {_text(name)}" if name is not None else ""
+        glued = _text(kind)  # `(struct T){`: preprocess.py joined a type in parentheses
+        if kind is not None and kind.type == "type_identifier" and glued.startswith("struct_"):
+            return "struct " + glued[len("struct_"):]
+        return _struct_name(kind)
     return ""
 
 
 def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
-                ) -> tuple[tuple[Stored, ...], tuple[Indirect, ...], FileTypes]:
-    """Stores into fields and calls through fields, in one query over the file (and the
-    declared types, for the registrations)."""
+                ) -> tuple[tuple[Stored, ...], tuple[Indirect, ...],
+                           tuple[tuple[str, str, str], ...], FileTypes]:
+    """Stores into fields, calls through fields and the struct types of members, in one
+    query over the file (and the declared types, for the registrations)."""
     caps = ts.QueryCursor(query).captures(root)
     types = FileTypes(caps.get("typed", []), scope_at)
     stored: set[Stored] = set()
+    initialised = _Initialised()
     for pair in caps.get("pair", []):
         designators = pair.children_by_field_name("designator")
         last = designators[-1] if designators else None
@@ -124,10 +209,7 @@ def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
         name = function_value(pair.child_by_field_name("value"))
         if name is not None:
             field = _text(last.named_children[0]) if last.named_children else ""
-            struct = _initialised_type(pair, types, scope_at(pair.start_byte))
-            if len(designators) > 1:
-                struct = ""  # `.a.b = fn`: the type of a is not known here
-            stored.add((struct, field, name, pair.start_point[0] + 1))
+            stored.add((initialised.of_pair(pair), field, name, pair.start_point[0] + 1))
     for assign in caps.get("assign", []):
         name = function_value(assign.child_by_field_name("right"))
         left = assign.child_by_field_name("left")
@@ -144,7 +226,8 @@ def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
         row, col = node.start_point
         calls.append((_text(node), struct, row + 1, col + 1, scope))
     return (tuple(sorted(stored, key=lambda s: (s[3], s[0], s[1], s[2]))),
-            tuple(sorted(set(calls), key=lambda c: (c[2], c[3], c[0]))), types)
+            tuple(sorted(set(calls), key=lambda c: (c[2], c[3], c[0]))),
+            member_types(caps.get("member", [])), types)
 
 
 def field_root(arg: ts.Node, types: FileTypes | None, scope: int) -> str | None:

@@ -95,11 +95,14 @@ class FileFacts:
     # Names exported with EXPORT_SYMBOL* at file scope: callable from other drivers' folders
     exports: tuple[str, ...] = ()
     # Functions stored in function-pointer fields: (struct type, field, function, line); the
-    # type is "struct T", or "" when the fast engine does not see it (cfront/fnptrs.py).
+    # type is "struct T", or "" when the fast engine does not see it, or from the fast engine
+    # a member path "struct T.ops" (the type of T's member ops: `members`) (cfront/fnptrs.py).
     fnptrs: tuple[tuple[str, str, str, int], ...] = ()
     # Calls through a function-pointer field (`p->ops->f(...)`): (field, struct type holding
-    # it or "", line, column, scope); flows record them as callee "->field" (fast engine).
+    # it, as in fnptrs, line, column, scope); flows record them as callee "->field".
     indirect: tuple[tuple[str, str, int, int, int], ...] = ()
+    # Members declared with a struct type in a named struct: (struct, member, its type)
+    members: tuple[tuple[str, str, str], ...] = ()
     # (line, column) of the calls that are the op of an iopoll loop (`read_poll_timeout(op,
     # ...)`): repeated an unknown number of times
     polls: tuple[tuple[int, int], ...] = ()

@@ -94,6 +94,7 @@ u32 fpa_use(struct fpa_chip *c)
 	v = c->mix(c, 4);
 	v += (*c->rd)(c, 0x20);
 	v += c->ops->rd(c, 0x24);
+	v += fpa_ops_of(c)->rd(c, 0x34);
 	v += fpa_get(c, 0x28);
 	read_poll_timeout(fpa_rd32, v, v & 1, 10, 100, false, c, 0x2c);
 	read_poll_timeout(fpa_slow, v, v & 1, 10, 100, false, c);
@@ -207,17 +208,23 @@ def test_field_holding_no_funnel_or_a_mix_makes_no_site(scan: dict[str, Any]) ->
 
 def test_name_match_stays_in_the_driver(scan: dict[str, Any]) -> None:
     # untyped: every `.rd = ` of drivers/fpa (fpa_rd32), not drivers/fpb's fpb_plain
-    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->ops->rd(c, 0x24)")
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "fpa_ops_of(c)->rd(c, 0x34)")
     assert site["targets"] == ["fpa_rd32"]
     # drivers/fpb's own call reaches fpb_plain only: no site (fpa_rd32 is not in sight)
     assert [s["callee"] for s in _sites(scan, "drivers/fpb/fpb.c", _FPB, "p->q.rd(p, 4)")
             ] == ["readl"]
 
 
+def test_member_types_give_the_type_of_a_chain(scan: dict[str, Any]) -> None:
+    # c->ops is a `struct fpa_ops *` member of struct fpa_chip: fpa_table's `.rd`
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->ops->rd(c, 0x24)")
+    assert site["targets"] == ["fpa_rd32"]
+
+
 def test_struct_type_beats_the_field_name(scan: dict[str, Any]) -> None:
     sites = _sites(scan, "drivers/fpc/fpc.c", _FPC, "a->rd(a, 4)")
     assert [(s["callee"], s.get("targets")) for s in sites] == [("->rd", ["fpc_rd32"])]
-    assert scan["stats"]["indirect_sites"] == 5  # fpa 3, fpa_user 1, fpc 1
+    assert scan["stats"]["indirect_sites"] == 6  # fpa 4, fpa_user 1, fpc 1
 
 
 def test_iopoll_op_is_a_repeated_wrapper_site(scan: dict[str, Any]) -> None:
@@ -235,3 +242,49 @@ def test_roots_through_a_field_and_a_variable_are_hot(scan: dict[str, Any]) -> N
     how = {(r["function"], r["how"]) for r in scan["hot_roots"]}
     assert {("struct fpa_chip->isr", "request_irq"), ("fpa_poll_b", "netif_napi_add"),
             ("fpa_poll_a", "netif_napi_add")} <= how
+
+
+# -- the fast engine's records (cfront/fnptrs.py) ----------------------------------------------
+
+_STORES = """\
+struct demo_dev {
+	struct demo_ops *ops;
+	int len;
+};
+static struct demo_ops demo_table[] = {
+	{ .rd = demo_rd8 },
+	{ .rd = &demo_rd16, .flags = DEMO_FLAG },
+};
+static struct demo_dev demo_dev = {
+	.ops = { .wr = demo_wr },
+	.a.b = demo_ab,
+};
+void demo_init(struct demo_dev *d, struct demo_ops *o)
+{
+	d->rd = demo_rd32;
+	o->rd = NULL;
+	d->ops.wr = (void *)demo_wr2;
+	d->len = len;
+	x = (struct demo_ops){ .rd = demo_lit };
+	d->ops->wr(d, 1);
+	demo_of(d)->rd(d, 2);
+}
+"""
+
+
+def test_fast_engine_records_stores_and_calls() -> None:
+    from mmioscan.cfront.extract import Extractor
+    from mmioscan.core.catalogue import load_catalogue
+
+    got = Extractor(load_catalogue().names()).extract("drivers/demo/d.c", "0", _STORES.encode())
+    assert {(s, f, fn) for s, f, fn, _ in got.fnptrs} == {
+        ("struct demo_ops", "rd", "demo_rd8"), ("struct demo_ops", "rd", "demo_rd16"),
+        ("struct demo_dev.ops", "wr", "demo_wr"),  # the type of member ops: members
+        ("struct demo_dev.a", "b", "demo_ab"),
+        ("struct demo_dev", "rd", "demo_rd32"), ("struct demo_dev.ops", "wr", "demo_wr2"),
+        ("struct demo_ops", "rd", "demo_lit"),
+        ("struct demo_dev", "len", "len"),  # a value the call graph finds no function for
+    }
+    assert [(f, s, scope) for f, s, _l, _c, scope in got.indirect] == [
+        ("wr", "struct demo_dev.ops", 0), ("rd", "", 0)]
+    assert got.members == (("struct demo_dev", "ops", "struct demo_ops"),)
