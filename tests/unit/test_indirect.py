@@ -5,6 +5,7 @@ op of read_poll_timeout, and hot roots registered through a field or a variable.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -288,3 +289,45 @@ def test_fast_engine_records_stores_and_calls() -> None:
     assert [(f, s, scope) for f, s, _l, _c, scope in got.indirect] == [
         ("wr", "struct demo_dev.ops", 0), ("rd", "", 0)]
     assert got.members == (("struct demo_dev", "ops", "struct demo_ops"),)
+
+
+def _hook_driver(count: int) -> str:
+    """A core calling `hook->run(...)` from its interrupt handler, and `count` users each
+    storing a function that writes a register into that field."""
+    users = "".join(f"""
+static void fph_run{i}(struct fph_hook *h)
+{{
+	writel({i}, h->base);
+}}
+
+static struct fph_hook fph_hook{i} = {{ .run = fph_run{i} }};
+""" for i in range(count))
+    return f"""\
+struct fph_hook {{
+	void __iomem *base;
+	void (*run)(struct fph_hook *h);
+}};
+
+static irqreturn_t fph_isr(int irq, void *data)
+{{
+	struct fph_hook *hook = data;
+
+	hook->run(hook);
+	return IRQ_HANDLED;
+}}
+
+void fph_setup(int irq, struct fph_hook *hook)
+{{
+	request_irq(irq, fph_isr, 0, "fph", hook);
+}}
+{users}"""
+
+
+@pytest.mark.parametrize(("count", "hot"), [(8, True), (9, False)])
+def test_hot_reach_follows_a_field_of_few_candidates(tmp_path: Path, count: int,
+                                                     hot: bool) -> None:
+    # a field holding more is a framework's hook: every user's function would be hot
+    root = mini_tree(tmp_path / "linux", {"drivers/fph/fph.c": _hook_driver(count)})
+    scan = scan_json(tmp_path, root / "drivers", extra=("-j", "1"))
+    writes = [s for s in scan["sites"] if s["callee"] == "writel"]
+    assert len(writes) == count and all(s["hot"] is hot for s in writes)
