@@ -16,6 +16,13 @@ an access uses (analysis/dataflow.py, rules/wrappers.toml): found by a reverse b
 search from the accessors that only ever looks at callers of names already known to be
 funnels, to a fixpoint. The networkx DiGraph holds that subgraph (funnels, accessors and the
 edges between them), not the whole program.
+
+A call through a function-pointer field (`p->ops->f(...)`, cfront/fnptrs.py) stands for a
+call of each function stored into that field (`indirect_targets`): by struct type when the
+type of the call's object and of some store are both known, else by field name among the
+stores of the caller's folder. It makes its caller a funnel once every candidate is one (a
+field that may also hold a function reaching no accessor selects nothing), and it is a wrapper
+site then (analysis/wrappers.py); hot reach follows it to every candidate, up to HOT_FANOUT.
 """
 
 from __future__ import annotations
@@ -28,7 +35,15 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from mmioscan.analysis.dataflow import ANY, ScopeCalls, add_counts, file_scope_calls, selected
+from mmioscan.analysis.dataflow import (
+    ANY,
+    ScopeCalls,
+    add_counts,
+    file_scope_calls,
+    indirect_name,
+    selected,
+)
+from mmioscan.analysis.fnptrs import HOT_FANOUT, FieldStores, IndirectCall, alternatives
 from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates
 from mmioscan.core.model import FileFacts, Scope
 
@@ -42,6 +57,7 @@ class Definition(NamedTuple):
     end_line: int
     kind: str  # function | macro | object-macro
     static: bool
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +293,7 @@ class CallGraph:
         self._scope_calls: dict[str, dict[int, ScopeCalls]] = {}
         self._selects: dict[str, frozenset[int]] = {}
         self._resolved: dict[tuple[str, str], str | None] = {}
+        self._index_fnptrs()
         self.reach: dict[str, Reach] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
         self._reached: dict[str, frozenset[str]] = {}  # leaves each node reaches, helpers too
@@ -341,6 +358,85 @@ class CallGraph:
             return max(exported, key=lambda k: (_common_prefix(k, path), k))
         return None
 
+    # -- calls through function-pointer fields ------------------------------------------------
+
+    def _index_fnptrs(self) -> None:
+        """Every call through a field of a parsed file with its candidates (the callers'
+        side of the fixpoint)."""
+        self._stores = FieldStores(self.files)
+        self._targets: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self._indirect: dict[str, list[IndirectCall]] = {}
+        self._indirect_named: dict[tuple[str, str], IndirectCall] = {}
+        self._indirect_by_target: dict[str, list[IndirectCall]] = {}
+        for path in sorted(self.files):
+            for field, struct, line, column, scope in self.files[path].indirect:
+                if scope < 0:
+                    continue
+                key = self.key_of(path, scope)
+                if self._scope_of.get(key) != (path, scope):
+                    continue  # a second definition of the name in the file: not in the graph
+                targets = tuple(t for t in self.indirect_targets(path, field, struct) if t != key)
+                if not targets:
+                    continue
+                call = IndirectCall(key, indirect_name(field, line, column), targets)
+                self._indirect.setdefault(key, []).append(call)
+                self._indirect_named[(key, call.name)] = call
+                for target in targets:
+                    self._indirect_by_target.setdefault(target, []).append(call)
+
+    def indirect_targets(self, path: str, field: str, struct: str = "") -> tuple[str, ...]:
+        """The functions (node keys, sorted) a call through `field` from path may reach
+        (analysis/fnptrs.py FieldStores.stores), resolved from where they were stored."""
+        memo = (folder_of(path), field, struct)
+        found = self._targets.get(memo)
+        if found is None:
+            keys = set()
+            for where, function in self._stores.stores(memo[0], field, struct):
+                key = self.resolve(where, function)
+                if key is not None and (key in self.leaves
+                                        or self.definitions[key].kind == "function"):
+                    keys.add(key)
+            found = self._targets[memo] = tuple(sorted(keys))
+        return found
+
+    def root_keys(self, path: str, name: str) -> tuple[str, ...]:
+        """The definitions a hot-path root names: a function, or a field a registration read
+        the callback from (`struct T->field`, `->field`: cfront/fnptrs.py), expanded into the
+        functions stored there."""
+        if "->" in name:
+            struct, field = name.split("->", 1)
+            targets = self.indirect_targets(path, field, struct)
+            if len(targets) > HOT_FANOUT:
+                return ()  # a framework registering whatever its users stored
+            return tuple(k for k in targets if k in self.definitions)
+        key = self.resolve(path, name)
+        return (key,) if key is not None and key in self.definitions else ()
+
+    def _leaf_or_reach(self, key: str) -> Reach | None:
+        if key in self.leaves:
+            return Reach(key, (key,), (key,), (key,), ((key, 1),))
+        return self.reach.get(key)
+
+    def indirect_reach(self, path: str, field: str, struct: str
+                       ) -> tuple[Reach | None, tuple[str, ...]]:
+        """What a call through a field reaches, when every candidate is a funnel (or an
+        accessor): the first candidate's chain behind the field, every accessor, the counts
+        the candidates agree on; and the candidates' names. None with names: a mix of
+        funnels and other functions; None without: no funnel among them."""
+        targets = self.indirect_targets(path, field, struct)
+        reaches = [self._leaf_or_reach(t) for t in targets]
+        names = tuple(sorted({self._name(t) for t in targets}))
+        known = [r for r in reaches if r is not None]
+        if not known:
+            return None, ()
+        if len(known) < len(reaches):
+            return None, names
+        first = known[0]
+        callee = "->" + field
+        return Reach(first.accessor, (callee, *first.via), first.via_keys,
+                     tuple(sorted({a for r in known for a in r.accessors})),
+                     alternatives(r.counts for r in known)), names
+
     def key_of(self, path: str, index: int) -> str:
         """The node key of scope `index` of path (also for duplicate definitions)."""
         return f"{path}:{self.files[path].scopes[index].name}"
@@ -389,16 +485,14 @@ class CallGraph:
                     continue
                 edges.add((caller, target))
                 gained = selected(self._calls_of(caller), name, positions,
-                                  target not in self.leaves
-                                  and self.definitions[target].kind != "function")
-                old = self._selects.get(caller, frozenset())
-                if not gained - old:
-                    continue
-                self._selects[caller] = old | gained
-                next_hop.setdefault(caller, target)
-                if caller not in queued:
+                                  self._is_macro(target))
+                if self._gain(caller, gained, target, next_hop) and caller not in queued:
                     queued.add(caller)
                     queue.append(caller)
+            for call in self._indirect_by_target.get(target, ()):
+                if self._through_field(call, edges, next_hop) and call.caller not in queued:
+                    queued.add(call.caller)
+                    queue.append(call.caller)
         relevant = set(self.leaves) | set(next_hop)
         self.graph.add_nodes_from(sorted(relevant))
         self.graph.add_edges_from(sorted((a, b) for a, b in edges
@@ -414,6 +508,34 @@ class CallGraph:
             names = tuple(self._name(k) for k in chain)
             self.reach[key] = Reach(chain[-1], names, tuple(chain), tuple(sorted(reached[key])),
                                     counts[key])
+
+    def _is_macro(self, target: str) -> bool:
+        return target not in self.leaves and self.definitions[target].kind != "function"
+
+    def _gain(self, caller: str, gained: frozenset[int], target: str,
+              next_hop: dict[str, str]) -> bool:
+        """Add the parameters caller selects through target; True when it gained some."""
+        old = self._selects.get(caller, frozenset())
+        if not gained - old:
+            return False
+        self._selects[caller] = old | gained
+        next_hop.setdefault(caller, target)
+        return True
+
+    def _through_field(self, call: IndirectCall, edges: set[tuple[str, str]],
+                       next_hop: dict[str, str]) -> bool:
+        """A call through a field selects what its candidates select, once every candidate
+        is a funnel: a field that may also hold a function reaching no accessor (a mix)
+        makes no funnel. Candidates only gain, so the check settles with the fixpoint."""
+        if not self._may_wrap(call.caller) or not all(
+                t in self.leaves or self._selects.get(t) for t in call.targets):
+            return False
+        edges.update((call.caller, t) for t in call.targets)
+        scope = self._calls_of(call.caller)
+        gained = frozenset().union(*(
+            selected(scope, call.name, self._positions(t), self._is_macro(t))
+            for t in call.targets))
+        return self._gain(call.caller, gained, call.targets[0], next_hop)
 
     def _helper_edges(self, funnels: Mapping[str, str]) -> set[tuple[str, str]]:
         """Calls from funnels into small definitions that select nothing (no funnels) and on
@@ -460,6 +582,14 @@ class CallGraph:
             path = self._scope_of[key][0]
             total: dict[str, int | None] = {}
             for name, facts in sorted(self._calls_of(key).calls.items()):
+                through = self._indirect_named.get((key, name))
+                if through is not None:
+                    if all(t in self.leaves or t in funnels for t in through.targets):
+                        inner = alternatives(((t, 1),) if t in self.leaves else visit(t)
+                                             for t in through.targets)
+                        for fact in facts:
+                            add_counts(total, inner, None if fact.loop else 1)
+                    continue
                 target = self.resolve(path, name)
                 if target is None or target == key or not (
                         target in self.leaves or target in funnels or target in helpers):
@@ -525,10 +655,10 @@ class CallGraph:
         seen: set[str] = set()
         queue: deque[str] = deque()
         for path, name in roots:
-            key = self.resolve(path, name)
-            if key is not None and key in self.definitions and key not in seen:
-                seen.add(key)
-                queue.append(key)
+            for key in self.root_keys(path, name):
+                if key not in seen:
+                    seen.add(key)
+                    queue.append(key)
         while queue:
             key = queue.popleft()
             path, i = self._scope_of[key]
@@ -537,4 +667,13 @@ class CallGraph:
                 if target is not None and target in self.definitions and target not in seen:
                     seen.add(target)
                     queue.append(target)
+            # a call through a field runs one of the functions stored there, any of them;
+            # a field holding many is a framework's hook, whose candidates are every driver's
+            for call in self._indirect.get(key, ()):
+                if len(call.targets) > HOT_FANOUT:
+                    continue
+                for target in call.targets:
+                    if target in self.definitions and target not in seen:
+                        seen.add(target)
+                        queue.append(target)
         return frozenset(seen)

@@ -114,6 +114,16 @@ def _macro_invocation(e: Evidence) -> bool:
     return bool(e.fast_names_here() - {e.site.callee})
 
 
+def _indirect(e: Evidence) -> bool:
+    """A call through a function-pointer field, the op of an iopoll call, or a funnel of the
+    file whose way to the accessor passes through a field (cfront/fnptrs.py)."""
+    if e.site.targets or (e.site.line, e.site.column) in set(e.fast.polls):
+        return True
+    starts = {line for path, line in e.chain if path == e.fast.path}
+    through = {scope for *_, scope in e.fast.indirect}
+    return any(i in through for i, s in enumerate(e.fast.scopes) if s.line in starts)
+
+
 def _not_the_accessor(e: Evidence) -> bool:
     """clang parsed this function without errors and found no use of the accessor here."""
     return e.clang.error_nodes == 0 and any(
@@ -136,6 +146,12 @@ CAUSES: tuple[Cause, ...] = (
           "macro nobody invokes)",
           "none: the macro is a wrapper and its invocations are wrapper sites",
           lambda e: e.fast_scope_kind() in ("macro", "object-macro")),
+    Cause("indirect-call", "fast", ("wrapper",),
+          "a call through a function-pointer field whose stored functions are all funnels "
+          "(gc->read_reg(...)), a funnel that makes one, or the op of read_poll_timeout: the "
+          "fast engine records calls through fields and iopoll ops, the precise engine not",
+          "record calls through fields and their record types in clang/extract.py",
+          _indirect),
     Cause("macro-alias", "both", ("direct", "wrapper"),
           "a macro that names or wraps an accessor (#define FB_WRITEL fb_writeq, "
           "#define WR(r, v) writel(v, base + r)) invoked here: the fast engine reports a "

@@ -45,6 +45,12 @@ class ScopeCalls(NamedTuple):
 _NO_DEPS: Deps = ()
 
 
+def indirect_name(field: str, line: int, column: int) -> str:
+    """The callee name of one call through a field in ScopeCalls: `->field@line:column`,
+    never a C identifier; the call graph resolves it to the functions stored there."""
+    return f"->{field}@{line}:{column}"
+
+
 def file_scope_calls(facts: FileFacts) -> dict[int, ScopeCalls]:
     """Every scope's calls with their flows; scopes without flow records use their callee
     and value names (one call each, dependencies unknown)."""
@@ -61,6 +67,13 @@ def file_scope_calls(facts: FileFacts) -> dict[int, ScopeCalls]:
             else:
                 fact = CallFact(((),) if value else _NO_DEPS, value, value)
             calls.setdefault(scope, {}).setdefault(name, []).append(fact)
+    for field, _struct, line, column, scope in facts.indirect:
+        if scope < 0 or scope not in selectors:
+            continue
+        flow = flows.get((scope, "->" + field, line, column))
+        fact = CallFact(flow[4], flow[5], False) if flow is not None else CallFact(
+            _NO_DEPS, False, False)
+        calls.setdefault(scope, {})[indirect_name(field, line, column)] = [fact]
     result: dict[int, ScopeCalls] = {}
     for i, definition in enumerate(facts.scopes):
         alias = definition.kind != "function" and not definition.params

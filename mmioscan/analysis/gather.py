@@ -117,15 +117,23 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
     by_header: dict[str, set[str]] = {}
     leaves = store.rules.catalogue.names()
     addr_args = {n: a.addr_arg for n, a in store.rules.catalogue.accessors.items()}
+    funnels: set[str] = set()
     for path, scope in approximate_wrappers(parsed, leaves,
                                             store.rules.wrappers.max_function_lines, addr_args,
                                             store.rules.wrappers.max_funnel_lines,
                                             store.scope_calls):
+        funnels.add(scope.name)
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)
         elif scope.static or scope.kind != "function":
             continue  # static functions and macros of a .c file are seen only in that file
         by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
+    # A field storing a funnel (`gc->read_reg = bgpio_read32`): files of the folder calling
+    # through it (`gc->read_reg(...)`) make wrapper sites, accessor or not in sight.
+    for path, facts in parsed.items():
+        fields = {field for _s, field, fn, _l in facts.fnptrs if fn in funnels or fn in leaves}
+        if fields:
+            by_folder.setdefault(posixpath.dirname(path), set()).update(fields)
     for folder in regmap_folders(parsed.values(), store.rules.regmap):
         by_folder.setdefault(folder, set()).update(store.rules.regmap.api,
                                                    store.rules.regmap.bus)

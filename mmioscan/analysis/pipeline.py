@@ -11,7 +11,7 @@ back into a stage and nothing is read off an object afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmioscan.analysis.callgraph import CallGraph
@@ -20,7 +20,7 @@ from mmioscan.analysis.gather import Gathered, ScanOptions, gather
 from mmioscan.analysis.sites import find_sites
 from mmioscan.analysis.strategies import compare, driver_summaries
 from mmioscan.analysis.timings import Timings
-from mmioscan.analysis.wrappers import hot_roots, patch_points
+from mmioscan.analysis.wrappers import hot_roots, indirect_mixed, patch_points
 from mmioscan.core.model import Coverage, ScanResult, Site, StrategyRow
 from mmioscan.core.ruleset import RuleSet, load_rules
 from mmioscan.core.toml import RuleError
@@ -120,8 +120,10 @@ def run(options: AnalysisOptions, rules: RuleSet | None = None,
     clock.lap("patch points")
     rows = _strategy_rows(sites, graph, inputs, judged, counted, options)
     clock.lap("strategies")
-    return Analysis(_result(gathered, sites, points, rows, judged, inputs, options, counted),
-                    graph)
+    result = _result(gathered, sites, points, rows, judged, inputs, options, counted)
+    if graph is not None:
+        result = replace(result, indirect_mixed=indirect_mixed(gathered.scoped, graph))
+    return Analysis(result, graph)
 
 
 def _judge(gathered: Gathered, sites: tuple[Site, ...], graph: CallGraph | None,

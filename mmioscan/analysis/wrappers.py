@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from mmioscan.analysis.callgraph import CallGraph, Reach, folder_of
 from mmioscan.analysis.patchpoints import THRESHOLDS, plan
@@ -34,6 +35,7 @@ def wrapper_sites(scoped: Iterable[FileFacts], graph: CallGraph,
     """Every call of a wrapper (a definition from which an accessor is reachable)."""
     names = graph.wrapper_names()
     for facts in scoped:
+        polls = frozenset(facts.polls)
         for name, line, column, scope, active in facts.calls:
             if name not in names or scope < 0:
                 continue  # at file scope a macro "call" generates definitions, it runs nothing
@@ -41,7 +43,34 @@ def wrapper_sites(scoped: Iterable[FileFacts], graph: CallGraph,
             reach = graph.reach.get(key) if key is not None else None
             if reach is None:
                 continue
+            if (line, column) in polls:  # the op of an iopoll loop: repeated, count unknown
+                reach = replace(reach, counts=tuple((a, None) for a in reach.accessors))
             yield _wrapper_site(facts, graph, catalogue, reach, name, line, column, scope, active)
+        yield from _indirect_sites(facts, graph, catalogue)
+
+
+def _indirect_sites(facts: FileFacts, graph: CallGraph, catalogue: Catalogue) -> Iterator[Site]:
+    """Calls through a function-pointer field all of whose candidates are funnels."""
+    for field, struct, line, column, scope in facts.indirect:
+        if scope < 0:
+            continue
+        reach, targets = graph.indirect_reach(facts.path, field, struct)
+        if reach is not None:
+            site = _wrapper_site(facts, graph, catalogue, reach, "->" + field, line, column,
+                                 scope, True)
+            yield replace(site, targets=targets)
+
+
+def indirect_mixed(scoped: Iterable[FileFacts], graph: CallGraph) -> int:
+    """Calls through a field whose candidates mix funnels and other functions: no sites,
+    counted apart (stats `indirect_mixed`)."""
+    mixed = 0
+    for facts in scoped:
+        for field, struct, _line, _column, scope in facts.indirect:
+            if scope >= 0:
+                reach, targets = graph.indirect_reach(facts.path, field, struct)
+                mixed += reach is None and bool(targets)
+    return mixed
 
 
 def _wrapper_site(facts: FileFacts, graph: CallGraph, catalogue: Catalogue, reach: Reach,

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from mmioscan.cfront import flows, iomem, lexer
+from mmioscan.cfront import flows, fnptrs, iomem, lexer
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
@@ -124,6 +124,8 @@ class Extractor:
         self.parser = ts.Parser(self.language)
         self.defs_query = ts.Query(self.language, _DEFS_QUERY)
         self.flow_query = ts.Query(self.language, flows.FLOW_QUERY)
+        self.fnptr_query = ts.Query(self.language, fnptrs.FNPTR_QUERY)
+        self.assign_query = ts.Query(self.language, fnptrs.ASSIGN_QUERY)
         self.scanner = NameScanner(self.interesting)
 
     def extract(self, path: str, digest: str, data: bytes) -> FileFacts:
@@ -143,6 +145,10 @@ class Extractor:
         ref_nodes: list[ts.Node] = []
         exports: list[tuple[str, str, int]] = []
         roots: list[tuple[str, str, int]] = []
+        stored, indirect, members, types = fnptrs.file_fnptrs(
+            self.fnptr_query, root, lambda o: self._scope_at(starts, ends, o))
+        assigned = fnptrs.Assignments(self.assign_query)
+        polls: list[tuple[int, int]] = []
         for node in caps.get("callee", []):
             if directives.contains(node.start_byte):
                 continue  # error recovery read a #define line as code; macros are lexed below
@@ -152,6 +158,13 @@ class Extractor:
                               self._scope_at(starts, ends, node.start_byte)))
             if name in self.registrations:
                 roots.extend(self._registered(node, name, self.registrations[name]))
+                roots.extend(self._registered_through(node, name, self.registrations[name],
+                                                      types, assigned, calls[-1].scope))
+            if name in flows.POLL_OPS and calls[-1].scope >= 0:
+                op = self._poll_op(node, name, calls[-1].scope)
+                if op is not None:
+                    calls.append(op)
+                    polls.append((op.line, op.column))
             if name.startswith("EXPORT_SYMBOL") and calls[-1].scope < 0:
                 exports.extend(self._registered(node, name, (0,)))
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
@@ -189,6 +202,8 @@ class Extractor:
                          regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,
                          selectors=tuple(selectors),
                          exports=tuple(sorted({e[0] for e in exports})),
+                         fnptrs=stored, indirect=indirect, members=members,
+                         polls=tuple(sorted(polls)),
                          flows=tuple(sorted(flow_records, key=lambda f: (f[0], f[2], f[3]))))
 
 
@@ -249,6 +264,48 @@ class Extractor:
                     arg = arg.child_by_field_name("argument") or arg
                 if arg.type == "identifier":
                     yield _text(arg), name, arg.start_point[0] + 1
+
+    @staticmethod
+    def _registered_through(callee: ts.Node, name: str, positions: tuple[int, ...],
+                            types: fnptrs.FileTypes, assigned: fnptrs.Assignments, scope: int
+                            ) -> Iterator[tuple[str, str, int]]:
+        """Callbacks passed through a field (`request_irq(irq, chip->isr, ...)`: root
+        `struct T->isr` or `->isr`, expanded by the call graph) or a local variable (`poll =
+        fast ? a_poll : b_poll; netif_napi_add(dev, napi, poll)`: a_poll and b_poll)."""
+        call = callee.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if args is None:
+            return
+        values = args.named_children
+        for index in positions:
+            if index >= len(values):
+                continue
+            arg = values[index]
+            if arg.type == "pointer_expression":  # &priv->handler
+                arg = arg.child_by_field_name("argument") or arg
+            line = arg.start_point[0] + 1
+            if arg.type == "identifier":
+                for fn in assigned.choices(arg):
+                    yield fn, name, line
+                continue
+            through = fnptrs.field_root(arg, types, scope)
+            if through is not None:
+                yield through, name, line
+
+    def _poll_op(self, callee: ts.Node, name: str, scope: int) -> Call | None:
+        """`read_poll_timeout(my_rd32, val, cond, ...)`: a call of my_rd32, in a loop (the
+        flow record says so: cfront/flows.py); an accessor as the op is a reference already."""
+        call = callee.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        values = [a for a in args.named_children if a.type != "comment"] if args else []
+        index = flows.POLL_OPS[name][0]
+        if index >= len(values) or values[index].type != "identifier":
+            return None
+        op = values[index]
+        if _text(op) in self.interesting:
+            return None
+        row, col = op.start_point
+        return Call(_text(op), row + 1, col + 1, scope)
 
     def _installed(self, fields: list[ts.Node], values: list[ts.Node]
                    ) -> Iterator[tuple[str, str, int]]:

@@ -50,7 +50,21 @@ FLOW_QUERY = """
 (while_statement) @loop
 (do_statement) @loop
 (pointer_declarator declarator: (identifier) @pointer)
+(call_expression function: (field_expression field: (field_identifier) @indirect))
+(call_expression function: (parenthesized_expression (pointer_expression
+    argument: (field_expression field: (field_identifier) @indirect))))
 """
+
+# The iopoll family (include/linux/iopoll.h): call name -> (index of the op argument, first
+# and end index of the arguments the op is called with; None: to the last). The op is
+# called in the macro's loop: `read_poll_timeout(my_rd32, v, cond, 10, 1000, false, hw, REG)`
+# calls my_rd32(hw, REG) an unknown number of times.
+POLL_OPS: dict[str, tuple[int, int, int | None]] = {
+    "read_poll_timeout": (0, 6, None),
+    "read_poll_timeout_atomic": (0, 6, None),
+    "readx_poll_timeout": (0, 1, 2),
+    "readx_poll_timeout_atomic": (0, 1, 2),
+}
 
 _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_declarator",
                          "abstract_pointer_declarator", "abstract_array_declarator",
@@ -157,6 +171,9 @@ class FileFlows:
                            and n.prev_named_sibling is None for n in ids]
         self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
         self._callee_starts = [n.start_byte for n in self._callees]
+        # Calls through a field: recorded as callee "->field" (cfront/fnptrs.py)
+        self._indirect = sorted(caps.get("indirect", []), key=lambda n: n.start_byte)
+        self._indirect_starts = [n.start_byte for n in self._indirect]
         assigns = [*caps.get("assign", []), *caps.get("init", [])]
         assigns.sort(key=lambda n: n.start_byte)
         self._assigns = assigns
@@ -224,18 +241,23 @@ class FileFlows:
         flows: list[Flow] = []
         lo = bisect.bisect_left(self._callee_starts, start)
         hi = bisect.bisect_left(self._callee_starts, end)
-        for callee in self._callees[lo:hi]:
-            call = callee.parent
+        ilo = bisect.bisect_left(self._indirect_starts, start)
+        ihi = bisect.bisect_left(self._indirect_starts, end)
+        for callee in (*self._callees[lo:hi], *self._indirect[ilo:ihi]):
+            call = _call_of(callee)
             args = call.child_by_field_name("arguments") if call is not None else None
             if args is None:
                 continue
+            values = [a for a in args.named_children if a.type != "comment"]
             deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
-                         if taint else _EMPTY
-                         for a in args.named_children if a.type != "comment")
+                         if taint else _EMPTY for a in values)
             loop = self._in_loop(callee.start_byte, start)
+            name = _text(callee) if callee.type == "identifier" else "->" + _text(callee)
             if loop or any(deps):
                 row, col = callee.start_point
-                flows.append((scope, _text(callee), row + 1, col + 1, deps, loop, False))
+                flows.append((scope, name, row + 1, col + 1, deps, loop, False))
+            if name in POLL_OPS:
+                flows.extend(_poll_flow(scope, name, values, deps, interesting))
         for ref in references:
             name = _text(ref)
             if name not in interesting:
@@ -252,6 +274,29 @@ class FileFlows:
             row, col = ref.start_point
             flows.append((scope, name, row + 1, col + 1, (tuple(sorted(around)),), True, True))
         return flows
+
+
+def _call_of(callee: ts.Node) -> ts.Node | None:
+    """The call_expression of a callee: `f(...)`, `p->f(...)` or `(*p->f)(...)`."""
+    node = callee.parent
+    for _ in range(4):
+        if node is None or node.type == "call_expression":
+            return node
+        node = node.parent
+    return None
+
+
+def _poll_flow(scope: int, name: str, values: Sequence[ts.Node],
+               deps: tuple[tuple[int, ...], ...], interesting: frozenset[str]) -> list[Flow]:
+    """The op of an iopoll call as a call in a loop, with the arguments it is called with
+    (an accessor as the op is a value use, recorded as such)."""
+    index, first, last = POLL_OPS[name]
+    if (index >= len(values) or values[index].type != "identifier"
+            or _text(values[index]) in interesting):
+        return []
+    row, col = values[index].start_point
+    return [(scope, _text(values[index]), row + 1, col + 1,
+             deps[first:last] if last is not None else deps[first:], True, False)]
 
 
 def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],

@@ -95,8 +95,17 @@ class FileFacts:
     # Names exported with EXPORT_SYMBOL* at file scope: callable from other drivers' folders
     exports: tuple[str, ...] = ()
     # Functions stored in function-pointer fields: (struct type, field, function, line); the
-    # precise engine's (clang/extract.py), empty from the fast engine.
+    # type is "struct T", or "" when the fast engine does not see it, or from the fast engine
+    # a member path "struct T.ops" (the type of T's member ops: `members`) (cfront/fnptrs.py).
     fnptrs: tuple[tuple[str, str, str, int], ...] = ()
+    # Calls through a function-pointer field (`p->ops->f(...)`): (field, struct type holding
+    # it, as in fnptrs, line, column, scope); flows record them as callee "->field".
+    indirect: tuple[tuple[str, str, int, int, int], ...] = ()
+    # Members declared with a struct type in a named struct: (struct, member, its type)
+    members: tuple[tuple[str, str, str], ...] = ()
+    # (line, column) of the calls that are the op of an iopoll loop (`read_poll_timeout(op,
+    # ...)`): repeated an unknown number of times
+    polls: tuple[tuple[int, int], ...] = ()
     # Files the parse read besides this one: (absolute path, size, mtime_ns); a cached entry
     # whose dependencies changed is a miss (precise engine only).
     depends: tuple[tuple[str, int, int], ...] = ()
@@ -179,6 +188,9 @@ class Site:
     # Wrappers: accesses one call makes, per accessor (None: not known, a loop); empty when
     # not counted (callgraph.Reach.counts)
     access_counts: tuple[tuple[str, int | None], ...] = ()
+    # A call through a function-pointer field (callee `->field`): the functions stored in
+    # that field, sorted (analysis/callgraph.py indirect_targets); empty for other sites
+    targets: tuple[str, ...] = ()
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
@@ -298,3 +310,5 @@ class ScanResult:
     platform_sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # False when a .config is given without --all: summaries count only reachable sites
     counts_unreachable: bool = True
+    # Calls through a field whose candidates mix funnels and other functions (no sites)
+    indirect_mixed: int = 0

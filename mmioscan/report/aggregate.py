@@ -64,6 +64,9 @@ def stats_dict(result: ScanResult) -> dict[str, object]:
         "by_regmap_map": count_by([s for s in sites if s.kind == "regmap"],
                                   lambda s: s.map or "mmio"),
         "regmap_unknown_map": sum(s.kind == "regmap" and s.map == "unknown" for s in sites),
+        # calls through function-pointer fields: wrapper sites, and mixes left out
+        "indirect_sites": sum(bool(s.targets) for s in sites),
+        "indirect_mixed": result.indirect_mixed,
         "problems": len(result.problems),
     }
 

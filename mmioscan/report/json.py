@@ -26,6 +26,7 @@ def site_dict(site: Site) -> dict[str, Any]:
         **({"platforms": {name: tdx_dict(v) for name, v in site.platforms}}
            if site.platforms else {}),
         **({"map": site.map} if site.map is not None else {}),
+        **({"indirect": True, "targets": list(site.targets)} if site.targets else {}),
     }
 
 

@@ -395,3 +395,40 @@ def test_subfolder_scan_graph_has_the_context_header() -> None:
     assert WRAPFOO in g.files
     assert WRAPFOO not in {f.path for f in result.facts}  # context, not scope
     assert f"{WRAPFOO}:wrapfoo_read" in g.reach
+
+
+def test_recursive_helper_of_a_funnel_is_counted_not_a_crash(tmp_path: Path) -> None:
+    """A funnel calling a small helper that recurses (e1000's e1000_vlan_filter_on_off
+    stopped a scan of drivers/net/ethernet with a NetworkXError): the helper's accesses are
+    the funnel's, an unknown number of them."""
+    from .test_wrappers import mini_tree
+
+    root = mini_tree(tmp_path / "linux", {"drivers/rh/rh.c": """\
+static void rh_settle(struct rh *d, int n);
+
+static void rh_again(struct rh *d, int n)
+{
+	rh_settle(d, n - 1);
+}
+
+static void rh_settle(struct rh *d, int n)
+{
+	readl(d->base + 4);
+	if (n)
+		rh_again(d, n);
+}
+
+static u32 rh_rd(struct rh *d, u32 reg)
+{
+	rh_settle(d, 1);
+	return readl(d->base + reg);
+}
+
+u32 rh_use(struct rh *d)
+{
+	return rh_rd(d, 8);
+}
+"""})
+    scan = scan_json(tmp_path, root / "drivers")
+    [site] = [s for s in scan["sites"] if s["callee"] == "rh_rd"]
+    assert site["tdx"]["ve_exits"] is None and site["accessors"] == ["readl"]

@@ -167,3 +167,22 @@ def test_the_gate_with_the_clang_engine_sees_a_deref_through_a_header_type(
     assert run_cli([*common, "--engine", "clang"]) == 1
     assert run_cli(common) == 0
     assert (tree / "drivers/demo/demo.c").read_text() == old and new != old
+
+
+def test_a_call_through_a_field_is_explained(tmp_path: Path) -> None:
+    """The fast engine's indirect wrapper sites (cfront/fnptrs.py) have a cause: the precise
+    engine records no calls through fields."""
+    tree = tmp_path / "precise"
+    shutil.copytree(PRECISE, tree)
+    source = tree / "drivers/demo/demo.c"
+    source.write_text(source.read_text() + """
+u32 demo_through(struct demo_ops *ops, struct demo_hw *hw)
+{
+	return ops->rd(hw->base + 16);
+}
+""")
+    result = crosscheck((tree / "drivers/demo",), fake_prepared(tree, tree / "demo.config"),
+                        tree, 1, tmp_path / "cache")
+    assert result.kinds["wrapper"].causes[("fast", "indirect-call")] == 1
+    assert not any(cause == "unexplained" for k in result.kinds.values()
+                   for _, cause in k.causes)

@@ -172,6 +172,8 @@ _INPUTS: dict[str, tuple[Generator, Callable[[int], tuple[int, int]]]] = {
     "decayed arguments": (hostile.decayed_arguments, lambda n: (n, 0)),
     "pasting macros": (hostile.pasting_macros, lambda n: (2 * n, 0)),
     "for_each on one line": (hostile.for_each_line, lambda n: (n + 1, 0)),
+    # readl, two request_irq, readx_poll_timeout and its op rd<i>
+    "calls through fields": (hostile.field_calls, lambda n: (5 * n, 0)),
 }
 
 

@@ -1,0 +1,87 @@
+"""Calls through function-pointer fields, the analysis side (cfront/fnptrs.py records them):
+which functions a field may hold, and what a call that makes one of several calls counts.
+
+A field's candidates are the functions stored into that field of that struct type anywhere,
+when the call's struct type and stores of it are known (a member path `struct A.ops` is
+typed through the members' declared types, one layer per member: multi-layer type analysis
+at the fast engine's precision); else those stored into a field of that name in the caller's
+folder (the driver), leaving out stores into another known struct type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from mmioscan.cfront.includes import folder_of
+from mmioscan.core.model import FileFacts
+
+# Hot reach follows a call through a field with at most this many candidates: gpiolib's
+# `gc->get(...)` has 71 in drivers/gpio (every driver's), following it from one interrupt
+# handler marked a third of the folder's sites hot.
+HOT_FANOUT = 8
+
+
+class IndirectCall(NamedTuple):
+    """A call through a function-pointer field, with the functions stored in that field."""
+
+    caller: str  # node key of the calling definition
+    name: str  # its callee name in the caller's ScopeCalls (dataflow.indirect_name)
+    targets: tuple[str, ...]  # node keys of the candidates, sorted
+
+
+Counts = tuple[tuple[str, int | None], ...]
+
+
+def alternatives(options: Iterable[Counts]) -> Counts:
+    """Accesses of a call that makes one of several calls (an indirect call): per accessor,
+    the count they agree on, else not known (None); () when one of them is not counted."""
+    chosen = [dict(o) for o in options]
+    if not chosen or any(not o for o in chosen):
+        return ()
+    merged: dict[str, int | None] = {}
+    for accessor in sorted(set().union(*chosen)):
+        seen = {o.get(accessor, 0) for o in chosen}
+        merged[accessor] = seen.pop() if len(seen) == 1 else None
+    return tuple(merged.items())
+
+
+class FieldStores:
+    """Stores into fields over all parsed files: by struct type and by (folder, field)."""
+
+    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+        self._members: dict[tuple[str, str], str] = {}
+        for path in sorted(files):
+            for outer, member, inner in files[path].members:
+                self._members.setdefault((outer, member), inner)
+        self._by_type: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._by_folder: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        for path in sorted(files):
+            folder = folder_of(path)
+            for written, field, function, _line in files[path].fnptrs:
+                struct = self.type_of(written)
+                if struct:
+                    self._by_type.setdefault((struct, field), set()).add((path, function))
+                self._by_folder.setdefault((folder, field), set()).add((struct, path, function))
+
+    def type_of(self, written: str) -> str:
+        """`struct T` of a member path `struct A.f.g` through the members' declared types;
+        "" when a layer is not known."""
+        if "." not in written:
+            return written
+        struct, *members = written.split(".")
+        for member in members:
+            struct = self._members.get((struct, member), "")
+            if not struct:
+                return ""
+        return struct
+
+    def stores(self, folder: str, field: str, written: str) -> set[tuple[str, str]]:
+        """(path, function) of the stores a call through `field` of type `written` (as
+        recorded) from a file of `folder` may reach."""
+        struct = self.type_of(written)
+        found = self._by_type.get((struct, field), set()) if struct else set()
+        if found:
+            return found
+        return {(p, fn) for s, p, fn in self._by_folder.get((folder, field), ())
+                if not s or not struct or s == struct}

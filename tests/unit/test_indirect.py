@@ -1,0 +1,333 @@
+"""Calls through function-pointer fields and iopoll ops (issue 12 items 2 and 6): which
+functions a field holds (by struct type when seen, else by field name within the driver's
+folder), wrapper sites of calls whose candidates are all funnels, mixes counted apart, the
+op of read_poll_timeout, and hot roots registered through a field or a variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import scan_json
+from .test_wrappers import mini_tree
+
+_FPA = """\
+struct fpa_chip {
+	void __iomem *base;
+	u32 (*rd)(struct fpa_chip *c, u32 reg);
+	void (*log)(struct fpa_chip *c);
+	u32 (*mix)(struct fpa_chip *c, u32 reg);
+	irqreturn_t (*isr)(int irq, void *data);
+	struct fpa_ops *ops;
+};
+
+static u32 fpa_rd32(struct fpa_chip *c, u32 reg)
+{
+	return readl(c->base + reg);
+}
+
+static void fpa_log(struct fpa_chip *c)
+{
+	pr_info("fpa\\n");
+}
+
+static u32 fpa_nop(struct fpa_chip *c, u32 reg)
+{
+	return 0;
+}
+
+static irqreturn_t fpa_isr(int irq, void *data)
+{
+	struct fpa_chip *c = data;
+
+	writel(1, c->base + 8);
+	return IRQ_HANDLED;
+}
+
+static int fpa_poll_a(struct napi_struct *napi, int budget)
+{
+	return 0;
+}
+
+static int fpa_poll_b(struct napi_struct *napi, int budget)
+{
+	struct fpa_chip *c = napi_to_chip(napi);
+
+	writel(2, c->base + 12);
+	return 0;
+}
+
+static const struct fpa_ops fpa_table = {
+	.rd = fpa_rd32,
+};
+
+void fpa_setup(struct fpa_chip *c, struct net_device *dev, int fast)
+{
+	int (*poll)(struct napi_struct *, int);
+
+	c->rd = fpa_rd32;
+	c->log = fpa_log;
+	c->mix = fpa_rd32;
+	c->mix = fpa_nop;
+	c->isr = fpa_isr;
+	poll = fast ? fpa_poll_a : fpa_poll_b;
+	netif_napi_add(dev, &c->napi, poll);
+	request_irq(c->irq, c->isr, 0, "fpa", c);
+}
+
+static u32 fpa_get(struct fpa_chip *c, u32 reg)
+{
+	return c->rd(c, reg);
+}
+
+static u32 fpa_slow(struct fpa_chip *c)
+{
+	return 7;
+}
+
+u32 fpa_use(struct fpa_chip *c)
+{
+	u32 v;
+
+	c->log(c);
+	v = c->mix(c, 4);
+	v += (*c->rd)(c, 0x20);
+	v += c->ops->rd(c, 0x24);
+	v += fpa_ops_of(c)->rd(c, 0x34);
+	v += fpa_get(c, 0x28);
+	read_poll_timeout(fpa_rd32, v, v & 1, 10, 100, false, c, 0x2c);
+	read_poll_timeout(fpa_slow, v, v & 1, 10, 100, false, c);
+	return v;
+}
+"""
+
+# A file of the same driver that calls through the field and mentions no accessor.
+_FPA_USER = """\
+struct fpa_chip {
+	void __iomem *base;
+	u32 (*rd)(struct fpa_chip *c, u32 reg);
+};
+
+u32 fpa_status(struct fpa_chip *c)
+{
+	return c->rd(c, 0x30);
+}
+"""
+
+# Another driver with a field of the same name holding a function that reaches no accessor.
+_FPB = """\
+struct fpb_priv {
+	struct fpb_inner q;
+};
+
+static u32 fpb_plain(struct fpb_priv *p, u32 reg)
+{
+	return reg + 1;
+}
+
+static struct fpb_priv fpb_priv = {
+	.q = { .rd = fpb_plain },
+};
+
+u32 fpb_use(struct fpb_priv *p)
+{
+	return p->q.rd(p, 4) + readl(p->base);
+}
+"""
+
+# Two struct types with a field of the same name: the type decides, the name alone mixes.
+_FPC = """\
+static u32 fpc_rd32(struct fpc_a *a, u32 reg)
+{
+	return readl(a->base + reg);
+}
+
+static u32 fpc_quiet(struct fpc_b *b, u32 reg)
+{
+	return reg;
+}
+
+void fpc_setup(struct fpc_a *a, struct fpc_b *b)
+{
+	a->rd = fpc_rd32;
+	b->rd = fpc_quiet;
+}
+
+u32 fpc_use(struct fpc_a *a, struct fpc_b *b, struct fpc_any *x)
+{
+	return a->rd(a, 4) + b->rd(b, 8) + x->y->rd(x, 12);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = mini_tree(tmp_path_factory.mktemp("fp") / "linux", {
+        "drivers/fpa/fpa.c": _FPA, "drivers/fpa/fpa_user.c": _FPA_USER,
+        "drivers/fpb/fpb.c": _FPB, "drivers/fpc/fpc.c": _FPC})
+    return scan_json(tmp_path_factory.mktemp("out"), root / "drivers", extra=("-j", "1"))
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def _sites(scan: dict[str, Any], path: str, text: str, needle: str) -> list[dict[str, Any]]:
+    line = _line(text, needle)
+    return [s for s in scan["sites"] if s["path"] == path and s["line"] == line]
+
+
+def test_call_through_a_typed_field_is_a_wrapper_site(scan: dict[str, Any]) -> None:
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "return c->rd(c, reg);")
+    assert site["kind"] == "wrapper" and site["indirect"] is True
+    assert site["callee"] == "->rd" and site["targets"] == ["fpa_rd32"]
+    assert site["via"] == ["->rd", "fpa_rd32", "readl"] and site["function"] == "fpa_get"
+
+
+def test_a_caller_through_a_field_is_a_funnel(scan: dict[str, Any]) -> None:
+    # fpa_get(c, reg) passes reg into the field's call: its own callers select the register
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "v += fpa_get(c, 0x28);")
+    assert site["callee"] == "fpa_get" and site["via"][:3] == ["fpa_get", "fpa_rd32", "readl"]
+    assert site["tdx"]["ve_exits"] == 1
+
+
+def test_star_form_and_a_file_without_accessors(scan: dict[str, Any]) -> None:
+    [star] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "(*c->rd)(c, 0x20)")
+    assert star["targets"] == ["fpa_rd32"] and star["tdx"]["ve_exits"] == 1
+    [user] = _sites(scan, "drivers/fpa/fpa_user.c", _FPA_USER, "return c->rd(c, 0x30);")
+    assert user["targets"] == ["fpa_rd32"]
+
+
+def test_field_holding_no_funnel_or_a_mix_makes_no_site(scan: dict[str, Any]) -> None:
+    assert _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->log(c);") == []
+    assert _sites(scan, "drivers/fpa/fpa.c", _FPA, "v = c->mix(c, 4);") == []
+    # c->mix (fpa_rd32 or fpa_nop) and fpc's x->y->rd (fpc_rd32 or fpc_quiet)
+    assert scan["stats"]["indirect_mixed"] == 2
+
+
+def test_name_match_stays_in_the_driver(scan: dict[str, Any]) -> None:
+    # untyped: every `.rd = ` of drivers/fpa (fpa_rd32), not drivers/fpb's fpb_plain
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "fpa_ops_of(c)->rd(c, 0x34)")
+    assert site["targets"] == ["fpa_rd32"]
+    # drivers/fpb's own call reaches fpb_plain only: no site (fpa_rd32 is not in sight)
+    assert [s["callee"] for s in _sites(scan, "drivers/fpb/fpb.c", _FPB, "p->q.rd(p, 4)")
+            ] == ["readl"]
+
+
+def test_member_types_give_the_type_of_a_chain(scan: dict[str, Any]) -> None:
+    # c->ops is a `struct fpa_ops *` member of struct fpa_chip: fpa_table's `.rd`
+    [site] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "c->ops->rd(c, 0x24)")
+    assert site["targets"] == ["fpa_rd32"]
+
+
+def test_struct_type_beats_the_field_name(scan: dict[str, Any]) -> None:
+    sites = _sites(scan, "drivers/fpc/fpc.c", _FPC, "a->rd(a, 4)")
+    assert [(s["callee"], s.get("targets")) for s in sites] == [("->rd", ["fpc_rd32"])]
+    assert scan["stats"]["indirect_sites"] == 6  # fpa 4, fpa_user 1, fpc 1
+
+
+def test_iopoll_op_is_a_repeated_wrapper_site(scan: dict[str, Any]) -> None:
+    sites = _sites(scan, "drivers/fpa/fpa.c", _FPA, "read_poll_timeout(fpa_rd32")
+    [site] = [s for s in sites if s["callee"] == "fpa_rd32"]
+    assert site["kind"] == "wrapper" and site["tdx"]["ve_exits"] is None
+    assert [s["callee"] for s in _sites(scan, "drivers/fpa/fpa.c", _FPA,
+                                        "read_poll_timeout(fpa_slow")] == []
+
+
+def test_roots_through_a_field_and_a_variable_are_hot(scan: dict[str, Any]) -> None:
+    [isr] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "writel(1, c->base + 8);")
+    [poll] = _sites(scan, "drivers/fpa/fpa.c", _FPA, "writel(2, c->base + 12);")
+    assert isr["hot"] and poll["hot"]
+    how = {(r["function"], r["how"]) for r in scan["hot_roots"]}
+    assert {("struct fpa_chip->isr", "request_irq"), ("fpa_poll_b", "netif_napi_add"),
+            ("fpa_poll_a", "netif_napi_add")} <= how
+
+
+# -- the fast engine's records (cfront/fnptrs.py) ----------------------------------------------
+
+_STORES = """\
+struct demo_dev {
+	struct demo_ops *ops;
+	int len;
+};
+static struct demo_ops demo_table[] = {
+	{ .rd = demo_rd8 },
+	{ .rd = &demo_rd16, .flags = DEMO_FLAG },
+};
+static struct demo_dev demo_dev = {
+	.ops = { .wr = demo_wr },
+	.a.b = demo_ab,
+};
+void demo_init(struct demo_dev *d, struct demo_ops *o)
+{
+	d->rd = demo_rd32;
+	o->rd = NULL;
+	d->ops.wr = (void *)demo_wr2;
+	d->len = len;
+	x = (struct demo_ops){ .rd = demo_lit };
+	d->ops->wr(d, 1);
+	demo_of(d)->rd(d, 2);
+}
+"""
+
+
+def test_fast_engine_records_stores_and_calls() -> None:
+    from mmioscan.cfront.extract import Extractor
+    from mmioscan.core.catalogue import load_catalogue
+
+    got = Extractor(load_catalogue().names()).extract("drivers/demo/d.c", "0", _STORES.encode())
+    assert {(s, f, fn) for s, f, fn, _ in got.fnptrs} == {
+        ("struct demo_ops", "rd", "demo_rd8"), ("struct demo_ops", "rd", "demo_rd16"),
+        ("struct demo_dev.ops", "wr", "demo_wr"),  # the type of member ops: members
+        ("struct demo_dev.a", "b", "demo_ab"),
+        ("struct demo_dev", "rd", "demo_rd32"), ("struct demo_dev.ops", "wr", "demo_wr2"),
+        ("struct demo_ops", "rd", "demo_lit"),
+        ("struct demo_dev", "len", "len"),  # a value the call graph finds no function for
+    }
+    assert [(f, s, scope) for f, s, _l, _c, scope in got.indirect] == [
+        ("wr", "struct demo_dev.ops", 0), ("rd", "", 0)]
+    assert got.members == (("struct demo_dev", "ops", "struct demo_ops"),)
+
+
+def _hook_driver(count: int) -> str:
+    """A core calling `hook->run(...)` from its interrupt handler, and `count` users each
+    storing a function that writes a register into that field."""
+    users = "".join(f"""
+static void fph_run{i}(struct fph_hook *h)
+{{
+	writel({i}, h->base);
+}}
+
+static struct fph_hook fph_hook{i} = {{ .run = fph_run{i} }};
+""" for i in range(count))
+    return f"""\
+struct fph_hook {{
+	void __iomem *base;
+	void (*run)(struct fph_hook *h);
+}};
+
+static irqreturn_t fph_isr(int irq, void *data)
+{{
+	struct fph_hook *hook = data;
+
+	hook->run(hook);
+	return IRQ_HANDLED;
+}}
+
+void fph_setup(int irq, struct fph_hook *hook)
+{{
+	request_irq(irq, fph_isr, 0, "fph", hook);
+}}
+{users}"""
+
+
+@pytest.mark.parametrize(("count", "hot"), [(8, True), (9, False)])
+def test_hot_reach_follows_a_field_of_few_candidates(tmp_path: Path, count: int,
+                                                     hot: bool) -> None:
+    # a field holding more is a framework's hook: every user's function would be hot
+    root = mini_tree(tmp_path / "linux", {"drivers/fph/fph.c": _hook_driver(count)})
+    scan = scan_json(tmp_path, root / "drivers", extra=("-j", "1"))
+    writes = [s for s in scan["sites"] if s["callee"] == "writel"]
+    assert len(writes) == count and all(s["hot"] is hot for s in writes)
