@@ -225,14 +225,16 @@ class Extractor:
         with its annotations (`__iomem` marks the pointers whose dereferences are sites)."""
         if self._instantiating:
             return None, []  # the produced text itself: it holds no #define to expand
-        defining = list(pasted.defining_macros(directives.definitions(active)))
+        own = list(directives.definitions(active))
+        defining = list(pasted.defining_macros(own))
         stamps: list[pasted.Stamp] = []
         if folder is not None:
             foreign, stamps = pasted.sibling_macros(folder, _includes(active), _clean_header)
             defining.extend(foreign)
         if not defining:
             return None, stamps
-        return pasted.instances(active, defining, directives, invocations), stamps
+        return pasted.instances(active, defining, directives, invocations,
+                                forwarders=pasted.forwarding(own, defining)), stamps
 
     def _instantiated(self, facts: FileFacts, produced: pasted.Pasted) -> FileFacts:
         """facts with the functions the invocations produce: their text is extracted as C of
@@ -499,9 +501,8 @@ def _without_templates(produced: pasted.Pasted, first_macro: int, scopes: list[S
     arguments): its body is a template, and counting it too would count them twice. An
     invocation that tree-sitter read as a file-scope call defines, it calls nothing."""
     instantiated = {i.macro for i in produced.instances}
-    names = instantiated - produced.elsewhere
     templates = {i for i in range(first_macro, len(scopes))
-                 if scopes[i].kind == "macro" and scopes[i].name in names}
+                 if scopes[i].kind == "macro" and scopes[i].name in produced.templates}
     calls = [c for c in calls if c.scope >= 0 or c.name not in instantiated]
     if not templates:
         return calls, references, derefs

@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
+from mmioscan.cfront import lexer
 from mmioscan.cfront.ctext import expand_macro
 from mmioscan.cfront.macros import Directives, Invocations, MacroDef, _brackets
 from mmioscan.core.fileio import nonblocking
@@ -48,6 +49,7 @@ _CONTINUATION_RE = re.compile(rb"\\\r?\n")
 _BRACE_TOKEN_RE = re.compile(
     rb'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|/\*.*?\*/|//[^\n]*|[{}]', re.S)
 _SPACE_RE = re.compile(rb"\s+")
+_WORD_PAREN_RE = re.compile(rb"([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +131,30 @@ def _one_line(text: bytes) -> bytes:
 class Pasted:
     instances: tuple[Instance, ...]  # in file order
     left_out: int  # invocations past the produced-text limit
-    # Macros also invoked inside a function body or another macro: statement macros too,
-    # whose own body stays a scope of its own with its calls
+    # Macros also invoked inside a function body or another macro (but a forwarder):
+    # statement macros too, whose own body stays a scope of its own with its calls
     elsewhere: frozenset[str]
+    # Macros instantiated (directly or through a forwarder) and invoked nowhere else: their
+    # bodies are templates of what the invocations define
+    templates: frozenset[str] = frozenset()
 
 
 def instances(data: bytes, macros: Iterable[MacroDef], directives: Directives,
               invocations: Invocations | None = None,
-              limit: int | None = None) -> Pasted:
+              limit: int | None = None, forwarders: Iterable[MacroDef] = ()) -> Pasted:
     """The expansions of the file-scope invocations in data of the macros (which define
-    functions: defines_function). An invocation inside a directive, a function body or an
-    initializer, or whose arguments do not match the parameters, produces nothing."""
+    functions: defines_function), and of the forwarders (which invoke one of them). An
+    invocation inside a directive, a function body or an initializer, or whose arguments
+    do not match the parameters, produces nothing."""
     invocations = invocations or Invocations(data)
     limit = MAX_PRODUCED_BYTES if limit is None else limit
+    macros = list(macros)
+    inner = {m.name.encode(): m for m in reversed(macros)}  # the first definition wins
+    forwarders = list(forwarders)
+    forwarded = {m.name for m in forwarders}
+    spans = sorted((m.start, m.end) for m in forwarders)
+    macros.extend(forwarders)
+    used: set[str] = set()
     found: list[tuple[int, int, MacroDef]] = []
     elsewhere: set[str] = set()
     seen: set[str] = set()
@@ -152,7 +165,9 @@ def instances(data: bytes, macros: Iterable[MacroDef], directives: Directives,
         for start, paren in invocations.of(macro.name):
             if macro.start <= start < macro.end:
                 continue  # the #define line itself
-            if directives.contains(start):
+            if _inside(spans, start):
+                used.add(macro.name)  # a forwarder's body: instantiated with it
+            elif directives.contains(start):
                 elsewhere.add(macro.name)
             else:
                 found.append((start, paren, macro))
@@ -165,6 +180,8 @@ def instances(data: bytes, macros: Iterable[MacroDef], directives: Directives,
             elsewhere.add(macro.name)
             continue
         text = _expand(data, paren, macro)
+        if text is not None and macro.name in forwarded:
+            text = _expand_forwarded(text, inner)
         if text is None:
             continue
         if total + len(text) > limit:
@@ -177,7 +194,16 @@ def instances(data: bytes, macros: Iterable[MacroDef], directives: Directives,
         if produced and produced[-1].line == line:  # two invocations on one line
             column = produced[-1].column + len(produced[-1].text) + 1
         produced.append(Instance(macro.name, line, column, text))
-    return Pasted(tuple(produced), left_out, frozenset(elsewhere))
+    made = {i.macro for i in produced}
+    if made & forwarded:
+        made |= used
+    return Pasted(tuple(produced), left_out, frozenset(elsewhere),
+                  frozenset(made - elsewhere))
+
+
+def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
+    i = bisect.bisect_right(spans, (offset, 1 << 62)) - 1
+    return i >= 0 and spans[i][0] <= offset < spans[i][1]
 
 
 def _past_line(data: bytes, offset: int) -> int:
@@ -187,9 +213,11 @@ def _past_line(data: bytes, offset: int) -> int:
     return (len(data) if line_end < 0 else line_end) - line_start + 2
 
 
-def _expand(data: bytes, paren: int, macro: MacroDef) -> bytes | None:
+def _expand(data: bytes, paren: int, macro: MacroDef,
+            brackets: lexer.Brackets | None = None) -> bytes | None:
     params = macro.params or ()
-    args = _brackets(data).arguments(paren)
+    brackets = brackets or _brackets(data)
+    args = brackets.arguments(paren)
     if args is None:
         return None
     variadic = bool(params) and params[-1] == "..."
@@ -201,12 +229,11 @@ def _expand(data: bytes, paren: int, macro: MacroDef) -> bytes | None:
     expanded = expand_macro(params, body,
                             [_one_line(a).decode("utf-8", "surrogateescape") for a in args])
     # The `;` after the invocation ends what the body leaves open (`static DEVICE_ATTR_RO(x)`)
-    end = b" ;" if _semicolon_after(data, paren) else b""
+    end = b" ;" if _semicolon_after(brackets, paren) else b""
     return _one_line(expanded.encode("utf-8", "surrogateescape")) + end
 
 
-def _semicolon_after(data: bytes, paren: int) -> bool:
-    brackets = _brackets(data)
+def _semicolon_after(brackets: lexer.Brackets, paren: int) -> bool:
     first = brackets.at.get(paren)
     last = brackets.partner.get(first) if first is not None else None
     if last is None or last + 1 >= len(brackets.tokens):
@@ -217,6 +244,24 @@ def _semicolon_after(data: bytes, paren: int) -> bool:
 def defining_macros(macros: Iterable[MacroDef]) -> Iterator[MacroDef]:
     """The macros of a file that define a function with a pasted name."""
     return (m for m in macros if defines_function(m))
+
+
+def forwarding(macros: Iterable[MacroDef], defining: Iterable[MacroDef]) -> list[MacroDef]:
+    """Macros with parameters whose body invokes one of `defining` (`#define IO(n)
+    __IO(n, res.n)`): one level of nesting, expanded at their invocations too."""
+    names = {m.name.encode() for m in defining}
+    return [m for m in macros if m.params and m.name.encode() not in names
+            and any(w.group(1) in names for w in _WORD_PAREN_RE.finditer(m.body))]
+
+
+def _expand_forwarded(text: bytes, inner: dict[bytes, MacroDef]) -> bytes | None:
+    """The expansions of the defining macros a forwarding macro's expansion invokes (their
+    own brackets: the file's stay cached); None when it invokes none of them."""
+    brackets = lexer.Brackets(text)
+    pieces = [piece for m in _WORD_PAREN_RE.finditer(text) if m.group(1) in inner
+              for piece in [_expand(text, m.end() - 1, inner[m.group(1)], brackets)]
+              if piece is not None]
+    return b" ".join(pieces) if pieces else None
 
 
 # -- macros of the headers a file includes from its own folder ----------------------------

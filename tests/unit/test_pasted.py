@@ -257,3 +257,18 @@ def test_accesses_in_produced_bodies_are_sites_at_the_invocation(scan: dict[str,
         (CALL_HRD, "wrapper", "ioread32", "pst_probe"),
     }
     assert not any(p["path"] == MAIN for p in scan["problems"]), scan["problems"]
+
+
+def test_one_level_of_forwarding(extractor: Extractor) -> None:
+    """`IO(n)` forwards to the defining `__IO(n, m)`: its invocations define too, and the
+    inner macro's body, invoked only there, is a template (no site of its own)."""
+    text = (b"#define __IO(n, m) static inline u32 n##_rd(struct x *x, u32 off) "
+            b"{ return readl(x->m + off); }\n"
+            b"#define IO(n) __IO(n, res.n)\n"
+            b"#define IO2(n) IO(n)\n"  # two levels: not expanded
+            b"IO(mac);\nIO2(phy);\n"
+            b"u32 probe(struct x *x)\n{\n\treturn mac_rd(x, 4);\n}\n")
+    facts = extractor.extract("drivers/x/x.c", "d", text)
+    made = {s.name: s.line for s in facts.scopes if s.kind == "function"}
+    assert made == {"mac_rd": 4, "probe": 6}
+    assert [(c[0], c[1]) for c in facts.calls if c[0] == "readl"] == [("readl", 4)]
