@@ -12,7 +12,8 @@ and then call mac_rd() and dma_rd() hundreds of times. Neither function is writt
 so without expansion they are no definitions in the call graph and their calls are no sites.
 Here each file-scope invocation of such a macro is expanded the way the C preprocessor does
 it (parameters replaced, `#x` stringified, `a ## b` pasted; arguments are not themselves
-macro-expanded, and a body that invokes another generator macro is not expanded further),
+macro-expanded; a macro whose body invokes a defining one is expanded through it, one
+level only),
 and the expansions are handed to the extractor as C of their own (cfront/extract.py), each on
 one line that maps back to the invocation's line.
 
