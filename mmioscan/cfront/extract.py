@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from mmioscan.cfront import flows, fnptrs, iomem, lexer
+from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
@@ -99,6 +100,13 @@ def _includes(clean: bytes) -> tuple[str, ...]:
     return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(clean))
 
 
+def _clean_header(data: bytes) -> bytes:
+    """A header's text as the extractor reads a file's: comments in defines and `#if 0`
+    blocks blanked."""
+    data_nc = blank_define_comments(data)
+    return blank_ranges(data_nc, inactive_ranges(data_nc))
+
+
 def _specifiers(node: ts.Node) -> set[str]:
     return {_text(c) for c in node.children if c.type == "storage_class_specifier"}
 
@@ -127,12 +135,18 @@ class Extractor:
         self.fnptr_query = ts.Query(self.language, fnptrs.FNPTR_QUERY)
         self.assign_query = ts.Query(self.language, fnptrs.ASSIGN_QUERY)
         self.scanner = NameScanner(self.interesting)
+        self._instantiating = False  # extracting the text pasting macros produce
 
-    def extract(self, path: str, digest: str, data: bytes) -> FileFacts:
+    def extract(self, path: str, digest: str, data: bytes, folder: str | None = None
+                ) -> FileFacts:
+        """folder: the file's folder on disk, where the headers it includes as `"name.h"`
+        are read for the function-defining macros they hold (cfront/pasted.py); None: only
+        the file's own macros are instantiated."""
         problems: list[Problem] = []
         data_nc = blank_define_comments(data)
         dead = inactive_ranges(data_nc)
-        clean = blank_annotations(blank_ranges(data_nc, dead))
+        active = blank_ranges(data_nc, dead)
+        clean = blank_annotations(active)
         tree = self.parser.parse(clean)
         root = tree.root_node
         if deeper_than(root, self.max_depth):
@@ -179,8 +193,14 @@ class Extractor:
                                        first_macro=len(scopes), max_depth=self.max_depth)
         except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
             return self._too_deep(path, digest, data)
+        invocations = Invocations(clean)
+        first_macro = len(scopes)
         scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references,
-                                         flow_records, selectors))
+                                         flow_records, selectors, invocations))
+        produced, depends = self._pasted(active, directives, invocations, folder)
+        if produced is not None:
+            calls, references, derefs = _without_templates(
+                produced, first_macro, scopes, calls, references, derefs)
         self._inactive_uses(data, dead, calls, references)
         maps, uses, configs = self._regmaps(root, caps)
         errors = len(caps.get("error", []))
@@ -189,7 +209,7 @@ class Extractor:
         scopes = self._with_callees(scopes, calls, references)
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
-        return FileFacts(path=path, digest=digest, size=len(data), parsed=True,
+        facts = FileFacts(path=path, digest=digest, size=len(data), parsed=True,
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
@@ -205,6 +225,58 @@ class Extractor:
                          fnptrs=stored, indirect=indirect, members=members,
                          polls=tuple(sorted(polls)),
                          flows=tuple(sorted(flow_records, key=lambda f: (f[0], f[2], f[3]))))
+        if depends:
+            facts = replace(facts, depends=tuple(depends))
+        if produced is None or not (produced.instances or produced.left_out):
+            return facts
+        return self._instantiated(facts, produced)
+
+    # -- functions defined by pasting macros (cfront/pasted.py) -----------------------------
+
+    def _pasted(self, active: bytes, directives: Directives, invocations: Invocations,
+                folder: str | None) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
+        """The instances of the function-defining macros of the file, then of the headers
+        it includes from its folder; and the stamps of the headers read. active: the text
+        with its annotations (`__iomem` marks the pointers whose dereferences are sites)."""
+        if self._instantiating:
+            return None, []  # the produced text itself: it holds no #define to expand
+        own = list(directives.definitions(active))
+        defining = list(pasted.defining_macros(own))
+        stamps: list[pasted.Stamp] = []
+        if folder is not None:
+            foreign, stamps = pasted.sibling_macros(folder, _includes(active), _clean_header)
+            defining.extend(foreign)
+        if not defining:
+            return None, stamps
+        return pasted.instances(active, defining, directives, invocations,
+                                forwarders=pasted.forwarding(own, defining)), stamps
+
+    def _instantiated(self, facts: FileFacts, produced: pasted.Pasted) -> FileFacts:
+        """facts with the functions the invocations produce: their text is extracted as C of
+        its own (one line per invocation) and every position moved to the invocation's line,
+        past its end (pasted.Instance)."""
+        problems = list(facts.problems)
+        if produced.left_out:
+            problems.append(Problem(facts.path, (
+                f"pasting macros: {produced.left_out} invocation(s) not instantiated past "
+                f"{pasted.MAX_PRODUCED_BYTES:,} bytes of produced text")))
+        if not produced.instances:
+            return replace(facts, problems=tuple(problems))
+        text = b"\n".join(i.text for i in produced.instances) + b"\n"
+        self._instantiating = True
+        try:
+            sub = self.extract(facts.path, facts.digest, text)
+        finally:
+            self._instantiating = False
+        if not sub.parsed:
+            problems.extend(Problem(facts.path, f"pasting macros: {p.message}")
+                            for p in sub.problems)
+            return replace(facts, problems=tuple(problems))
+        if sub.error_nodes:
+            problems.append(Problem(facts.path, (
+                f"pasting macros: the produced functions parsed with {sub.error_nodes} "
+                "syntax error node(s)")))
+        return _merged(facts, sub, produced.instances, tuple(problems))
 
 
     def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
@@ -387,10 +459,10 @@ class Extractor:
     def _macro_scopes(self, clean: bytes, directives: Directives, first_index: int,
                       calls: list[Call], references: list[Call],
                       flow_records: list[flows.Flow],
-                      selectors: list[flows.Selectors]) -> list[Scope]:
+                      selectors: list[flows.Selectors],
+                      invocations: Invocations) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
-        invocations = Invocations(clean)
         for macro in directives.definitions(clean):
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
@@ -471,3 +543,75 @@ class Extractor:
                   s.has_error)
             for i, s in enumerate(scopes)
         ]
+
+
+# -- merging the produced functions into the file's facts --------------------------------------
+
+Deref = tuple[int, int, int, str, str, bool]
+
+
+def _without_templates(produced: pasted.Pasted, first_macro: int, scopes: list[Scope],
+                       calls: list[Call], references: list[Call], derefs: tuple[Deref, ...]
+                       ) -> tuple[list[Call], list[Call], tuple[Deref, ...]]:
+    """The accesses written in the body of a macro that was instantiated, and is invoked
+    nowhere else, are made at its invocations (each its own function, with its own
+    arguments): its body is a template, and counting it too would count them twice. An
+    invocation that tree-sitter read as a file-scope call defines, it calls nothing."""
+    instantiated = {i.macro for i in produced.instances}
+    templates = {i for i in range(first_macro, len(scopes))
+                 if scopes[i].kind == "macro" and scopes[i].name in produced.templates}
+    calls = [c for c in calls if c.scope >= 0 or c.name not in instantiated]
+    if not templates:
+        return calls, references, derefs
+    return ([c for c in calls if c.scope not in templates],
+            [r for r in references if r.scope not in templates],
+            tuple(d for d in derefs if d[2] not in templates))
+
+
+def _merged(facts: FileFacts, sub: FileFacts, instances: Sequence[pasted.Instance],
+            problems: tuple[Problem, ...]) -> FileFacts:
+    """facts and the facts of the produced text: scope indices after the file's own, line k
+    of the produced text at instance k's line, column c at its column + c - 1. Uses at file
+    scope of the produced text are dropped (a declaration's initializer, not a function)."""
+    base = len(facts.scopes)
+
+    def line(k: int) -> int:
+        return instances[k - 1].line
+
+    def col(k: int, c: int) -> int:
+        return instances[k - 1].column + c - 1
+
+    def moved(records: tuple[tuple[str, int, int, int, bool], ...]
+              ) -> tuple[tuple[str, int, int, int, bool], ...]:
+        return tuple((n, line(k), col(k, c), s + base, a) for n, k, c, s, a in records if s >= 0)
+
+    scopes = facts.scopes + tuple(s._replace(line=line(s.line), end_line=line(s.line))
+                                  for s in sub.scopes)
+    calls = sorted(facts.calls + moved(sub.calls), key=lambda c: (c[1], c[2], c[0]))
+    references = sorted(facts.references + moved(sub.references),
+                        key=lambda c: (c[1], c[2], c[0]))
+    derefs = facts.derefs + tuple((line(k), col(k, c), s + base, acc, form, a)
+                                  for k, c, s, acc, form, a in sub.derefs if s >= 0)
+    flows_ = facts.flows + tuple((s + base, callee, line(k), col(k, c), deps, loop, value)
+                                 for s, callee, k, c, deps, loop, value in sub.flows)
+    selectors = facts.selectors + tuple((s + base, sel) for s, sel in sub.selectors)
+    roots = tuple(sorted(set(facts.roots) | {(f, how, line(k)) for f, how, k in sub.roots},
+                         key=lambda r: (r[2], r[0], r[1])))
+    return replace(
+        facts, scopes=scopes, calls=tuple(calls), references=tuple(references),
+        derefs=tuple(sorted(derefs)), flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
+        selectors=selectors, roots=roots, problems=problems,
+        exports=tuple(sorted(set(facts.exports) | set(sub.exports))),
+        regmap_maps=facts.regmap_maps + tuple(
+            (maker, target, owner, line(k), args)
+            for maker, target, owner, k, args in sub.regmap_maps),
+        regmap_uses=facts.regmap_uses + tuple(
+            (line(k), col(k, c), target, owner) for k, c, target, owner in sub.regmap_uses),
+        regmap_configs=facts.regmap_configs + sub.regmap_configs,
+        # produced functions store into fields and call through them like written ones
+        fnptrs=tuple(sorted(set(facts.fnptrs) | {(st, f, fn, line(k))
+                                                  for st, f, fn, k in sub.fnptrs})),
+        indirect=facts.indirect + tuple((f, st, line(k), col(k, c), s + base)
+                                        for f, st, k, c, s in sub.indirect if s >= 0),
+        members=tuple(sorted(set(facts.members) | set(sub.members))),
+        polls=tuple(sorted(set(facts.polls) | {(line(k), col(k, c)) for k, c in sub.polls})))

@@ -103,6 +103,17 @@ def _blank(out: bytearray, start: int, end: int) -> None:
     out[start:end] = bytes(b if b == 10 else 32 for b in out[start:end])
 
 
+def _blank_continued(out: bytearray, start: int, end: int) -> None:
+    """Blank a comment inside a directive, which goes on past the comment's newlines (C
+    removes comments after joining lines, so the directive does not end inside one): each
+    newline keeps a backslash before it, and the lines stay where they were. An empty line
+    in the comment has no byte to spare: the directive still ends there, as before."""
+    _blank(out, start, end)
+    for k in range(start + 2, end):
+        if out[k] == 10 and out[k - 1] != 10:  # the byte before it was the comment's
+            out[k - 1] = 0x5C
+
+
 class _DirectiveLines:
     """Is an offset on a preprocessor line (or its backslash continuations)? The spans are
     found once per file, on the first question: walking back to the line start for each
@@ -202,7 +213,7 @@ def blank_define_comments(data: bytes) -> bytes:
                 break
             if tok.group(0)[:2] in (b"/*", b"//"):
                 out = out if out is not None else bytearray(data)
-                _blank(out, tok.start(), tok.end())
+                _blank_continued(out, tok.start(), tok.end())
             pos = tok.end()
     return bytes(out) if out is not None else data
 

@@ -107,7 +107,8 @@ class FileFacts:
     # ...)`): repeated an unknown number of times
     polls: tuple[tuple[int, int], ...] = ()
     # Files the parse read besides this one: (absolute path, size, mtime_ns); a cached entry
-    # whose dependencies changed is a miss (precise engine only).
+    # whose dependencies changed is a miss (the precise engine's headers; the fast engine's
+    # headers of the same folder read for their pasting macros, cfront/pasted.py).
     depends: tuple[tuple[str, int, int], ...] = ()
     # (first, last) lines of blocks the preprocessor skipped under the .config (precise engine).
     skipped: tuple[tuple[int, int], ...] = ()

@@ -192,11 +192,13 @@ def _digest(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
-def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
+def facts_for_bytes(rel: str, data: bytes, force: bool = False,
+                    folder: str | None = None) -> FileFacts:
     """Facts of one file's bytes; never raises (an internal error becomes a problem).
 
     force: parse even when the byte prefilter sees no catalogued name (a file that calls
-    wrappers or regmap only, found in a later round of the scan).
+    wrappers or regmap only, found in a later round of the scan). folder: where the file
+    lies, for the fast engine to read the macros of the headers it includes from there.
     """
     assert _Worker.extractor is not None and _Worker.scanner is not None
     digest = _digest(data)
@@ -220,7 +222,10 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False) -> FileFacts:
             "not parsed")), includes=include_targets(data))
     try:
         with _cpu_budget(limits.max_seconds):
-            facts = _Worker.extractor.extract(rel, digest, data)
+            if isinstance(_Worker.extractor, Extractor):
+                facts = _Worker.extractor.extract(rel, digest, data, folder)
+            else:
+                facts = _Worker.extractor.extract(rel, digest, data)
     except _OverBudget:
         # No digest: not cached, so a later scan tries again (the limit is machine time).
         return FileFacts(rel, "", len(data), parsed=False, problems=(*notes, Problem(
@@ -305,7 +310,8 @@ def _process(job: tuple[str, str, bool]) -> tuple[str, int, int, bytes]:
             data = fh.read()
     except OSError as exc:
         return absolute, -1, -1, encode(_unreadable(rel, exc.strerror or str(exc)))
-    return absolute, st.st_size, st.st_mtime_ns, encode(facts_for_bytes(rel, data, force))
+    return absolute, st.st_size, st.st_mtime_ns, encode(
+        facts_for_bytes(rel, data, force, os.path.dirname(absolute)))
 
 
 def _refused(rel: str, message: str) -> FileFacts:
@@ -472,7 +478,8 @@ def _cache_hits(absolute: dict[str, str], stamps: dict[str, Stamp],
 
 
 def _depends_unchanged(facts: FileFacts, seen: dict[str, tuple[int, int] | None]) -> bool:
-    """Are the files a parse read (the precise engine's headers) as they were?"""
+    """Are the files a parse read (the precise engine's headers, the fast engine's headers
+    of pasting macros) as they were?"""
     for path, size, mtime_ns in facts.depends:
         if path not in seen:
             try:

@@ -19,7 +19,7 @@ import pytest
 from fixtures import hostile
 
 from mmioscan.analysis.gather import _spec
-from mmioscan.cfront import extract, iomem, lexer, macros, prefilter, preprocess
+from mmioscan.cfront import extract, iomem, lexer, macros, pasted, prefilter, preprocess
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import load_rules
 from mmioscan.facts import runner
@@ -144,7 +144,7 @@ class _CountingRe:
 def _count_c_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Count every regex pass and every search of the front end's modules, and the bytes
     the position helper counts newlines in."""
-    for module in (extract, iomem, lexer, macros, preprocess, prefilter, runner):
+    for module in (extract, iomem, lexer, macros, pasted, preprocess, prefilter, runner):
         for name, value in list(vars(module).items()):
             if isinstance(value, re.Pattern):
                 monkeypatch.setattr(module, name, _CountingPattern(value))
@@ -171,6 +171,7 @@ _INPUTS: dict[str, tuple[Generator, Callable[[int], tuple[int, int]]]] = {
     "iomem globals": (hostile.many_iomem_globals, lambda n: (0, n)),
     "decayed arguments": (hostile.decayed_arguments, lambda n: (n, 0)),
     "pasting macros": (hostile.pasting_macros, lambda n: (2 * n, 0)),
+    "pasted definitions": (hostile.pasted_definitions, lambda n: (n, 0)),
     "for_each on one line": (hostile.for_each_line, lambda n: (n + 1, 0)),
     # readl, two request_irq, readx_poll_timeout and its op rd<i>
     "calls through fields": (hostile.field_calls, lambda n: (5 * n, 0)),

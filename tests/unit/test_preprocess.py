@@ -6,9 +6,11 @@ import re
 
 import pytest
 
+from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import (
     Inactive,
     blank_annotations,
+    blank_define_comments,
     blank_ranges,
     inactive_ranges,
 )
@@ -249,3 +251,13 @@ def test_blank_ranges_keeps_length_and_newlines_and_blanks_only_the_ranges() -> 
 
 def test_blank_ranges_explicit_range() -> None:
     assert blank_ranges(b"ab\ncd\nef", (Inactive(1, 5),)) == b"a \n  \nef"
+
+
+def test_a_comment_in_a_define_does_not_end_it() -> None:
+    """C drops comments after joining lines: a define goes on past the newlines of a comment
+    in it. The blanked comment keeps a backslash before each of them (lines stay put)."""
+    data = b"#define RD(p) { /* first\n * second\n */ readl(p); }\nint x;\n"
+    blanked = blank_define_comments(data)
+    assert len(blanked) == len(data) and blanked.count(b"\n") == data.count(b"\n")
+    spans = Directives(blanked).spans
+    assert len(spans) == 1 and blanked[spans[0][0]:spans[0][1]].endswith(b"readl(p); }")

@@ -173,9 +173,12 @@ def test_same_named_static_function_without_accessor_is_no_wrapper(
 def test_no_site_for_calls_of_large_functions_or_at_file_scope(scan: dict[str, Any]) -> None:
     callees = {s["callee"] for s in scan["sites"] if s["path"].startswith(f"{WRAP}/")}
     assert not {"wr_dump16", "wr_probe", "wr_user_cached", "wr_get_data"} & callees
-    assert sites_at(scan, WR_MAIN, "WR_DEFINE_GETTER(wr_get_data, DATA)") == []
+    # The invocation defines wr_get_data (cfront/pasted.py): its access is a site there
+    made = only_site(scan, WR_MAIN, "WR_DEFINE_GETTER(wr_get_data, DATA)")
+    assert (made["function"], made["kind"], made["callee"]) == ("wr_get_data", "wrapper",
+                                                                "__wr_rd")
     getter = only_site(scan, WR_H, "static u32 name(struct wr_hw *hw)")
-    assert getter["function"] == "WR_DEFINE_GETTER"
+    assert getter["function"] == "WR_DEFINE_GETTER"  # the header's template: kept
 
 
 # -- regmap ----------------------------------------------------------------------------------------

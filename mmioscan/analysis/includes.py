@@ -1,0 +1,131 @@
+"""Which files each file includes, transitively, over every file a scan read (parsed or not:
+an include chain may pass through a header that mentions no accessor), for name resolution
+(analysis/callgraph.py) and for finding the wrappers a file can see (analysis/gather.py).
+
+A driver file includes thousands of headers transitively: the questions asked here (the first
+of a few candidate files in precedence order, the union of per-file names) are answered from
+the direct includes and a per-node closure of the condensed include graph, never by walking
+one file's closure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import networkx as nx
+
+from mmioscan.cfront.includes import folder_of, include_candidates
+from mmioscan.core.model import FileFacts
+
+_UNSEEN = "\0unseen"
+
+
+class IncludeIndex:
+    """Which parsed files each file includes, transitively (for resolution and for finding
+    the wrappers a file can see)."""
+
+    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+        self.files = files
+        self._direct: dict[str, tuple[str, ...]] = {}
+        self._reach: dict[str, frozenset[str]] | None = None
+        self._cond: tuple[nx.DiGraph, dict[str, int], list[int]] | None = None
+        self._seen_for: Mapping[str, frozenset[str]] | None = None
+        self._seen: dict[str, frozenset[str]] = {}
+        self._resolved_include: dict[tuple[str, str], str | None] = {}
+
+    def _condensed(self) -> tuple[nx.DiGraph, dict[str, int], list[int]]:
+        """The include graph's condensation (cycles are one node), its node of each file and
+        its nodes leaves first: the shape every transitive question below is answered on."""
+        if self._cond is None:
+            graph = nx.DiGraph()
+            for path, facts in self.files.items():
+                graph.add_node(path)
+                graph.add_edges_from((path, h)
+                                     for h in self._direct_includes(path, facts.includes))
+            cond = nx.condensation(graph)
+            self._cond = (cond, cond.graph["mapping"], list(reversed(list(
+                nx.topological_sort(cond)))))
+        return self._cond
+
+    def _include_reach(self) -> dict[str, frozenset[str]]:
+        """Every parsed file -> all parsed files it includes, transitively (cycles included),
+        by dynamic programming over the condensation of the include graph."""
+        if self._reach is None:
+            cond, mapping, order = self._condensed()
+            members = nx.get_node_attributes(cond, "members")
+            reach: dict[int, frozenset[str]] = {}
+            for comp in order:
+                below = [reach[s] for s in cond.successors(comp)]
+                reach[comp] = frozenset(members[comp]).union(*below)
+            self._reach = {path: reach[comp] for path, comp in mapping.items()}
+        return self._reach
+
+    def direct(self, path: str, targets: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The files path includes itself, in order (targets: its own `#include` targets when
+        path was not parsed)."""
+        found = self._direct.get(path)
+        if found is None:
+            own = self.files[path].includes if path in self.files else (targets or ())
+            found = tuple(dict.fromkeys(h for h in self._direct_includes(path, own)
+                                        if h != path))
+            self._direct[path] = found
+        return found
+
+    def includes_of(self, path: str, targets: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """Files (among the parsed ones) that path includes, transitively: its direct includes
+        first, in order, then the rest sorted by path (that is the resolution precedence).
+        Thousands of headers for a driver file: ask first_of() or names_seen() instead when
+        only a few files matter."""
+        direct = self.direct(path, targets)
+        reach = self._include_reach()
+        rest = frozenset().union(*(reach.get(h, frozenset()) for h in direct))
+        return tuple(h for h in direct + tuple(sorted(rest.difference(direct))) if h != path)
+
+    def first_of(self, path: str, candidates: Iterable[str]) -> str | None:
+        """Of the candidate files, the first in includes_of(path)'s order (None: path includes
+        none of them). Linear in candidates x direct includes, never in the closure."""
+        direct = self.direct(path)
+        position = {h: i for i, h in enumerate(direct)}
+        reach = self._include_reach()
+        best_direct: tuple[int, str] | None = None
+        best_rest: str | None = None
+        for c in candidates:
+            if c == path:
+                continue
+            if c in position:
+                if best_direct is None or position[c] < best_direct[0]:
+                    best_direct = (position[c], c)
+            elif (best_rest is None or c < best_rest) and any(
+                    c in reach.get(h, ()) for h in direct):
+                best_rest = c
+        return best_direct[1] if best_direct is not None else best_rest
+
+    def names_seen(self, path: str, targets: tuple[str, ...] | None,
+                   per_file: Mapping[str, frozenset[str]]) -> frozenset[str]:
+        """The union of per_file[h] over every file h that path includes, transitively. One
+        union per include-graph node for a given per_file (the caller keeps the mapping for
+        the life of this index)."""
+        if self._seen_for is not per_file:
+            cond, mapping, order = self._condensed()
+            members = nx.get_node_attributes(cond, "members")
+            seen: dict[int, frozenset[str]] = {}
+            for comp in order:
+                own = [per_file[m] for m in members[comp] if m in per_file]
+                below = [seen[s] for s in cond.successors(comp)]
+                seen[comp] = frozenset().union(*own, *below)
+            self._seen_for, self._seen = per_file, {p: seen[c] for p, c in mapping.items()}
+        direct = self.direct(path, targets)
+        return frozenset().union(*(self._seen.get(h, frozenset()) for h in direct))
+
+    def _direct_includes(self, path: str, targets: tuple[str, ...]) -> Iterator[str]:
+        folder = folder_of(path)
+        for target in targets:
+            # `<x.h>` resolves the same from every file; `"x.h"` the same within a folder.
+            memo = (folder if target.startswith('"') else "", target)
+            found = self._resolved_include.get(memo, _UNSEEN)
+            if found is _UNSEEN:
+                found = next((c for c in include_candidates(path, target) if c in self.files),
+                             None)
+                self._resolved_include[memo] = found
+            if found is not None:
+                yield found
