@@ -284,6 +284,14 @@ class CallGraph:
         """The node key of scope `index` of path (also for duplicate definitions)."""
         return f"{path}:{self.files[path].scopes[index].name}"
 
+    def callees_of(self, key: str) -> Iterator[str]:
+        """The definitions a definition's calls (and uses) resolve to (analysis/hotpaths.py)."""
+        path, i = self._scope_of[key]
+        for callee in self.files[path].scopes[i].callees:
+            target = self.resolve(path, callee)
+            if target is not None and target in self.definitions:
+                yield target
+
     # -- wrappers ----------------------------------------------------------------------------
 
     def _callers_by_name(self) -> dict[str, list[tuple[str, str]]]:

@@ -185,6 +185,21 @@ def tdx_text(site: Site) -> str:
     return f"{tdx.path} ({tdx.insn}{exits}){reason}"
 
 
+# How a site is hot, in words (rules/hotpaths.toml kinds); an unknown kind is said as is.
+HOT_KIND_TEXT = {
+    "irq": "interrupt handler", "irq-thread": "threaded interrupt handler",
+    "tasklet": "tasklet", "napi": "NAPI poll", "xmit": "packet transmit",
+    "netpoll": "netpoll", "io": "block/SCSI request", "io-poll": "polled I/O completion",
+}
+
+
+def hot_text(site: Site) -> str:
+    """The kinds of hot path a site is on, in words ("interrupt handler, NAPI poll"); a
+    reset-only site says so."""
+    words = ", ".join(HOT_KIND_TEXT.get(k, k) for k in site.hot_kinds) or "hot path"
+    return f"{words}, only via {site.hot_only_via}" if site.hot_only_via else words
+
+
 def via_text(site: Site) -> str:
     return " > ".join(site.via) if site.via else site.callee
 
