@@ -39,6 +39,8 @@ from mmioscan.kernel.tree import FileSet, collect
 MAX_ROUNDS = 5
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
 MAX_INCLUDE_DEPTH = 4
+# An inline function or a function-like macro (`#define kick(r) ...`) in a header.
+_CODE_RE = re.compile(rb"\binline\b|^[ \t]*#[ \t]*define[ \t]+\w+\(", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,10 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
                   for header in includes.includes_of(path)
                   if header not in done and _own_header(header, path)
                   and _forcible(store.by_path[header])}
+        done.update(wanted)
+        wanted = {h for h in wanted if _may_define_code(store.root / h)}
         if not wanted:
             return
-        done.update(wanted)
         added = store.add(wanted, force=frozenset(wanted))
         _context_headers(store, added, scoped)
 
@@ -139,6 +142,16 @@ def _own_header(header: str, path: str) -> bool:
         return False
     folder, own = posixpath.dirname(path), posixpath.dirname(header)
     return own == folder or own.startswith(folder + "/") or own == posixpath.dirname(folder)
+
+
+def _may_define_code(path: Path) -> bool:
+    """Can the header add a link to a chain: does it hold an inline function or a
+    function-like macro? (Not a header of structs, enums and register offsets only.)"""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return _CODE_RE.search(data) is not None
 
 
 def _forcible(facts: FileFacts) -> bool:
