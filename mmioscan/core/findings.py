@@ -7,7 +7,7 @@ site is an `unsupported-mmio` error in every one of them. The classes, most seve
 |---|---|---|
 | `raw-iomem-deref` | kind `deref`: the compiler chooses the instruction | error |
 | `unsupported-mmio` | TDX path `unsupported` (MOVS, MOVDIR64B, ...): oops in a TD | error |
-| `hot-ve-mmio` | TDX path `ve` on an interrupt, NAPI poll or xmit path | warning |
+| `hot-ve-mmio` | TDX path `ve` on an interrupt, NAPI, xmit or I/O path (not reset-only) | warning |
 | `ve-mmio` | TDX path `ve` elsewhere: decoded, one exception + hypercall each | note |
 | `port-io` | port I/O (family `pio`, or instruction `port-io`) that traps | note |
 
@@ -72,8 +72,9 @@ HOT_VE = FindingClass(
     "hot-ve-mmio", "HotPathVeMmio", "warning",
     "MMIO access that traps (#VE) on a hot path",
     "This access is emulated through a #VE exception and a TDVMCALL hypercall in a TDX "
-    "guest, and it is reachable from an interrupt handler, a NAPI poll or an xmit "
-    "callback, so the cost is paid per packet or per interrupt.",
+    "guest, and it is reachable from an interrupt handler, a NAPI poll, an xmit or a "
+    "block/SCSI request callback (not only through reset or error handling), so the cost "
+    "is paid per packet, per interrupt or per I/O.",
     "Consider a paravirtual funnel for the wrapper on the via chain (one patch point can "
     "cover many sites), batching the accesses, or moving them off the hot path.",
     3, lambda s: _traps(s) and s.hot)
