@@ -5,11 +5,13 @@ Nodes are definitions (functions and function-like or object-like macros) keyed
 catalogued accessors keyed by their bare name. A call of NAME from a file resolves, in order,
 to: the accessor NAME; a definition in the same file; one in a header the file includes
 (transitively, through every file read, parsed or not: an include chain may pass through a
-header that mentions no accessor); a non-static function of that name in the caller's folder,
-a folder above it or below it (the nearest wins); a definition in a header of the same or the
-parent folder (when the include could not be resolved); an exported (EXPORT_SYMBOL*)
-function elsewhere (the nearest folder wins). Another driver's definition that is neither
-included nor exported is never chosen: a driver's sites do not depend on what else is scanned.
+header that mentions no accessor), unless it is a static function and the caller's folder
+tree defines a non-static one of that name (the header's is the `#else` stub); a non-static
+function of that name in the caller's folder, a folder above it or below it (the nearest
+wins); a definition in a header of the same or the parent folder (when the include could not
+be resolved); an exported (EXPORT_SYMBOL*) function elsewhere (the nearest folder wins).
+Another driver's definition that is neither included nor exported is never chosen: a driver's
+sites do not depend on what else is scanned.
 
 A wrapper (a funnel) is a definition through whose parameters its callers select the register
 an access uses (analysis/dataflow.py, rules/wrappers.toml): found by a reverse breadth-first
@@ -262,13 +264,13 @@ class CallGraph:
         local = self._local.get(path, {})
         if name in local:
             return local[name]
-        for header in self.include_index.includes_of(path):
-            found = self._local.get(header, {}).get(name)
-            if found is not None:
-                return found
         candidates = self._globals.get(name, ())
         folder = posixpath.dirname(path)
         near = [k for k in candidates if _same_subtree(posixpath.dirname(k), folder)]
+        for header in self.include_index.includes_of(path):
+            found = self._local.get(header, {}).get(name)
+            if found is not None and not (near and self._stub(found)):
+                return found
         if near:
             return max(near, key=lambda k: (_common_prefix(k, path), k))
         for directory in (folder, posixpath.dirname(folder)):
@@ -279,6 +281,13 @@ class CallGraph:
         if exported:
             return max(exported, key=lambda k: (_common_prefix(k, path), k))
         return None
+
+    def _stub(self, key: str) -> bool:
+        """A static function of a header: when the driver also defines a non-static function
+        of that name, the header's is the other branch of an #if (the `#else` stub of
+        `#if IS_ENABLED(CONFIG_X)`: both cannot be in one build), and the real one wins."""
+        definition = self.definitions[key]
+        return definition.static and definition.kind == "function"
 
     def key_of(self, path: str, index: int) -> str:
         """The node key of scope `index` of path (also for duplicate definitions)."""

@@ -87,6 +87,7 @@ static int hk_poll(struct napi_struct *napi, int budget)
 static irqreturn_t hk_isr(int irq, void *data)
 {
 	writel(1, hk_regs + HK_ACK);
+	hk_ptp_event();
 	return IRQ_WAKE_THREAD;
 }
 
@@ -136,6 +137,17 @@ int hk_probe(struct net_device *ndev, struct hk_ring *ring, struct work_struct *
 }
 """
 
+_NET_PTP = """\
+#define HK_PTP		0x2c
+
+extern void __iomem *hk_ptp_regs;
+
+void hk_ptp_event(void)
+{
+	writel(1, hk_ptp_regs + HK_PTP);
+}
+"""
+
 _NET_RING = """\
 /* Ring helpers: no register access written here, only calls of the driver's functions. */
 #ifndef HK_RING_H
@@ -158,6 +170,14 @@ static inline void hk_slow_kick(struct hk_ring *ring)
 {
 	hk_write_slow(ring->tail);
 }
+
+#ifdef CONFIG_HK_PTP
+void hk_ptp_event(void);
+#else
+static inline void hk_ptp_event(void)
+{
+}
+#endif
 
 #endif
 """
@@ -256,7 +276,8 @@ def _by_register(data: dict[str, Any]) -> dict[str, tuple[bool, list[str], str |
 def net(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("net")
     root = mini_tree(tmp / "linux", {"drivers/net/hk/hk_main.c": _NET_MAIN,
-                                     "drivers/net/hk/hk_ring.h": _NET_RING})
+                                     "drivers/net/hk/hk_ring.h": _NET_RING,
+                                     "drivers/net/hk/hk_ptp.c": _NET_PTP})
     return scan_json(tmp, root / "drivers/net/hk")
 
 
@@ -293,6 +314,12 @@ def test_napi_and_shared_callee(net: dict[str, Any]) -> None:
 def test_header_inline_on_the_xmit_path_is_parsed(net: dict[str, Any]) -> None:
     """hk_xmit -> hk_ring_kick (hk_ring.h, no accessor text) -> hk_write_tail -> writel."""
     assert _by_register(net)["HK_TAIL"] == (True, ["xmit"], None)
+
+
+def test_a_parsed_header_stub_does_not_hide_the_real_function(net: dict[str, Any]) -> None:
+    """hk_ring.h's `#else` stub of hk_ptp_event is parsed now; the interrupt still reaches
+    the driver's real hk_ptp_event (hk_ptp.c)."""
+    assert _by_register(net)["HK_PTP"] == (True, ["irq"], None)
 
 
 def test_header_inline_off_the_hot_path_is_not_hot(net: dict[str, Any]) -> None:
