@@ -39,8 +39,10 @@ from mmioscan.kernel.tree import FileSet, collect
 MAX_ROUNDS = 5
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
 MAX_INCLUDE_DEPTH = 4
-# An inline function or a function-like macro (`#define kick(r) ...`) in a header.
-_CODE_RE = re.compile(rb"\binline\b|^[ \t]*#[ \t]*define[ \t]+\w+\(", re.MULTILINE)
+# The name of an inline function or of a function-like macro (`#define kick(r) ...`).
+_CODE_RE = re.compile(rb"\b(?:inline|__inline|__inline__|__always_inline)\b[^;{}()]*?"
+                      rb"\b([A-Za-z_]\w*)\s*\(|^[ \t]*#[ \t]*define[ \t]+(\w+)\(",
+                      re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +122,22 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
     accessor would otherwise stay unparsed and break the chain from the root to the access.
     Headers of include/ and arch/ are not forced: too many, and the helpers there that touch
     registers name an accessor (or a wrapper) and are parsed anyway."""
-    done: set[str] = set()
+    defined: dict[str, frozenset[str]] = {}
     for _ in range(MAX_INCLUDE_DEPTH):
         includes = IncludeIndex(store.by_path)
-        wanted = {header for path, facts in sorted(store.by_path.items())
-                  if facts.parsed and facts.roots
-                  for header in includes.includes_of(path)
-                  if header not in done and _own_header(header, path)
-                  and _forcible(store.by_path[header])}
-        done.update(wanted)
-        wanted = {h for h in wanted if _may_define_code(store.root / h)}
+        candidates = {header for path, facts in sorted(store.by_path.items())
+                      if facts.parsed and facts.roots
+                      for header in includes.includes_of(path)
+                      if _own_header(header, path) and _forcible(store.by_path[header])}
+        # Only a header defining code that some parsed file calls can be a link of a chain
+        # (ice: 25 of its 66 headers; register macros like GLINT_DYN_CTL(i) count as calls).
+        called = {c[0] for f in store.by_path.values() if f.parsed for c in f.calls}
+        wanted = set()
+        for header in sorted(candidates):
+            if header not in defined:
+                defined[header] = _code_names(store.root / header)
+            if not called.isdisjoint(defined[header]):
+                wanted.add(header)
         if not wanted:
             return
         added = store.add(wanted, force=frozenset(wanted))
@@ -144,14 +152,15 @@ def _own_header(header: str, path: str) -> bool:
     return own == folder or own.startswith(folder + "/") or own == posixpath.dirname(folder)
 
 
-def _may_define_code(path: Path) -> bool:
-    """Can the header add a link to a chain: does it hold an inline function or a
-    function-like macro? (Not a header of structs, enums and register offsets only.)"""
+def _code_names(path: Path) -> frozenset[str]:
+    """The inline functions and function-like macros a header defines, by a byte scan (a
+    header of structs, enums and register offsets defines none)."""
     try:
         data = path.read_bytes()
     except OSError:
-        return False
-    return _CODE_RE.search(data) is not None
+        return frozenset()
+    return frozenset((m.group(1) or m.group(2)).decode("utf-8", "surrogateescape")
+                     for m in _CODE_RE.finditer(data))
 
 
 def _forcible(facts: FileFacts) -> bool:
