@@ -5,11 +5,13 @@ Nodes are definitions (functions and function-like or object-like macros) keyed
 catalogued accessors keyed by their bare name. A call of NAME from a file resolves, in order,
 to: the accessor NAME; a definition in the same file; one in a header the file includes
 (transitively, through every file read, parsed or not: an include chain may pass through a
-header that mentions no accessor); a non-static function of that name in the caller's folder,
-a folder above it or below it (the nearest wins); a definition in a header of the same or the
-parent folder (when the include could not be resolved); an exported (EXPORT_SYMBOL*)
-function elsewhere (the nearest folder wins). Another driver's definition that is neither
-included nor exported is never chosen: a driver's sites do not depend on what else is scanned.
+header that mentions no accessor), unless it is a static function and the caller's folder
+tree defines a non-static one of that name (the header's is the `#else` stub); a non-static
+function of that name in the caller's folder, a folder above it or below it (the nearest
+wins); a definition in a header of the same or the parent folder (when the include could not
+be resolved); an exported (EXPORT_SYMBOL*) function elsewhere (the nearest folder wins).
+Another driver's definition that is neither included nor exported is never chosen: a driver's
+sites do not depend on what else is scanned.
 
 A wrapper (a funnel) is a definition through whose parameters its callers select the register
 an access uses (analysis/dataflow.py, rules/wrappers.toml): found by a reverse breadth-first
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -227,12 +229,15 @@ class CallGraph:
         local = self._local.get(path, {})
         if name in local:
             return local[name]
-        header = self.include_index.first_of(path, self._header_defs.get(name, ()))
-        if header is not None:
-            return self._local[header][name]
         candidates = self._globals.get(name, ())
         folder = posixpath.dirname(path)
         near = [k for k in candidates if _same_subtree(posixpath.dirname(k), folder)]
+        defining = self._header_defs.get(name, ())
+        if near:  # a header's static stub loses to the driver's own function (_stub)
+            defining = [h for h in defining if not self._stub(self._local[h][name])]
+        header = self.include_index.first_of(path, defining)
+        if header is not None:
+            return self._local[header][name]
         if near:
             return max(near, key=lambda k: (_common_prefix(k, path), k))
         for directory in (folder, posixpath.dirname(folder)):
@@ -323,9 +328,30 @@ class CallGraph:
                      tuple(sorted({a for r in known for a in r.accessors})),
                      alternatives(r.counts for r in known)), names
 
+    def _stub(self, key: str) -> bool:
+        """A static function of a header: when the driver also defines a non-static function
+        of that name, the header's is the other branch of an #if (the `#else` stub of
+        `#if IS_ENABLED(CONFIG_X)`: both cannot be in one build), and the real one wins."""
+        definition = self.definitions[key]
+        return definition.static and definition.kind == "function"
+
     def key_of(self, path: str, index: int) -> str:
         """The node key of scope `index` of path (also for duplicate definitions)."""
         return f"{path}:{self.files[path].scopes[index].name}"
+
+    def callees_of(self, key: str) -> Iterator[str]:
+        """The definitions a definition's calls resolve to (hot reach: analysis/hotpaths.py).
+        A call through a field runs one of the functions stored there, any of them; a field
+        holding more than HOT_FANOUT is a framework's hook, whose candidates are every
+        driver's: not followed."""
+        path, i = self._scope_of[key]
+        for callee in self.files[path].scopes[i].callees:
+            target = self.resolve(path, callee)
+            if target is not None and target in self.definitions:
+                yield target
+        for call in self._indirect.get(key, ()):
+            if len(call.targets) <= HOT_FANOUT:
+                yield from (t for t in call.targets if t in self.definitions)
 
     # -- wrappers ----------------------------------------------------------------------------
 
@@ -537,7 +563,8 @@ class CallGraph:
     # -- hot paths ---------------------------------------------------------------------------
 
     def hot_nodes(self, roots: Iterable[tuple[str, str]]) -> frozenset[str]:
-        """Definitions reachable from the roots (path of the registration, function name)."""
+        """Definitions reachable from the roots (path of the registration, function name or
+        `struct T->field`: root_keys)."""
         seen: set[str] = set()
         queue: deque[str] = deque()
         for path, name in roots:
@@ -546,20 +573,8 @@ class CallGraph:
                     seen.add(key)
                     queue.append(key)
         while queue:
-            key = queue.popleft()
-            path, i = self._scope_of[key]
-            for callee in self.files[path].scopes[i].callees:
-                target = self.resolve(path, callee)
-                if target is not None and target in self.definitions and target not in seen:
+            for target in self.callees_of(queue.popleft()):
+                if target not in seen:
                     seen.add(target)
                     queue.append(target)
-            # a call through a field runs one of the functions stored there, any of them;
-            # a field holding many is a framework's hook, whose candidates are every driver's
-            for call in self._indirect.get(key, ()):
-                if len(call.targets) > HOT_FANOUT:
-                    continue
-                for target in call.targets:
-                    if target in self.definitions and target not in seen:
-                        seen.add(target)
-                        queue.append(target)
         return frozenset(seen)

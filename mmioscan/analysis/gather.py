@@ -3,7 +3,9 @@
 Rounds, each through the same cached runner (facts/runner.py):
 1. the files in scope, parsed when the byte scan finds a catalogued name (or regmap_init_mmio);
 2. headers they include from outside the scope (include/, the driver's own folders),
-   transitively, so their macros and inline functions join the call graph;
+   transitively, so their macros and inline functions join the call graph; and the driver's
+   own headers a file with hot roots includes, parsed whatever they mention (a static inline
+   on the path from a root to an access must not break the chain);
 3. files in scope that call wrappers (or regmap, in a driver with an MMIO regmap) but mention
    no accessor: found by a byte scan for the wrapper names defined in their folder or its
    parent, then parsed. Repeated while it finds more, at most MAX_ROUNDS times.
@@ -38,6 +40,10 @@ from mmioscan.kernel.tree import FileSet, collect
 MAX_ROUNDS = 5
 _IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
 MAX_INCLUDE_DEPTH = 4
+# The name of an inline function or of a function-like macro (`#define kick(r) ...`).
+_CODE_RE = re.compile(rb"\b(?:inline|__inline|__inline__|__always_inline)\b[^;{}()]*?"
+                      rb"\b([A-Za-z_]\w*)\s*\(|^[ \t]*#[ \t]*define[ \t]+(\w+)\(",
+                      re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,8 @@ def _spec(rules: RuleSet) -> ExtractSpec:
     return ExtractSpec(
         names=rules.catalogue.names() | rules.regmap.maybe_mmio(),
         registrations=tuple(sorted(rules.hot.registrations.items())),
-        hot_fields=rules.hot.fields, regmap=rules.regmap)
+        hot_fields=rules.hot.fields, regmap=rules.regmap,
+        hot_structs=tuple(sorted(rules.hot.structs.items())))
 
 
 
@@ -108,6 +115,59 @@ def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> N
         if not wanted:
             return
         new = store.add(wanted)
+
+
+def _hot_headers(store: _Facts, scoped: set[str]) -> None:
+    """Parse, whatever they mention, the driver's own headers that a file with hot roots
+    includes (transitively): a static inline on the path from a root (a doorbell helper in
+    drivers/net/ethernet/<vendor>/<drv>/<x>.h called from the xmit function) that names no
+    accessor would otherwise stay unparsed and break the chain from the root to the access.
+    Headers of include/ and arch/ are not forced: too many, and the helpers there that touch
+    registers name an accessor (or a wrapper) and are parsed anyway."""
+    defined: dict[str, frozenset[str]] = {}
+    for _ in range(MAX_INCLUDE_DEPTH):
+        includes = IncludeIndex(store.by_path)
+        candidates = {header for path, facts in sorted(store.by_path.items())
+                      if facts.parsed and facts.roots
+                      for header in includes.includes_of(path)
+                      if _own_header(header, path) and _forcible(store.by_path[header])}
+        # Only a header defining code that some parsed file calls can be a link of a chain
+        # (ice: 25 of its 66 headers; register macros like GLINT_DYN_CTL(i) count as calls).
+        called = {c[0] for f in store.by_path.values() if f.parsed for c in f.calls}
+        wanted = set()
+        for header in sorted(candidates):
+            if header not in defined:
+                defined[header] = _code_names(store.root / header)
+            if not called.isdisjoint(defined[header]):
+                wanted.add(header)
+        if not wanted:
+            return
+        added = store.add(wanted, force=frozenset(wanted))
+        _context_headers(store, added, scoped)
+
+
+def _own_header(header: str, path: str) -> bool:
+    """Is header one of the driver's own: in path's folder, below it, or in its parent?"""
+    if not header.endswith(".h") or header.startswith(("include/", "arch/")):
+        return False
+    folder, own = posixpath.dirname(path), posixpath.dirname(header)
+    return own == folder or own.startswith(folder + "/") or own == posixpath.dirname(folder)
+
+
+def _code_names(path: Path) -> frozenset[str]:
+    """The inline functions and function-like macros a header defines, by a byte scan (a
+    header of structs, enums and register offsets defines none)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return frozenset()
+    return frozenset((m.group(1) or m.group(2)).decode("utf-8", "surrogateescape")
+                     for m in _CODE_RE.finditer(data))
+
+
+def _forcible(facts: FileFacts) -> bool:
+    """An unparsed header the prefilter skipped (not one too large or unreadable)."""
+    return not facts.parsed and bool(facts.digest) and not facts.problems
 
 
 def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -249,6 +309,7 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     """Context headers, then files in scope that call the wrappers found so far (rounds)."""
     scoped_set = set(fileset.files)
     _context_headers(store, first, scoped_set)
+    _hot_headers(store, scoped_set)
     clock.lap("context headers")
     checked: dict[str, set[bytes]] = {}
     cache = open_cache(store.options.cache_dir, store.rules.digest, store.spec)
@@ -261,6 +322,7 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
             break
         added = store.add(extra, force=frozenset(extra))
         _context_headers(store, added, scoped_set)
+        _hot_headers(store, scoped_set)
         clock.lap("facts")
     cache.store_negatives(fresh_negatives)
     cache.close()

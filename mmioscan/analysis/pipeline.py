@@ -120,7 +120,7 @@ def run(options: AnalysisOptions, rules: RuleSet | None = None,
     clock.lap("patch points")
     rows = _strategy_rows(sites, graph, inputs, judged, counted, options)
     clock.lap("strategies")
-    result = _result(gathered, sites, points, rows, judged, inputs, options, counted)
+    result = _result(gathered, sites, points, rows, judged, inputs, options, counted, rules)
     if graph is not None:
         result = replace(result, indirect_mixed=indirect_mixed(gathered.scoped, graph))
     return Analysis(result, graph)
@@ -145,7 +145,7 @@ def _strategy_rows(sites: tuple[Site, ...], graph: CallGraph | None, inputs: Inp
 def _result(gathered: Gathered, sites: tuple[Site, ...],
             points: tuple[tuple[str, Coverage], ...], rows: tuple[StrategyRow, ...],
             judged: Judged | None, inputs: Inputs, options: AnalysisOptions,
-            counted: Callable[[Site], bool]) -> ScanResult:
+            counted: Callable[[Site], bool], rules: RuleSet) -> ScanResult:
     problems = set(gathered.problems) | set(judged.problems if judged is not None else ())
     lookup = judged.enricher.drivers.lookup if judged is not None else None
     full = not options.scan.direct_only
@@ -154,7 +154,7 @@ def _result(gathered: Gathered, sites: tuple[Site, ...],
         scanned=gathered.fileset.targets, sites=sites,
         problems=tuple(sorted(problems, key=lambda p: (p.path, p.message))),
         stats=gathered.stats, facts=gathered.scoped, patch_points=points,
-        hot_roots=hot_roots(gathered.facts.values()) if full else (),
+        hot_roots=hot_roots(gathered.facts.values(), rules.hot) if full else (),
         drivers=driver_summaries(sites, points, counted, lookup) if judged is not None else (),
         strategy=inputs.strategy.name if judged is not None else None,
         config=str(options.config) if options.config is not None else None,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from mmioscan.analysis.callgraph import CallGraph
 from mmioscan.analysis.gather import Gathered
+from mmioscan.analysis.hotpaths import all_roots, hot_map
 from mmioscan.analysis.regmaps import regmap_sites
 from mmioscan.analysis.wrappers import (
     driver_of,
     finish_sites,
-    hot_roots,
     wrapper_sites,
 )
 from mmioscan.core.catalogue import Accessor, Catalogue
@@ -120,5 +120,5 @@ def find_sites(gathered: Gathered, graph: CallGraph | None, rules: RuleSet) -> t
     if graph is None:
         return tuple(s.placed(driver_of(s.path), None, False)
                      for s in sorted(found, key=Site.sort_key))
-    roots = [(r.path, r.function) for r in hot_roots(gathered.facts.values())]
-    return tuple(sorted(finish_sites(found, graph, graph.hot_nodes(roots)), key=Site.sort_key))
+    marks = hot_map(graph, all_roots(gathered.facts.values(), rules.hot), rules.hot)
+    return tuple(sorted(finish_sites(found, graph, marks), key=Site.sort_key))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from mmioscan.analysis.callgraph import CallGraph, Reach, folder_of
+from mmioscan.analysis.hotpaths import HotMark, all_roots
 from mmioscan.analysis.patchpoints import THRESHOLDS, plan
 from mmioscan.core.catalogue import Catalogue
 from mmioscan.core.model import Coverage, FileFacts, HotRoot, PatchPoint, Site
-from mmioscan.core.ruleset import Regmap
+from mmioscan.core.ruleset import RESET_KIND, HotPaths, Regmap
 
 # Regmap sites are all covered by patching the regmap-mmio bus (one funnel for every driver).
 REGMAP_FUNNEL = "drivers/base/regmap/regmap-mmio.c:regmap_mmio"
@@ -96,19 +97,24 @@ def regmap_folders(facts: Iterable[FileFacts], regmap: Regmap) -> frozenset[str]
                      if f.path.endswith(".c") and any(c[0] in maybe for c in f.calls))
 
 
-def hot_roots(facts: Iterable[FileFacts]) -> tuple[HotRoot, ...]:
-    roots = {HotRoot(fn, f.path, line, how) for f in facts for fn, how, line in f.roots}
-    return tuple(sorted(roots, key=lambda r: (r.path, r.line, r.function, r.how)))
+def hot_roots(facts: Iterable[FileFacts], rules: HotPaths | None = None
+              ) -> tuple[HotRoot, ...]:
+    """The roots of hot paths, each with its kind; a reset function installed in an ops
+    table (.ndo_tx_timeout) is no root (analysis/hotpaths.py)."""
+    return tuple(r for r in all_roots(facts, rules) if r.kind != RESET_KIND)
 
 
-def finish_sites(sites: Iterable[Site], graph: CallGraph, hot: frozenset[str]) -> list[Site]:
-    """Fill in driver, the enclosing scope's graph key and the hot flag."""
+def finish_sites(sites: Iterable[Site], graph: CallGraph,
+                 hot: Mapping[str, HotMark]) -> list[Site]:
+    """Fill in driver, the enclosing scope's graph key and how it is hot."""
     done = []
     for site in sites:
         key = site.scope_key
         if key is None and site.function is not None:
             key = f"{site.path}:{site.function}"  # functions and macros are file-local keys
-        done.append(site.placed(driver_of(site.path), key, key in hot if key else False))
+        mark = hot.get(key) if key else None
+        done.append(site.placed(driver_of(site.path), key, mark is not None and mark.hot,
+                                mark.kinds if mark else (), mark.only_via if mark else None))
     return done
 
 

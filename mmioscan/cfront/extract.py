@@ -31,7 +31,7 @@ from mmioscan.cfront.preprocess import (
 )
 from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
-from mmioscan.core.ruleset import Regmap
+from mmioscan.core.ruleset import Regmap, root_how
 
 _DEFS_QUERY = """
 (function_definition) @function
@@ -111,13 +111,33 @@ def _specifiers(node: ts.Node) -> set[str]:
     return {_text(c) for c in node.children if c.type == "storage_class_specifier"}
 
 
+def _initialized_struct(pair: ts.Node) -> str | None:
+    """The struct tag an initializer pair belongs to (`struct blk_mq_ops x = { .poll = f }`,
+    or a compound literal), or None when the tree does not tell (a macro, a nested list)."""
+    holder = pair.parent
+    if holder is None or holder.type != "initializer_list":
+        return None
+    owner = holder.parent
+    typed: ts.Node | None = None
+    if owner is not None and owner.type == "init_declarator":
+        typed = owner.parent.child_by_field_name("type") if owner.parent is not None else None
+    elif owner is not None and owner.type == "compound_literal_expression":
+        descriptor = owner.child_by_field_name("type")
+        typed = descriptor.child_by_field_name("type") if descriptor is not None else None
+    if typed is None or typed.type != "struct_specifier":
+        return None
+    tag = typed.child_by_field_name("name")
+    return _text(tag) if tag is not None else None
+
+
 class Extractor:
     """Builds FileFacts; one per process (the parser and queries are reused across files)."""
 
     def __init__(self, interesting: Iterable[str],
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
                  hot_fields: Iterable[str] = (), regmap: Regmap | None = None,
-                 max_depth: int = TREE_SITTER_DEPTH) -> None:
+                 max_depth: int = TREE_SITTER_DEPTH,
+                 hot_structs: Mapping[str, str] | None = None) -> None:
         self.interesting = frozenset(interesting)
         # Deeper parse trees are a recorded problem, not a silent loss (cfront/depth.py).
         self.max_depth = min(max_depth, TREE_SITTER_DEPTH)
@@ -125,6 +145,9 @@ class Extractor:
         # fields that install one (.ndo_start_xmit = fn): the roots of hot paths.
         self.registrations = dict(registrations or {})
         self.hot_fields = frozenset(hot_fields)
+        # field -> the ops struct it must belong to (`.poll` of blk_mq_ops, not of a
+        # file_operations), when the initializer's type can be told
+        self.hot_structs = dict(hot_structs or {})
         self.regmap = regmap  # which calls make a map and which use one (rules/regmap.toml)
         self._regmap_makers = regmap.makers() if regmap is not None else frozenset()
         self._regmap_api = frozenset(regmap.api) if regmap is not None else frozenset()
@@ -323,19 +346,22 @@ class Extractor:
     @staticmethod
     def _registered(callee: ts.Node, name: str, positions: tuple[int, ...]
                     ) -> Iterator[tuple[str, str, int]]:
-        """Functions passed as callbacks: `request_irq(irq, handler, ...)` -> handler."""
+        """Functions passed as callbacks: `request_irq(irq, handler, ...)` -> handler. One
+        passed as a later callback argument is installed by `name[index]` (the threaded
+        handler of request_threaded_irq: request_threaded_irq[2])."""
         call = callee.parent
         args = call.child_by_field_name("arguments") if call is not None else None
         if args is None:
             return
         values = args.named_children
-        for index in positions:
+        for order, index in enumerate(positions):
             if index < len(values):
                 arg = values[index]
                 if arg.type == "pointer_expression":  # &handler
                     arg = arg.child_by_field_name("argument") or arg
                 if arg.type == "identifier":
-                    yield _text(arg), name, arg.start_point[0] + 1
+                    how = root_how(name, index) if order else name
+                    yield _text(arg), how, arg.start_point[0] + 1
 
     @staticmethod
     def _registered_through(callee: ts.Node, name: str, positions: tuple[int, ...],
@@ -385,11 +411,16 @@ class Extractor:
         by_pair = {v.parent.id: v for v in values if v.parent is not None}
         for field in fields:
             pair = field.parent.parent if field.parent is not None else None
-            if pair is None or _text(field) not in self.hot_fields:
+            name = _text(field)
+            if pair is None or name not in self.hot_fields:
                 continue
+            struct = _initialized_struct(pair)
+            if struct is not None and name in self.hot_structs and \
+                    struct != self.hot_structs[name]:
+                continue  # `.poll` of a file_operations
             value = by_pair.get(pair.id)
             if value is not None:
-                yield _text(value), "." + _text(field), value.start_point[0] + 1
+                yield _text(value), "." + name, value.start_point[0] + 1
 
     # -- functions -------------------------------------------------------------------------
 

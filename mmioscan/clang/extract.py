@@ -29,7 +29,7 @@ import bisect
 import dataclasses
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from mmioscan.clang import native
 from mmioscan.clang.ast import PAREN, K, Tree
 from mmioscan.clang.derefs import Derefs
 from mmioscan.core.model import FileFacts, Problem, Scope
-from mmioscan.core.ruleset import Regmap
+from mmioscan.core.ruleset import Regmap, root_how
 
 NOT_BUILT = "not built by this .config: not parsed (clang engine)"
 _REF_STRIP = frozenset({PAREN, K.UNEXPOSED_EXPR, K.CSTYLE_CAST_EXPR})
@@ -61,14 +61,17 @@ class ClangExtractor:
     def __init__(self, names: Iterable[str], registrations: dict[str, tuple[int, ...]],
                  hot_fields: Iterable[str], tree: str,
                  flags: Iterable[tuple[str, tuple[str, ...]]], regmap: Regmap | None = None,
-                 max_depth: int | None = None) -> None:
+                 max_depth: int | None = None,
+                 hot_structs: Mapping[str, str] | None = None) -> None:
         self.interesting = frozenset(names)
         self.registrations = registrations
         self.hot_fields = frozenset(hot_fields)
+        self.hot_structs = dict(hot_structs or {})  # field -> its ops struct (as the fast one)
         self.tree = Path(tree)
         self.flags = dict(flags)
         depth = {} if max_depth is None else {"max_depth": max_depth}
-        self.fast = Extractor(self.interesting, registrations, self.hot_fields, regmap, **depth)
+        self.fast = Extractor(self.interesting, registrations, self.hot_fields, regmap, **depth,
+                              hot_structs=self.hot_structs)
         self.scanner = NameScanner(self.interesting)
         self.index = ci.Index.create()
 
@@ -299,11 +302,12 @@ class _Unit:
         positions = self.ex.registrations.get(name)
         if positions:
             args = tree.children[call][1:]
-            for n in positions:
+            for order, n in enumerate(positions):
                 if n < len(args):
                     function = self._function_value(tree, args[n])
-                    if function is not None:
-                        self.roots.add((function[0], name, function[1]))
+                    if function is not None:  # a later callback: name[n] (cfront/extract.py)
+                        how = root_how(name, n) if order else name
+                        self.roots.add((function[0], how, function[1]))
 
     def _reference(self, tree: Tree, index: int) -> None:
         referenced = tree.cursors[index].referenced
@@ -352,7 +356,9 @@ class _Unit:
         parent = field.semantic_parent
         struct = parent.type.spelling if parent is not None else ""
         self.fnptrs.add((struct, field.spelling, function[0], function[1]))
-        if field.spelling in self.ex.hot_fields:
+        wanted = self.ex.hot_structs.get(field.spelling)
+        if field.spelling in self.ex.hot_fields and (
+                wanted is None or struct.removeprefix("struct ") == wanted):
             self.roots.add((function[0], "." + field.spelling, function[1]))
 
     # -- the rest of the file ----------------------------------------------------------------
@@ -426,6 +432,7 @@ class EngineSpec(Protocol):
     names: frozenset[str]
     registrations: tuple[tuple[str, tuple[int, ...]], ...]
     hot_fields: frozenset[str]
+    hot_structs: tuple[tuple[str, str], ...]
     tree: str
     flags: tuple[tuple[str, tuple[str, ...]], ...]
     regmap: Regmap | None
@@ -435,4 +442,5 @@ class EngineSpec(Protocol):
 def make(spec: EngineSpec) -> ClangExtractor:
     """The extractor of one worker process (facts/runner.py ENGINES)."""
     return ClangExtractor(spec.names, dict(spec.registrations), spec.hot_fields, spec.tree,
-                          spec.flags, spec.regmap, spec.limits.max_depth)
+                          spec.flags, spec.regmap, spec.limits.max_depth,
+                          dict(spec.hot_structs))

@@ -7,7 +7,7 @@ site is an `unsupported-mmio` error in every one of them. The classes, most seve
 |---|---|---|
 | `raw-iomem-deref` | kind `deref`: the compiler chooses the instruction | error |
 | `unsupported-mmio` | TDX path `unsupported` (MOVS, MOVDIR64B, ...): oops in a TD | error |
-| `hot-ve-mmio` | TDX path `ve` on an interrupt, NAPI poll or xmit path | warning |
+| `hot-ve-mmio` | TDX path `ve` on an interrupt, NAPI, xmit or I/O path (not reset-only) | warning |
 | `ve-mmio` | TDX path `ve` elsewhere: decoded, one exception + hypercall each | note |
 | `port-io` | port I/O (family `pio`, or instruction `port-io`) that traps | note |
 
@@ -72,8 +72,9 @@ HOT_VE = FindingClass(
     "hot-ve-mmio", "HotPathVeMmio", "warning",
     "MMIO access that traps (#VE) on a hot path",
     "This access is emulated through a #VE exception and a TDVMCALL hypercall in a TDX "
-    "guest, and it is reachable from an interrupt handler, a NAPI poll or an xmit "
-    "callback, so the cost is paid per packet or per interrupt.",
+    "guest, and it is reachable from an interrupt handler, a NAPI poll, an xmit or a "
+    "block/SCSI request callback (not only through reset or error handling), so the cost "
+    "is paid per packet, per interrupt or per I/O.",
     "Consider a paravirtual funnel for the wrapper on the via chain (one patch point can "
     "cover many sites), batching the accesses, or moving them off the hot path.",
     3, lambda s: _traps(s) and s.hot)
@@ -183,6 +184,21 @@ def tdx_text(site: Site) -> str:
         ("" if tdx.ve_exits == 1 else "s")
     reason = f": {tdx.reason}" if tdx.reason else ""
     return f"{tdx.path} ({tdx.insn}{exits}){reason}"
+
+
+# How a site is hot, in words (rules/hotpaths.toml kinds); an unknown kind is said as is.
+HOT_KIND_TEXT = {
+    "irq": "interrupt handler", "irq-thread": "threaded interrupt handler",
+    "tasklet": "tasklet", "napi": "NAPI poll", "xmit": "packet transmit",
+    "netpoll": "netpoll", "io": "block/SCSI request", "io-poll": "polled I/O completion",
+}
+
+
+def hot_text(site: Site) -> str:
+    """The kinds of hot path a site is on, in words ("interrupt handler, NAPI poll"); a
+    reset-only site says so."""
+    words = ", ".join(HOT_KIND_TEXT.get(k, k) for k in site.hot_kinds) or "hot path"
+    return f"{words}, only via {site.hot_only_via}" if site.hot_only_via else words
 
 
 def via_text(site: Site) -> str:

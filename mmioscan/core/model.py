@@ -172,6 +172,11 @@ class Site:
     accessors: tuple[str, ...] = field(default=())  # every accessor reached (wrappers)
     driver: str | None = None  # module, or folder while modules are not known
     hot: bool = False  # reachable from an interrupt handler, NAPI poll, xmit, ...
+    # The kinds of the roots that reach it (irq, irq-thread, napi, xmit, io, ...:
+    # rules/hotpaths.toml), sorted; those that reach it only through reset
+    # or error handling when hot_only_via is "reset" (then hot is False).
+    hot_kinds: tuple[str, ...] = ()
+    hot_only_via: str | None = None
     scope_key: str | None = field(default=None, compare=False)  # graph node of `function`
     # Filled in by the enrichment pass (mmioscan/enrich.py) after the call graph:
     config_symbol: str | None = None
@@ -196,9 +201,11 @@ class Site:
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
 
-    def placed(self, driver: str, scope_key: str | None, hot: bool) -> Site:
-        """A copy with its driver, graph node and hot flag."""
-        return replace(self, driver=driver, scope_key=scope_key, hot=hot)
+    def placed(self, driver: str, scope_key: str | None, hot: bool,
+               hot_kinds: tuple[str, ...] = (), hot_only_via: str | None = None) -> Site:
+        """A copy with its driver, graph node and hot flag (and how it is hot)."""
+        return replace(self, driver=driver, scope_key=scope_key, hot=hot, hot_kinds=hot_kinds,
+                       hot_only_via=hot_only_via)
 
     def enriched(self, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
                  code: str | None, platforms: tuple[tuple[str, Tdx], ...] = ()) -> Site:
@@ -251,7 +258,8 @@ class HotRoot:
     function: str
     path: str
     line: int
-    how: str  # the registration call or the ops field
+    how: str  # the registration call (name[index] for a later callback) or the ops field
+    kind: str = "hot"  # irq, irq-thread, napi, xmit, io, ... or reset (rules/hotpaths.toml)
 
 
 @dataclass(frozen=True, slots=True)

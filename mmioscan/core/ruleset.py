@@ -10,6 +10,10 @@ from typing import Any
 from mmioscan.core.catalogue import Catalogue, RuleError, load_catalogue, read_toml
 from mmioscan.core.rules_path import rules_dir
 
+# The kind of a root whose rule names none; RESET_KIND marks reset functions, not roots.
+DEFAULT_KIND = "hot"
+RESET_KIND = "reset"
+
 _REGMAP_ACCESS = frozenset({"read", "write", "both"})
 
 
@@ -44,7 +48,25 @@ class Regmap:
 @dataclass(frozen=True, slots=True)
 class HotPaths:
     registrations: dict[str, tuple[int, ...]]  # request_irq -> (1,): the handler's argument
-    fields: frozenset[str]  # ndo_start_xmit, ...
+    fields: frozenset[str]  # ndo_start_xmit, ... (reset fields too: ndo_tx_timeout)
+    # How a root is installed (a HotRoot's `how`: request_irq, request_threaded_irq[2],
+    # .ndo_start_xmit) -> its kind (irq, irq-thread, xmit, ..., or "reset": no root)
+    kinds: dict[str, str] = field(default_factory=dict)
+    structs: dict[str, str] = field(default_factory=dict)  # field -> its ops struct
+    reset_words: frozenset[str] = frozenset()  # igb_reset: a reset function by its name
+    reset_except: tuple[str, ...] = ()  # readl_poll_timeout is none
+
+    def kind_of(self, how: str) -> str:
+        """The kind of a root installed by `how` (unknown: "hot")."""
+        if how in self.kinds:
+            return self.kinds[how]
+        return self.kinds.get(how.split("[", 1)[0], DEFAULT_KIND)
+
+    def is_reset_name(self, name: str) -> bool:
+        """Does the function's name say reset or error handling (rules/hotpaths.toml)?"""
+        if any(e in name for e in self.reset_except):
+            return False
+        return not self.reset_words.isdisjoint(name.lower().split("_"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +138,53 @@ def _hot(data: dict[str, Any], where: str) -> HotPaths:
                 isinstance(p, int) and p >= 0 for p in positions):
             raise RuleError(f"{where}: {name} must list argument indexes (0-based)")
         registrations[name] = tuple(positions)
-    return HotPaths(registrations, frozenset(fields))
+    kinds = _registration_kinds(data.get("registration_kinds", {}), registrations, where)
+    structs: dict[str, str] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            structs[name], kinds["." + name] = value, DEFAULT_KIND
+        elif (isinstance(value, dict) and isinstance(value.get("struct"), str)
+              and isinstance(value.get("kind"), str) and set(value) == {"struct", "kind"}):
+            structs[name], kinds["." + name] = value["struct"], value["kind"]
+        else:
+            raise RuleError(f"{where}: [fields] {name} must be a struct name or "
+                            "{ struct = ..., kind = ... }")
+    reset = data.get("reset", {})
+    words = reset.get("words", []) if isinstance(reset, dict) else None
+    excepted = reset.get("except", []) if isinstance(reset, dict) else None
+    if not isinstance(words, list) or not isinstance(excepted, list) or not (
+            _strings(words) and _strings(excepted)):
+        raise RuleError(f"{where}: [reset] words and except must be lists of strings")
+    return HotPaths(registrations, frozenset(fields), kinds, structs,
+                    frozenset(w.lower() for w in words), tuple(excepted))
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _registration_kinds(table: object, registrations: dict[str, tuple[int, ...]],
+                        where: str) -> dict[str, str]:
+    """how -> kind: `name` for the first callback argument, `name[index]` for later ones."""
+    if not isinstance(table, dict):
+        raise RuleError(f"{where}: [registration_kinds] must be a table")
+    kinds: dict[str, str] = {}
+    for name, value in table.items():
+        positions = registrations.get(name)
+        if positions is None:
+            raise RuleError(f"{where}: [registration_kinds] {name} is no registration")
+        each = [value] * len(positions) if isinstance(value, str) else value
+        if not _strings(each) or len(each) != len(positions):
+            raise RuleError(f"{where}: [registration_kinds] {name} must be a kind or one "
+                            "kind per callback argument")
+        for i, (position, kind) in enumerate(zip(positions, each, strict=True)):
+            kinds[root_how(name, position) if i else name] = kind
+    return kinds
+
+
+def root_how(name: str, position: int) -> str:
+    """How a root registered through a later callback argument is reported."""
+    return f"{name}[{position}]"
 
 
 def load_rules(directory: Path | None = None, accessors: Path | None = None) -> RuleSet:

@@ -78,6 +78,7 @@ class ExtractSpec:
     names: frozenset[str]  # catalogued names: the byte prefilter parses files that mention one
     registrations: tuple[tuple[str, tuple[int, ...]], ...] = ()
     hot_fields: frozenset[str] = frozenset()
+    hot_structs: tuple[tuple[str, str], ...] = ()  # field -> its ops struct (rules/hotpaths)
     limits: Limits = dataclasses.field(default_factory=lambda: LIMITS)
     regmap: Regmap | None = None  # rules/regmap.toml: the extractor records maps and uses
     # The engine (docs/precise.md): "fast" (tree-sitter), or "clang" (libclang with the flags
@@ -116,7 +117,8 @@ class _Worker:
 def _init_worker(spec: ExtractSpec) -> None:
     if spec.engine == "fast":
         _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
-                                      spec.regmap, max_depth=spec.limits.max_depth)
+                                      spec.regmap, max_depth=spec.limits.max_depth,
+                                      hot_structs=dict(spec.hot_structs))
     else:
         _Worker.extractor = importlib.import_module(ENGINES[spec.engine]).make(spec)
     _Worker.scanner = NameScanner(spec.names)

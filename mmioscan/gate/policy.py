@@ -23,7 +23,7 @@ _ACTIONS = ("block", "warn")
 _GROUPS = frozenset({"virtio", "x86", "generic"})
 _CLASS_IDS = frozenset(c.id for c in FINDING_CLASSES)
 _RULE_KEYS = frozenset({"id", "action", "classes", "group", "funnel", "reachable", "hot",
-                        "paths", "message"})
+                        "hot_kinds", "paths", "message"})
 
 
 class PolicyError(Exception):
@@ -41,6 +41,8 @@ class Rule:
     hot: bool | None = None
     paths: tuple[str, ...] = ()
     message: str = ""
+    # hot with one of these kinds (irq, xmit, io, ...: rules/hotpaths.toml); empty: any
+    hot_kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,8 @@ def _rule(entry: object, where: str) -> Rule:
     return Rule(rule_id, action, classes, group,
                 _flag(entry, "funnel", where), _flag(entry, "reachable", where),
                 _flag(entry, "hot", where),
-                _strings(entry, "paths", f"{where} ({rule_id})"), message)
+                _strings(entry, "paths", f"{where} ({rule_id})"), message,
+                frozenset(_strings(entry, "hot_kinds", f"{where} ({rule_id})")))
 
 
 def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -146,6 +149,8 @@ def _matches(rule: Rule, site: Site, class_id: str, policy: Policy) -> bool:
     if rule.reachable is not None and site.reachable is not rule.reachable:
         return False  # without --config reachable is None: neither true nor false
     if rule.hot is not None and site.hot != rule.hot:
+        return False
+    if rule.hot_kinds and not (site.hot and rule.hot_kinds.intersection(site.hot_kinds)):
         return False
     if rule.paths and not any(fnmatch.fnmatchcase(site.path, g) for g in rule.paths):
         return False

@@ -110,6 +110,7 @@ def _finding_json(f: GateFinding) -> dict[str, Any]:
         "column": site.column, "function": site.function, "callee": site.callee,
         "accessor": site.accessor, "kind": site.kind, "via": list(site.via),
         "driver": site.driver, "group": site.group, "hot": site.hot,
+        "hot_kinds": list(site.hot_kinds), "hot_only_via": site.hot_only_via,
         "reachable": site.reachable, "code": site.code,
         "tdx": None if site.tdx is None else {"path": site.tdx.path, "insn": site.tdx.insn,
                                               "ve_exits": site.tdx.ve_exits},

@@ -25,7 +25,7 @@ from mmioscan.core.model import ScanResult, Site
 COLUMNS = ("path", "line", "column", "function", "callee", "accessor", "kind", "access",
            "width", "family", "active", "via", "accessors", "driver", "config_symbol", "group",
            "group_reason", "reachable", "hot", "tdx_path", "tdx_insn", "tdx_ve_exits",
-           "tdx_reason", "fingerprint", "code")
+           "tdx_reason", "fingerprint", "code", "hot_kinds", "hot_only_via")
 
 Cell = str | int | bool | None
 
@@ -54,7 +54,8 @@ def row(site: Site) -> list[str]:
         ";".join(site.accessors or (site.accessor,)), site.driver, site.config_symbol,
         site.group, site.group_reason, site.reachable, site.hot,
         tdx.path if tdx else None, tdx.insn if tdx else None, tdx.ve_exits if tdx else None,
-        tdx.reason if tdx else None, site.fingerprint, site.code)
+        tdx.reason if tdx else None, site.fingerprint, site.code, ";".join(site.hot_kinds),
+        site.hot_only_via)
     return [_cell(v) for v in values]
 
 

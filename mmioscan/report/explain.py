@@ -27,7 +27,8 @@ def parse_location(target: str) -> Location | None:
 
 def _site_line(site: Site) -> str:
     chain = " -> ".join(site.via) if site.via else site.callee
-    flags = ", hot" if site.hot else ""
+    flags = f", hot: {', '.join(site.hot_kinds)}" if site.hot else (
+        f", only via {site.hot_only_via}" if site.hot_only_via else "")
     where = f"in {site.function}" if site.function else "at file scope"
     return (f"  {site.path}:{site.line}:{site.column} {where}: {site.kind} {chain} "
             f"({site.access}{flags})")

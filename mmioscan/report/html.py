@@ -41,6 +41,7 @@ from mmioscan.core.findings import (
     findings,
     group_counts,
     hot_order,
+    hot_text,
     tdx_text,
 )
 from mmioscan.core.model import ScanResult, Site, StrategyRow
@@ -129,7 +130,7 @@ def _summary(result: ScanResult, sites: list[Site], found: list[Finding]) -> str
     hot = "".join(
         f"<li><code>{e(s.path)}:{s.line}</code> <code>{e(s.callee)}</code> in {e(s.driver)}"
         f" ({next((v.ve_exits for n, v in s.verdicts() if n == first), None) or '?'} "
-        f"{TRAPS.get(first, '#VE')} per execution)</li>" for s in hottest)
+        f"{TRAPS.get(first, '#VE')} per execution, {e(hot_text(s))})</li>" for s in hottest)
     answer = (f'<p class="answer">{e(sentence)}</p>'
               + (f"<p>The hottest trapping sites:</p><ul>{hot}</ul>" if hot else ""))
     parts = ['<section id="summary"><h2>Summary</h2>', answer, "<h3>Findings</h3>", classes,

@@ -20,7 +20,8 @@ def site_dict(site: Site) -> dict[str, Any]:
         "kind": site.kind, "access": site.access, "width": site.width,
         "family": site.family, "active": site.active, "via": list(site.via),
         "accessors": list(site.accessors) or [site.accessor], "driver": site.driver,
-        "hot": site.hot, "config_symbol": site.config_symbol, "group": site.group,
+        "hot": site.hot, "hot_kinds": list(site.hot_kinds), "hot_only_via": site.hot_only_via,
+        "config_symbol": site.config_symbol, "group": site.group,
         "group_reason": site.group_reason, "reachable": site.reachable,
         "tdx": tdx_dict(site.tdx), "fingerprint": site.fingerprint, "code": site.code,
         **({"platforms": {name: tdx_dict(v) for name, v in site.platforms}}
@@ -83,8 +84,8 @@ def result_dict(result: ScanResult) -> dict[str, Any]:
         "sites": [site_dict(s) for s in result.sites],
         "drivers": [driver_dict(d) for d in result.drivers],
         "patch_points": {name: coverage_dict(cov) for name, cov in result.patch_points},
-        "hot_roots": [{"function": r.function, "path": r.path, "line": r.line, "how": r.how}
-                      for r in result.hot_roots],
+        "hot_roots": [{"function": r.function, "path": r.path, "line": r.line, "how": r.how,
+                       "kind": r.kind} for r in result.hot_roots],
         "problems": [{"path": p.path, "message": p.message} for p in result.problems],
     }
 

@@ -33,6 +33,7 @@ from mmioscan.core.findings import (
     findings,
     group_counts,
     hot_order,
+    hot_text,
 )
 from mmioscan.core.findings import clean as _clean
 from mmioscan.core.model import Coverage, ScanResult, Site, StrategyRow
@@ -134,7 +135,8 @@ def _answer(result: ScanResult) -> list[str]:
                           if n == (result.platforms or ("tdx",))[0]), None)
             lines.append(f"- {code_span(f'{site.path}:{site.line}')} "
                          f"{code_span(site.callee)} in {text_cell(site.driver)}"
-                         f" ({'?' if exits is None else exits} {trap} per execution)")
+                         f" ({'?' if exits is None else exits} {trap} per execution,"
+                         f" {text_cell(hot_text(site))})")
     return lines
 
 
@@ -224,10 +226,12 @@ def _unsupported(found: list[Finding]) -> list[str]:
 def _hot(found: list[Finding]) -> list[str]:
     hot = hot_order(found)
     lines = ["", f"## Hot #VE sites (top {TOP_HOT}, most #VE exits first)", "",
-             f"{len(hot):,} sites trap on an interrupt, NAPI poll or xmit path."]
+             f"{len(hot):,} sites trap on an interrupt, NAPI poll, xmit or I/O path."]
     if hot:
         lines += [""] + _table(("site", "driver", "function", "via", "#VE exits", "TDX",
-                                "code"), (_site_row(f.site, True) for f in hot[:TOP_HOT]))
+                                "code", "hot path"),
+                               ([*_site_row(f.site, True), text_cell(hot_text(f.site))]
+                                for f in hot[:TOP_HOT]))
     return lines + _left_out(TOP_HOT, len(hot), "hot sites")
 
 

@@ -39,6 +39,7 @@ from mmioscan.core.findings import (
     escaped,
     finding_class,
     findings,
+    hot_text,
     tdx_text,
     via_text,
 )
@@ -161,7 +162,7 @@ def message(site: Site) -> str:
         if site.kind == "regmap":
             text += " (regmap over MMIO)"
     where = f" in `{site.function}`" if site.function else ""
-    hot = " On a hot path (interrupt, NAPI poll or xmit)." if site.hot else ""
+    hot = f" On a hot path ({hot_text(site)})." if site.hot else ""
     return clean(f"{text}{where}. TDX: {tdx_text(site)}.{hot}")
 
 
@@ -178,6 +179,8 @@ def _site_properties(site: Site) -> dict[str, Any]:
         "config_symbol": site.config_symbol,
         "reachable": site.reachable,
         "hot": site.hot,
+        "hot_kinds": list(site.hot_kinds),
+        "hot_only_via": site.hot_only_via,
         "via": list(site.via),
         "tdx": None if tdx is None else {"path": tdx.path, "insn": tdx.insn,
                                          "ve_exits": tdx.ve_exits, "reason": clean(tdx.reason)},

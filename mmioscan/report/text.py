@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from mmioscan.core.findings import clean
 from mmioscan.core.model import Coverage, ScanResult, Site
 from mmioscan.report.aggregate import active_sites, count_by, parse_error_share, top_folders
@@ -27,7 +29,15 @@ def _graph_summary(result: ScanResult, sites: list[Site]) -> list[str]:
         return []
     hot = sum(s.hot for s in sites)
     lines = ["", f"hot: {hot:,} sites reachable from {len(result.hot_roots):,} interrupt, "
-             "poll or xmit roots"]
+             "poll, xmit or I/O roots"]
+    kinds = Counter(k for s in sites if s.hot for k in s.hot_kinds)
+    if kinds:
+        lines.append("  by kind (a site may have several): " + ", ".join(
+            f"{k} {n:,}" for k, n in sorted(kinds.items())))
+    reset = sum(s.hot_only_via is not None for s in sites)
+    if reset:
+        lines.append(f"  not hot: {reset:,} sites reachable from a root only through reset or "
+                     "error handling")
     coverage = dict(result.patch_points)
     total = coverage["all"]
     lines += ["", f"patch points over all {total.sites:,} sites (points needed): "

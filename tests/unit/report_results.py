@@ -47,7 +47,8 @@ def site(info: DriverInfo, path: str, line: int, callee: str, accessor: str, kin
          via: tuple[str, ...] = (), family: str = "mmio", access: str = "read",
          width: int | None = 32, active: bool = True, column: int = 9) -> Site:
     base = Site(path, line, column, function, callee, accessor, kind,  # type: ignore[arg-type]
-                access, width, family, active, via, (accessor,), info.name, hot)
+                access, width, family, active, via, (accessor,), info.name, hot,
+                hot_kinds=("irq",) if hot else ())
     fp = fingerprint(path, function, kind, callee, code, 0)
     return base.enriched(info, tdx, fp, code)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.flows import CONTEXT_USE
 from mmioscan.clang.extract import NOT_BUILT, ClangExtractor
 from mmioscan.clang.flags import SHIM, clang_args
@@ -95,7 +96,28 @@ def test_function_pointers_with_struct_types_and_hot_roots(demo: FileFacts) -> N
                       ("struct demo_ops", "ndo_start_xmit", "demo_xmit")}
     assert ("struct demo_ops", "irq", "demo_irq", _line("ops->irq = demo_irq")) in demo.fnptrs
     roots = {(fn, how) for fn, how, _ in demo.roots}
-    assert roots == {("demo_xmit", ".ndo_start_xmit"), ("demo_irq", "request_irq")}
+    # the threaded handler is installed by request_threaded_irq[2], as the fast engine says
+    assert roots == {("demo_xmit", ".ndo_start_xmit"), ("demo_irq", "request_irq"),
+                     ("demo_irq", "request_threaded_irq[2]")}
+    fast = Extractor(set(), dict(load_rules().hot.registrations), load_rules().hot.fields)
+    assert {(fn, how) for fn, how, _ in fast.extract(
+        DEMO, "d", (PRECISE / DEMO).read_bytes()).roots} == roots
+
+
+@pytest.mark.parametrize(("struct", "kept"), [("demo_ops", True), ("net_device_ops", False)])
+def test_hot_fields_count_only_in_their_ops_struct(struct: str, kept: bool) -> None:
+    """Both engines drop `.ndo_start_xmit = fn` of a struct the rule does not name."""
+    rules = load_rules()
+    shim = PRECISE / "include" / "linux" / "io.h"  # any existing header: no shim needed here
+    flags = [(rel, clang_args(gcc_words(PRECISE, rel)[:-1], PRECISE, shim)) for rel in BUILT]
+    clang = ClangExtractor(rules.catalogue.names(), dict(rules.hot.registrations),
+                           rules.hot.fields, str(PRECISE), flags,
+                           hot_structs={"ndo_start_xmit": struct})
+    fast = Extractor(set(), dict(rules.hot.registrations), rules.hot.fields,
+                     hot_structs={"ndo_start_xmit": struct})
+    data = (PRECISE / DEMO).read_bytes()
+    for facts in (clang.extract(DEMO, "d", data), fast.extract(DEMO, "d", data)):
+        assert (("demo_xmit", ".ndo_start_xmit") in {(f, h) for f, h, _ in facts.roots}) == kept
 
 
 def test_headers_the_parse_read_are_recorded(demo: FileFacts) -> None:

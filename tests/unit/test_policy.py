@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,20 @@ def test_hot_ve_warns_only_when_reachable_under_a_config() -> None:
     assert _action(hot=True, reachable=None)[0] == "info"  # no --config given
     assert _action(hot=True, reachable=False)[0] == "info"
     assert _action(hot=False, reachable=True)[0] == "info"
+
+
+def test_a_rule_can_name_the_kinds_of_hot_path(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = 1\n[[rule]]\nid = 'xmit'\naction = 'block'\n"
+                      "hot_kinds = ['xmit', 'io']\n", encoding="utf-8")
+    loaded = load_policy(policy)
+    site = make_site(hot=True)
+    kinds = [("irq", "xmit"), ("io",), ("irq",), ()]
+    decided = [decide(replace(site, hot_kinds=k), "hot-ve-mmio", loaded).action for k in kinds]
+    assert decided == ["block", "block", "info", "info"]
+    # a reset-only site names the kinds that reach it, but is no hot site
+    reset = replace(site, hot=False, hot_kinds=("xmit",), hot_only_via="reset")
+    assert decide(reset, "ve-mmio", loaded).action == "info"
 
 
 def test_a_hot_virtio_bypass_blocks_before_it_warns() -> None:

@@ -37,6 +37,7 @@ def test_every_field() -> None:
         "tdx_path": "ve", "tdx_insn": "mov", "tdx_ve_exits": "1",
         "tdx_reason": "readl is an inline mov: decoded by insn_decode_mmio",
         "fingerprint": er32["fingerprint"], "code": "icr = er32(ICR);",
+        "hot_kinds": "irq", "hot_only_via": "",
     }
     assert len(er32["fingerprint"]) == 32
     regmap = rows[("drivers/net/ethernet/intel/e1000e/netdev.c", "140")]

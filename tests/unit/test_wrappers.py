@@ -215,7 +215,7 @@ def test_hot_roots(scan: dict[str, Any]) -> None:
         ("wr_poll", WR_NET, "netif_napi_add"),
         ("wr_xmit", WR_NET, ".ndo_start_xmit"),
         ("wr_net_quick", WR_NET, "request_threaded_irq"),
-        ("wr_net_thread", WR_NET, "request_threaded_irq"),
+        ("wr_net_thread", WR_NET, "request_threaded_irq[2]"),
         ("rm_irq", RM_CORE, "devm_request_irq"),
     }
     for r in scan["hot_roots"]:
