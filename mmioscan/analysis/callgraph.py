@@ -462,19 +462,35 @@ class CallGraph:
 
     def hot_nodes(self, roots: Iterable[tuple[str, str]]) -> frozenset[str]:
         """Definitions reachable from the roots (path of the registration, function name)."""
-        seen: set[str] = set()
+        return frozenset(self._hot_parents(roots))
+
+    def hot_path(self, roots: Iterable[tuple[str, str]], key: str) -> tuple[str, ...]:
+        """One shortest chain of definitions from a root to key (root first), or () when key
+        is not hot: what a person checks to believe a site's `hot` flag."""
+        parents = self._hot_parents(roots)
+        if key not in parents:
+            return ()
+        chain = [key]
+        while (parent := parents[chain[-1]]) is not None:
+            chain.append(parent)
+        return tuple(reversed(chain))
+
+    def _hot_parents(self, roots: Iterable[tuple[str, str]]) -> dict[str, str | None]:
+        """Breadth-first from the roots: each reached definition -> the one it was reached
+        from (None for a root)."""
+        parents: dict[str, str | None] = {}
         queue: deque[str] = deque()
         for path, name in roots:
             key = self.resolve(path, name)
-            if key is not None and key in self.definitions and key not in seen:
-                seen.add(key)
+            if key is not None and key in self.definitions and key not in parents:
+                parents[key] = None
                 queue.append(key)
         while queue:
             key = queue.popleft()
             path, i = self._scope_of[key]
             for callee in self.files[path].scopes[i].callees:
                 target = self.resolve(path, callee)
-                if target is not None and target in self.definitions and target not in seen:
-                    seen.add(target)
+                if target is not None and target in self.definitions and target not in parents:
+                    parents[target] = key
                     queue.append(target)
-        return frozenset(seen)
+        return parents
