@@ -565,16 +565,33 @@ class CallGraph:
     def hot_nodes(self, roots: Iterable[tuple[str, str]]) -> frozenset[str]:
         """Definitions reachable from the roots (path of the registration, function name or
         `struct T->field`: root_keys)."""
-        seen: set[str] = set()
+        return frozenset(self._hot_parents(roots))
+
+    def hot_path(self, roots: Iterable[tuple[str, str]], key: str) -> tuple[str, ...]:
+        """One shortest chain of definitions from a root to key (root first), or () when key
+        is not hot: what a person checks to believe a site's `hot` flag."""
+        parents = self._hot_parents(roots)
+        if key not in parents:
+            return ()
+        chain = [key]
+        while (parent := parents[chain[-1]]) is not None:
+            chain.append(parent)
+        return tuple(reversed(chain))
+
+    def _hot_parents(self, roots: Iterable[tuple[str, str]]) -> dict[str, str | None]:
+        """Breadth-first from the roots: each reached definition -> the one it was reached
+        from (None for a root)."""
+        parents: dict[str, str | None] = {}
         queue: deque[str] = deque()
         for path, name in roots:
             for key in self.root_keys(path, name):
-                if key not in seen:
-                    seen.add(key)
+                if key not in parents:
+                    parents[key] = None
                     queue.append(key)
         while queue:
-            for target in self.callees_of(queue.popleft()):
-                if target not in seen:
-                    seen.add(target)
+            key = queue.popleft()
+            for target in self.callees_of(key):
+                if target not in parents:
+                    parents[target] = key
                     queue.append(target)
-        return frozenset(seen)
+        return parents

@@ -284,6 +284,19 @@ def test_hot_nodes_follow_calls_through_any_definition() -> None:
     assert g.hot_nodes([]) == frozenset()
 
 
+def test_hot_path_is_the_chain_from_a_root_to_a_hot_definition() -> None:
+    g = graph(facts("drivers/a/a.c",
+                    fn("handler", "work", static=True),
+                    fn("work", "helper", line=5),
+                    fn("helper", "readl", line=50),
+                    fn("cold", "readl", line=60)))
+    roots = [("drivers/a/a.c", "handler")]
+    assert g.hot_path(roots, "drivers/a/a.c:helper") == (
+        "drivers/a/a.c:handler", "drivers/a/a.c:work", "drivers/a/a.c:helper")
+    assert g.hot_path(roots, "drivers/a/a.c:handler") == ("drivers/a/a.c:handler",)
+    assert g.hot_path(roots, "drivers/a/a.c:cold") == ()
+
+
 # -- the fixture tree ------------------------------------------------------------------------------
 
 
