@@ -11,9 +11,11 @@ to the x86 and generic groups.
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mmioscan.core.model import Site
+from mmioscan.core.model import FileFacts, Site
 
 # A type (or storage class) right before the name: a declaration or definition, not a call.
 _DECLARATION_RE = re.compile(
@@ -60,3 +62,25 @@ class Definitions:
         if site.kind == "direct" and site.function is None:
             return _DECLARATION_RE.search(prefix) is not None
         return False
+
+
+def definition_macros(given: Iterable[str], facts: Iterable[FileFacts]) -> frozenset[str]:
+    """The definition macros of a scan: the given ones (rules), each file's own, and every
+    macro that passes a parameter on to one of them, to a fixpoint over the whole scan
+    (alpha's io.h: `IO_CONCAT(__IO_PREFIX, readw)` reaches `a ## _ ## b` through
+    `_IO_CONCAT`; io_trivial.h, another file, calls IO_CONCAT). A work list over the
+    forwards, not a pass per round: linear in the forwards recorded."""
+    found = set(given)
+    callers: dict[str, set[str]] = {}
+    for f in facts:
+        found.update(f.definition_macros)
+        for name, called in f.macro_forwards:
+            for target in called:
+                callers.setdefault(target, set()).add(name)
+    queue = deque(sorted(found))
+    while queue:
+        for caller in sorted(callers.get(queue.popleft(), ())):
+            if caller not in found:
+                found.add(caller)
+                queue.append(caller)
+    return frozenset(found)

@@ -14,7 +14,7 @@ from itertools import groupby
 from pathlib import Path
 
 from mmioscan.analysis.callgraph import CallGraph
-from mmioscan.analysis.definitions import Definitions
+from mmioscan.analysis.definitions import Definitions, definition_macros
 from mmioscan.analysis.fingerprint import assign, normalize_code
 from mmioscan.analysis.funnels import resolve
 from mmioscan.cfront.callargs import call_arguments
@@ -187,8 +187,8 @@ def judge(root: Path, sites: tuple[Site, ...], facts: Iterable[FileFacts], rules
             label = "TDX" if m is model else m.platform.name
             problems.append(Problem(".", f"{label} instruction forms: " + "; ".join(m.notes)))
     conditions = ConfigConditions(config) if config is not None else None
-    definitions = Definitions(rules.catalogue.names(), rules.wrappers.definition_macros
-                              | {m for f in facts for m in f.definition_macros})
+    definitions = Definitions(rules.catalogue.names(),
+                              definition_macros(rules.wrappers.definition_macros, facts))
     included = IncludedDrivers(drivers, includers(facts))
     resolved = {name: resolve(s, sites, graph, lambda site: included.lookup(site.path).group,
                               rules.catalogue)

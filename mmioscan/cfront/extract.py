@@ -20,6 +20,7 @@ from mmioscan.cfront.macros import (
     MacroDef,
     defines_with_params,
     expand_pasted,
+    forwarded_calls,
 )
 from mmioscan.cfront.prefilter import NameScanner, include_targets
 from mmioscan.cfront.preprocess import (
@@ -232,6 +233,7 @@ class Extractor:
         scopes = self._with_callees(scopes, calls, references)
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
+        defining, forwards = _definition_macros(directives.definitions(clean))
         facts = FileFacts(path=path, digest=digest, size=len(data), parsed=True,
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
@@ -239,9 +241,8 @@ class Extractor:
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
                          derefs=derefs,
-                         definition_macros=tuple(sorted({
-                             m.name for m in directives.definitions(clean)
-                             if defines_with_params(m)})),
+                         definition_macros=tuple(sorted(defining)),
+                         macro_forwards=forwards,
                          regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,
                          selectors=tuple(selectors),
                          exports=tuple(sorted({e[0] for e in exports})),
@@ -597,6 +598,21 @@ def _without_templates(produced: pasted.Pasted, first_macro: int, scopes: list[S
     return ([c for c in calls if c.scope not in templates],
             [r for r in references if r.scope not in templates],
             tuple(d for d in derefs if d[2] not in templates))
+
+
+def _definition_macros(macros: Iterable[MacroDef]
+                       ) -> tuple[set[str], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The file's macros that paste, stringify or declare with a parameter, and the others
+    that pass a parameter on to macros they call (their forwards decide over the whole scan:
+    analysis/definitions.py)."""
+    defining: set[str] = set()
+    forwards: dict[str, tuple[str, ...]] = {}
+    for m in macros:
+        if defines_with_params(m):
+            defining.add(m.name)
+        elif (called := forwarded_calls(m)):
+            forwards.setdefault(m.name, called)
+    return defining, tuple(sorted((n, c) for n, c in forwards.items() if n not in defining))
 
 
 def _merged(facts: FileFacts, sub: FileFacts, instances: Sequence[pasted.Instance],

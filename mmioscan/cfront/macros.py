@@ -126,6 +126,18 @@ def expand_pasted(data: bytes, macro: MacroDef, directives: Directives,
                 yield offset, name
 
 
+def forwarded_calls(macro: MacroDef) -> tuple[str, ...]:
+    """The names a function-like macro calls when its body uses one of its parameters (the
+    macros it may forward a parameter to), sorted; () for one that uses none."""
+    if not macro.params:
+        return ()
+    params = set(macro.params)
+    uses = list(lexer.identifiers(macro.body))
+    if not any(u.name in params for u in uses):
+        return ()
+    return tuple(sorted({u.name for u in uses if u.called and u.name not in params}))
+
+
 def defines_with_params(macro: MacroDef) -> bool:
     """Does the macro paste, stringify or declare with one of its parameters?
 

@@ -138,6 +138,7 @@ def _with_text_facts(facts: FileFacts, text: FileFacts, data: bytes = b"",
             flows.append((where, other, line, column, per_arg, loop, value))
     return dataclasses.replace(
         facts, exports=text.exports, definition_macros=text.definition_macros,
+        macro_forwards=text.macro_forwards,
         regmap_maps=text.regmap_maps, regmap_uses=text.regmap_uses,
         regmap_configs=text.regmap_configs,
         selectors=tuple((moved[i], sel) for i, sel in text.selectors if i in moved),

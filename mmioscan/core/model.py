@@ -79,6 +79,10 @@ class FileFacts:
     # Function-like macros that paste, stringify or declare with a parameter
     # (`DEFINE_ACCESSOR(readl, u32)`): an accessor named in their arguments is defined there.
     definition_macros: tuple[str, ...] = ()
+    # Function-like macros that pass a parameter on to other macros: (macro, names it
+    # calls). One forwarding to a definition macro is one too (`IO_CONCAT(a, b)` ->
+    # `_IO_CONCAT(a, b)` -> `a ## _ ## b`), decided over the scan: analysis/definitions.py
+    macro_forwards: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Regmap facts (cfront/regmaps.py): maps made (maker, target, owner, line, args), API
     # calls' maps (line, column, target, owner), configs (name, ((field, value), ...)).
     regmap_maps: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = ()

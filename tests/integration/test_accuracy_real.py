@@ -56,8 +56,6 @@ BELOW_THE_BAR = {
     "deref": "__iomem declarations on pointers to RAM are trusted: at_hdmac's dma_pool_alloc "
              "buffer, pmac's dma_alloc_coherent DBDMA commands, ps3 gelic_udbg's static buffer",
     "unsupported": "the same RAM-backed __iomem derefs (at_hdmac, pmac)",
-    "reference": "an accessor name pasted by a macro (alpha's IO_CONCAT(__IO_PREFIX, readw)) "
-                 "is taken for a use of the accessor",
 }
 
 

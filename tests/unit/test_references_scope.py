@@ -4,6 +4,8 @@ cfront/macros.py defines_with_params, analysis/definitions.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mmioscan.analysis.definitions import Definitions
@@ -100,3 +102,36 @@ def _reference(line: str, callee: str) -> Site:
 def test_definition_macro_arguments(line: str, expected: bool) -> None:
     defs = Definitions(frozenset({"readl"}), frozenset({"DEFINE_READ", "DECLARE_OP"}))
     assert defs.is_definition(_reference(line, "readl"), line) is expected
+
+
+def test_a_macro_forwarding_to_a_pasting_macro_defines_too_across_files(
+        tmp_path: Path) -> None:
+    """alpha's io.h shape: CAT(a, b) forwards to _CAT(a, b), which pastes; a header calling
+    CAT(PFX, readw)(addr) names a pasted function, not readw as a value. A macro that only
+    calls an accessor with its parameter (WR) is no definition macro."""
+    from tests.unit.helpers import scan_json
+    from tests.unit.test_wrappers import mini_tree
+
+    root = mini_tree(tmp_path / "linux", {
+        "include/asm/cat.h": ("#define _CAT(a, b) a ## _ ## b\n#define CAT(a, b) _CAT(a, b)\n"
+                              "#define WR(v, p) writel(v, p)\n"
+                              "static inline void cat_wr(void __iomem *p)\n"
+                              "{\n\tuse(WR, readl);\n}\n"),
+        "include/asm/io_pfx.h": ("#include <asm/cat.h>\n"
+                                 "static inline u16 pfx_rd(void __iomem *a)\n"
+                                 "{\n\treturn CAT(PFX, readw)(a);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    refs = {(s["path"], s["callee"]) for s in data["sites"] if s["kind"] == "reference"}
+    assert ("include/asm/io_pfx.h", "readw") not in refs
+    assert ("include/asm/cat.h", "readl") in refs  # WR forwards to writel: no definition
+
+
+def test_forwarded_calls_only_when_a_parameter_is_used() -> None:
+    text = b"#define F(a) G(a, 1)\n#define H(a) G(1)\n#define K() G(1)\n"
+    macros = {m.name: m for m in Directives(text).definitions(text)}
+    from mmioscan.cfront.macros import forwarded_calls
+
+    assert forwarded_calls(macros["F"]) == ("G",)
+    assert forwarded_calls(macros["H"]) == ()
+    assert forwarded_calls(macros["K"]) == ()
