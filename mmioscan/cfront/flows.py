@@ -165,10 +165,10 @@ class FileFlows:
         self._pointer_names = [n for _, n in pointers]
         ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
         self._id_starts = [n.start_byte for n in ids]
-        self._id_names = [_text(n) for n in ids]
-        # The object of a member access (`hw` in `hw->regs`): a context, not an address
-        self._id_object = [n.parent is not None and n.parent.type == "field_expression"
-                           and n.prev_named_sibling is None for n in ids]
+        # Names are decoded when a function with selecting parameters asks (_deps): most
+        # identifiers of a file are never looked at
+        self._ids = ids
+        self._id_names: list[str | None] = [None] * len(ids)
         self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
         self._callee_starts = [n.start_byte for n in self._callees]
         # Calls through a field: recorded as callee "->field" (cfront/fnptrs.py)
@@ -192,6 +192,8 @@ class FileFlows:
         found: set[int] = set()
         for i in range(lo, hi):
             name = self._id_names[i]
+            if name is None:
+                name = self._id_names[i] = _text(self._ids[i])
             if name in contexts:
                 continue  # a context pointer selects only as the whole address: _whole()
             dep = taint.get(name)
