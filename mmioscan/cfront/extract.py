@@ -645,7 +645,10 @@ def _merged(facts: FileFacts, sub: FileFacts, instances: Sequence[pasted.Instanc
     roots = tuple(sorted(set(facts.roots) | {(f, how, line(k)) for f, how, k in sub.roots},
                          key=lambda r: (r[2], r[0], r[1])))
     return replace(
-        facts, scopes=scopes, calls=tuple(calls), references=tuple(references),
+        # the produced text's syntax errors are the file's: it counts among the files
+        # parsed with errors, as its problem says
+        facts, error_nodes=facts.error_nodes + sub.error_nodes,
+        scopes=scopes, calls=tuple(calls), references=tuple(references),
         derefs=tuple(sorted(derefs)), flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
         selectors=selectors, roots=roots, problems=problems,
         exports=tuple(sorted(set(facts.exports) | set(sub.exports))),

@@ -272,3 +272,16 @@ def test_one_level_of_forwarding(extractor: Extractor) -> None:
     made = {s.name: s.line for s in facts.scopes if s.kind == "function"}
     assert made == {"mac_rd": 4, "probe": 6}
     assert [(c[0], c[1]) for c in facts.calls if c[0] == "readl"] == [("readl", 4)]
+
+
+def test_syntax_errors_of_the_produced_text_count_for_the_file() -> None:
+    """A produced function that does not parse is a file parsed with errors: the problem says
+    so, and the file's error count (stats files_with_parse_errors) agrees."""
+    from mmioscan.cfront.extract import Extractor
+
+    text = (b"#define MK(n) static inline u32 mk_##n(void __iomem *p) { return readl(p + ; }\n"
+            b"MK(a)\n")
+    facts = Extractor(["readl"]).extract("drivers/x/x.h", "d", text)
+    assert any("pasting macros" in p.message and "syntax error" in p.message
+               for p in facts.problems)
+    assert facts.error_nodes > 0
