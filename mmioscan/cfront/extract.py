@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 import tree_sitter as ts
@@ -300,7 +300,7 @@ class Extractor:
             problems.append(Problem(facts.path, (
                 f"pasting macros: the produced functions parsed with {sub.error_nodes} "
                 "syntax error node(s)")))
-        return _merged(facts, sub, produced.instances, tuple(problems))
+        return pasted.merged(facts, sub, produced.instances, tuple(problems))
 
 
     def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
@@ -613,55 +613,3 @@ def _definition_macros(macros: Iterable[MacroDef]
         elif (called := forwarded_calls(m)):
             forwards.setdefault(m.name, called)
     return defining, tuple(sorted((n, c) for n, c in forwards.items() if n not in defining))
-
-
-def _merged(facts: FileFacts, sub: FileFacts, instances: Sequence[pasted.Instance],
-            problems: tuple[Problem, ...]) -> FileFacts:
-    """facts and the facts of the produced text: scope indices after the file's own, line k
-    of the produced text at instance k's line, column c at its column + c - 1. Uses at file
-    scope of the produced text are dropped (a declaration's initializer, not a function)."""
-    base = len(facts.scopes)
-
-    def line(k: int) -> int:
-        return instances[k - 1].line
-
-    def col(k: int, c: int) -> int:
-        return instances[k - 1].column + c - 1
-
-    def moved(records: tuple[tuple[str, int, int, int, bool], ...]
-              ) -> tuple[tuple[str, int, int, int, bool], ...]:
-        return tuple((n, line(k), col(k, c), s + base, a) for n, k, c, s, a in records if s >= 0)
-
-    scopes = facts.scopes + tuple(s._replace(line=line(s.line), end_line=line(s.line))
-                                  for s in sub.scopes)
-    calls = sorted(facts.calls + moved(sub.calls), key=lambda c: (c[1], c[2], c[0]))
-    references = sorted(facts.references + moved(sub.references),
-                        key=lambda c: (c[1], c[2], c[0]))
-    derefs = facts.derefs + tuple((line(k), col(k, c), s + base, acc, form, a)
-                                  for k, c, s, acc, form, a in sub.derefs if s >= 0)
-    flows_ = facts.flows + tuple((s + base, callee, line(k), col(k, c), deps, loop, value)
-                                 for s, callee, k, c, deps, loop, value in sub.flows)
-    selectors = facts.selectors + tuple((s + base, sel) for s, sel in sub.selectors)
-    roots = tuple(sorted(set(facts.roots) | {(f, how, line(k)) for f, how, k in sub.roots},
-                         key=lambda r: (r[2], r[0], r[1])))
-    return replace(
-        # the produced text's syntax errors are the file's: it counts among the files
-        # parsed with errors, as its problem says
-        facts, error_nodes=facts.error_nodes + sub.error_nodes,
-        scopes=scopes, calls=tuple(calls), references=tuple(references),
-        derefs=tuple(sorted(derefs)), flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
-        selectors=selectors, roots=roots, problems=problems,
-        exports=tuple(sorted(set(facts.exports) | set(sub.exports))),
-        regmap_maps=facts.regmap_maps + tuple(
-            (maker, target, owner, line(k), args)
-            for maker, target, owner, k, args in sub.regmap_maps),
-        regmap_uses=facts.regmap_uses + tuple(
-            (line(k), col(k, c), target, owner) for k, c, target, owner in sub.regmap_uses),
-        regmap_configs=facts.regmap_configs + sub.regmap_configs,
-        # produced functions store into fields and call through them like written ones
-        fnptrs=tuple(sorted(set(facts.fnptrs) | {(st, f, fn, line(k))
-                                                  for st, f, fn, k in sub.fnptrs})),
-        indirect=facts.indirect + tuple((f, st, line(k), col(k, c), s + base)
-                                        for f, st, k, c, s in sub.indirect if s >= 0),
-        members=tuple(sorted(set(facts.members) | set(sub.members))),
-        polls=tuple(sorted(set(facts.polls) | {(line(k), col(k, c)) for k, c in sub.polls})))

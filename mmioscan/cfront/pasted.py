@@ -28,13 +28,14 @@ import bisect
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from mmioscan.cfront import lexer
 from mmioscan.cfront.ctext import expand_macro
 from mmioscan.cfront.macros import Directives, Invocations, MacroDef, _brackets
 from mmioscan.core.fileio import nonblocking
+from mmioscan.core.model import FileFacts, Problem
 
 # Produced text per file: far above the largest real family (i915's intel_uncore.h), far
 # below what would make one file's parse slow.
@@ -316,3 +317,54 @@ def _read_header(path: str, real_folder: str) -> tuple[bytes, Stamp] | None:
         return None
     return data, (path, st.st_size, st.st_mtime_ns)
 
+
+def merged(facts: FileFacts, sub: FileFacts, instances: Sequence[Instance],
+            problems: tuple[Problem, ...]) -> FileFacts:
+    """facts and the facts of the produced text: scope indices after the file's own, line k
+    of the produced text at instance k's line, column c at its column + c - 1. Uses at file
+    scope of the produced text are dropped (a declaration's initializer, not a function)."""
+    base = len(facts.scopes)
+
+    def line(k: int) -> int:
+        return instances[k - 1].line
+
+    def col(k: int, c: int) -> int:
+        return instances[k - 1].column + c - 1
+
+    def moved(records: tuple[tuple[str, int, int, int, bool], ...]
+              ) -> tuple[tuple[str, int, int, int, bool], ...]:
+        return tuple((n, line(k), col(k, c), s + base, a) for n, k, c, s, a in records if s >= 0)
+
+    scopes = facts.scopes + tuple(s._replace(line=line(s.line), end_line=line(s.line))
+                                  for s in sub.scopes)
+    calls = sorted(facts.calls + moved(sub.calls), key=lambda c: (c[1], c[2], c[0]))
+    references = sorted(facts.references + moved(sub.references),
+                        key=lambda c: (c[1], c[2], c[0]))
+    derefs = facts.derefs + tuple((line(k), col(k, c), s + base, acc, form, a)
+                                  for k, c, s, acc, form, a in sub.derefs if s >= 0)
+    flows_ = facts.flows + tuple((s + base, callee, line(k), col(k, c), deps, loop, value)
+                                 for s, callee, k, c, deps, loop, value in sub.flows)
+    selectors = facts.selectors + tuple((s + base, sel) for s, sel in sub.selectors)
+    roots = tuple(sorted(set(facts.roots) | {(f, how, line(k)) for f, how, k in sub.roots},
+                         key=lambda r: (r[2], r[0], r[1])))
+    return replace(
+        # the produced text's syntax errors are the file's: it counts among the files
+        # parsed with errors, as its problem says
+        facts, error_nodes=facts.error_nodes + sub.error_nodes,
+        scopes=scopes, calls=tuple(calls), references=tuple(references),
+        derefs=tuple(sorted(derefs)), flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
+        selectors=selectors, roots=roots, problems=problems,
+        exports=tuple(sorted(set(facts.exports) | set(sub.exports))),
+        regmap_maps=facts.regmap_maps + tuple(
+            (maker, target, owner, line(k), args)
+            for maker, target, owner, k, args in sub.regmap_maps),
+        regmap_uses=facts.regmap_uses + tuple(
+            (line(k), col(k, c), target, owner) for k, c, target, owner in sub.regmap_uses),
+        regmap_configs=facts.regmap_configs + sub.regmap_configs,
+        # produced functions store into fields and call through them like written ones
+        fnptrs=tuple(sorted(set(facts.fnptrs) | {(st, f, fn, line(k))
+                                                  for st, f, fn, k in sub.fnptrs})),
+        indirect=facts.indirect + tuple((f, st, line(k), col(k, c), s + base)
+                                        for f, st, k, c, s in sub.indirect if s >= 0),
+        members=tuple(sorted(set(facts.members) | set(sub.members))),
+        polls=tuple(sorted(set(facts.polls) | {(line(k), col(k, c)) for k, c in sub.polls})))
