@@ -129,7 +129,7 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
         includes = IncludeIndex(store.by_path)
         candidates = {header for path, facts in sorted(store.by_path.items())
                       if facts.parsed and facts.roots
-                      for header in includes.includes_of(path)
+                      for header in includes.closure(path)
                       if _own_header(header, path) and _forcible(store.by_path[header])}
         # Only a header defining code that some parsed file calls can be a link of a chain
         # (ice: 25 of its 66 headers; register macros like GLINT_DYN_CTL(i) count as calls).

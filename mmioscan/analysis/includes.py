@@ -81,6 +81,13 @@ class IncludeIndex:
         rest = frozenset().union(*(reach.get(h, frozenset()) for h in direct))
         return tuple(h for h in direct + tuple(sorted(rest.difference(direct))) if h != path)
 
+    def closure(self, path: str) -> frozenset[str]:
+        """The files path includes, transitively, as a set (includes_of without the order)."""
+        direct = self.direct(path)
+        reach = self._include_reach()
+        found = frozenset(direct).union(*(reach.get(h, frozenset()) for h in direct))
+        return found - {path} if path in found else found
+
     def first_of(self, path: str, candidates: Iterable[str]) -> str | None:
         """Of the candidate files, the first in includes_of(path)'s order (None: path includes
         none of them). Linear in candidates x direct includes, never in the closure."""
