@@ -3,7 +3,8 @@
 One scan of the whole linux-source-6.12 tree under Debian's cloud-amd64 config, TDX and
 SEV-SNP side by side (the same as `make report`), into an empty cache of its own (cold, as
 reports/ is made: a report warm from test_accuracy_real.py's scan cache once counted 10 more
-files with parse errors, a cold/warm disagreement still to be found); the Markdown, the JSON
+files with parse errors than the cold one; with the code that counts a pasted text's syntax
+errors for its file the two agreed, checked once on the whole tree); the Markdown, the JSON
 summary and the HTML report must be byte-identical to the committed files. When this fails
 after an intended change, run `make report` and commit the result.
 """
