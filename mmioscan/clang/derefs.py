@@ -18,6 +18,7 @@ write, anything else reads.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from clang import cindex as ci
 
@@ -81,24 +82,17 @@ class Derefs:
         return level
 
     def _is_array(self, index: int) -> bool:
-        t = self.tree.cursors[index].type
-        for _ in range(6):
-            kind = _safe_kind(t)
-            if kind in _ARRAYS:
-                return True
-            if kind == T.TYPEDEF:
-                t = t.get_declaration().underlying_typedef_type
-            elif kind == T.ELABORATED:
-                t = t.get_named_type()
-            else:
-                return False
-        return False
+        return self._kind_through_typedefs(index, _ARRAYS)
 
     def _is_pointer(self, index: int) -> bool:
+        return self._kind_through_typedefs(index, (T.POINTER,))
+
+    def _kind_through_typedefs(self, index: int, kinds: Collection[ci.TypeKind]) -> bool:
+        """Is the expression's type, under typedefs and elaborations, one of kinds?"""
         t = self.tree.cursors[index].type
         for _ in range(6):
             kind = _safe_kind(t)
-            if kind == T.POINTER:
+            if kind in kinds:
                 return True
             if kind == T.TYPEDEF:
                 t = t.get_declaration().underlying_typedef_type

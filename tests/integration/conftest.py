@@ -1,10 +1,6 @@
-"""One whole-tree facts cache per session, shared by the tests that scan the whole tree.
-
-test_accuracy_real.py scans the whole tree once (cold, into this cache) and
-test_reports_fresh.py writes the published report from the same cache (warm): the facts and
-wrapper-caller searches are parsed once, and a cache filled by the code under test is as good
-as a fresh one.
-"""
+"""One whole-tree facts cache per session, for the tests that scan the whole tree
+(test_accuracy_real.py: cold, into this cache). test_reports_fresh.py makes its report cold in
+a cache of its own, as reports/ is made."""
 
 from __future__ import annotations
 

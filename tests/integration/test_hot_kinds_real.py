@@ -4,23 +4,15 @@ handling that its interrupt reaches only through reset functions."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmioscan.cli.main import main
+from .helpers import scan_folder
 
 pytestmark = pytest.mark.integration
 
-
-def _scan(kernel_tree: Path, folder: str, tmp: Path) -> dict[str, Any]:
-    out = tmp / "scan.json"
-    assert main(["scan", str(kernel_tree / folder), "--format", "json", "-o", str(out),
-                 "--cache-dir", str(tmp / "cache"), "--no-progress"]) == 0
-    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return data
 
 
 def _site(data: dict[str, Any], function: str, callee: str) -> dict[str, Any]:
@@ -30,7 +22,7 @@ def _site(data: dict[str, Any], function: str, callee: str) -> dict[str, Any]:
 
 
 def test_nvme_roots_and_doorbells(kernel_tree: Path, tmp_path: Path) -> None:
-    data = _scan(kernel_tree, "drivers/nvme/host", tmp_path)
+    data = scan_folder(kernel_tree, "drivers/nvme/host", tmp_path)
     roots = {(r["function"], r["how"], r["kind"]) for r in data["hot_roots"]
              if r["path"].endswith("/pci.c")}
     assert {("nvme_queue_rq", ".queue_rq", "io"), ("nvme_poll", ".poll", "io-poll"),
@@ -42,13 +34,13 @@ def test_nvme_roots_and_doorbells(kernel_tree: Path, tmp_path: Path) -> None:
 
 
 def test_scsi_queuecommand_doorbell(kernel_tree: Path, tmp_path: Path) -> None:
-    data = _scan(kernel_tree, "drivers/scsi/mpi3mr", tmp_path)
+    data = scan_folder(kernel_tree, "drivers/scsi/mpi3mr", tmp_path)
     site = _site(data, "mpi3mr_op_request_post", "writel")
     assert site["hot"] and "io" in site["hot_kinds"]
 
 
 def test_igb_vf_reset_is_reset_only(kernel_tree: Path, tmp_path: Path) -> None:
-    data = _scan(kernel_tree, "drivers/net/ethernet/intel/igb", tmp_path)
+    data = scan_folder(kernel_tree, "drivers/net/ethernet/intel/igb", tmp_path)
     reset = _site(data, "igb_vf_reset_msg", "wr32")
     assert (reset["hot"], reset["hot_kinds"], reset["hot_only_via"]) == (False, ["irq"], "reset")
     tail = _site(data, "igb_tx_map", "writel")

@@ -5,13 +5,12 @@ through the member `a`) and tehuti's read_poll_timeout(tn40_read_reg, ...)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmioscan.cli.main import main
+from .helpers import scan_folder
 
 pytestmark = pytest.mark.integration
 
@@ -19,23 +18,15 @@ BGPIO_READS = ["bgpio_read16", "bgpio_read16be", "bgpio_read32", "bgpio_read32be
                "bgpio_read64", "bgpio_read8"]
 
 
-def _scan(kernel_tree: Path, folder: str, tmp: Path) -> dict[str, Any]:
-    out = tmp / "scan.json"
-    code = main(["scan", str(kernel_tree / folder), "--format", "json", "-o", str(out),
-                 "--cache-dir", str(tmp / "cache"), "--no-progress"])
-    assert code == 0
-    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return data
-
 
 @pytest.fixture(scope="module")
 def gpio(kernel_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _scan(kernel_tree, "drivers/gpio", tmp_path_factory.mktemp("gpio"))
+    return scan_folder(kernel_tree, "drivers/gpio", tmp_path_factory.mktemp("gpio"))
 
 
 @pytest.fixture(scope="module")
 def amd(kernel_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _scan(kernel_tree, "drivers/net/ethernet/amd", tmp_path_factory.mktemp("amd"))
+    return scan_folder(kernel_tree, "drivers/net/ethernet/amd", tmp_path_factory.mktemp("amd"))
 
 
 def _indirect(scan: dict[str, Any], path: str, callee: str) -> list[dict[str, Any]]:
@@ -60,7 +51,7 @@ def test_pcnet32_access_table_is_typed_through_its_member(amd: dict[str, Any]) -
 
 
 def test_read_poll_timeout_with_a_driver_funnel(kernel_tree: Path, tmp_path: Path) -> None:
-    scan = _scan(kernel_tree, "drivers/net/ethernet/tehuti", tmp_path)
+    scan = scan_folder(kernel_tree, "drivers/net/ethernet/tehuti", tmp_path)
     polled = [s for s in scan["sites"] if s["callee"] == "tn40_read_reg"
               and "read_poll_timeout" in (s["code"] or "")]
     assert polled and all(s["kind"] == "wrapper" and s["tdx"]["ve_exits"] is None

@@ -7,7 +7,6 @@ code goes through the vp_ioread*/vp_iowrite* inlines of include/linux/virtio_pci
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 import pytest
 
 from mmioscan.analysis.pipeline import ScanOptions, run_scan
-from mmioscan.cli.main import main
 from mmioscan.core.ruleset import load_rules
+
+from .helpers import scan_folder
 
 pytestmark = pytest.mark.integration
 
@@ -25,23 +25,15 @@ VIRTIO = "drivers/virtio"
 VIRTIO_MODERN_H = "include/linux/virtio_pci_modern.h"
 
 
-def _scan(kernel_tree: Path, folder: str, tmp: Path) -> dict[str, Any]:
-    out = tmp / "scan.json"
-    code = main(["scan", str(kernel_tree / folder), "--format", "json", "-o", str(out),
-                 "--cache-dir", str(tmp / "cache"), "--no-progress"])
-    assert code == 0
-    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return data
-
 
 @pytest.fixture(scope="module")
 def e1000e(kernel_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _scan(kernel_tree, E1000E, tmp_path_factory.mktemp("e1000e"))
+    return scan_folder(kernel_tree, E1000E, tmp_path_factory.mktemp("e1000e"))
 
 
 @pytest.fixture(scope="module")
 def virtio(kernel_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _scan(kernel_tree, VIRTIO, tmp_path_factory.mktemp("virtio"))
+    return scan_folder(kernel_tree, VIRTIO, tmp_path_factory.mktemp("virtio"))
 
 
 # -- e1000e ----------------------------------------------------------------------------------------
