@@ -47,7 +47,7 @@ from mmioscan.analysis.dataflow import (
 )
 from mmioscan.analysis.fnptrs import HOT_FANOUT, FieldStores, IndirectCall, alternatives
 from mmioscan.analysis.includes import IncludeIndex
-from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates
+from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates, same_subtree
 from mmioscan.core.model import FileFacts, Scope
 
 __all__ = ["INCLUDE_DIRS", "CallGraph", "IncludeIndex", "folder_of", "include_candidates"]
@@ -84,11 +84,6 @@ def _common_prefix(a: str, b: str) -> int:
             break
         n += 1
     return n
-
-
-def _same_subtree(a: str, b: str) -> bool:
-    """One folder is the other or lies below it (drivers/x and drivers/x/sub, not drivers/y)."""
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lines: int) -> bool:
@@ -231,7 +226,7 @@ class CallGraph:
             return local[name]
         candidates = self._globals.get(name, ())
         folder = posixpath.dirname(path)
-        near = [k for k in candidates if _same_subtree(posixpath.dirname(k), folder)]
+        near = [k for k in candidates if same_subtree(posixpath.dirname(k), folder)]
         defining = self._header_defs.get(name, ())
         if near:  # a header's static stub loses to the driver's own function (_stub)
             defining = [h for h in defining if not self._stub(self._local[h][name])]

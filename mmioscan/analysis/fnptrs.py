@@ -10,10 +10,11 @@ folder (the driver), leaving out stores into another known struct type.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from mmioscan.cfront.includes import folder_of
+from mmioscan.cfront.includes import folder_of, same_subtree
 from mmioscan.core.model import FileFacts
 
 # Hot reach follows a call through a field with at most this many candidates: gpiolib's
@@ -81,7 +82,11 @@ class FieldStores:
         recorded) from a file of `folder` may reach."""
         struct = self.type_of(written)
         found = self._by_type.get((struct, field), set()) if struct else set()
-        if found:
-            return found
+        # Two drivers may declare the same struct (igb's and e1000e's e1000_mac_operations):
+        # the stores of the caller's own subtree win, so a driver's targets do not depend on
+        # what else is scanned; others only when its subtree stores none
+        near = {(p, fn) for p, fn in found if same_subtree(posixpath.dirname(p), folder)}
+        if near or found:
+            return near or found
         return {(p, fn) for s, p, fn in self._by_folder.get((folder, field), ())
                 if not s or not struct or s == struct}

@@ -11,6 +11,11 @@ INCLUDE_DIRS = ("include", "arch/x86/include", "include/uapi", "arch/x86/include
 
 # Folder of a path, memoized: the graph and the scan ask for the same few thousand folders
 # hundreds of thousands of times.
+def same_subtree(a: str, b: str) -> bool:
+    """One folder is the other or lies below it (drivers/x and drivers/x/sub, not drivers/y)."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
 folder_of = functools.lru_cache(maxsize=None)(posixpath.dirname)
 
 

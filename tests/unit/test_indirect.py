@@ -331,3 +331,32 @@ def test_hot_reach_follows_a_field_of_few_candidates(tmp_path: Path, count: int,
     scan = scan_json(tmp_path, root / "drivers", extra=("-j", "1"))
     writes = [s for s in scan["sites"] if s["callee"] == "writel"]
     assert len(writes) == count and all(s["hot"] is hot for s in writes)
+
+
+def _driver(name: str, store: str) -> dict[str, str]:
+    """A driver declaring its own `struct mac_ops` (same name in both drivers) and calling
+    through it; store is what it puts into the field."""
+    return {f"drivers/{name}/{name}.c": (
+        "struct mac_ops { u32 (*rd)(struct hw *hw, u32 reg); };\n"
+        "struct hw { void __iomem *base; struct mac_ops ops; };\n"
+        f"static u32 {name}_rd(struct hw *hw, u32 reg)\n{{\n{store}}}\n"
+        f"void {name}_setup(struct hw *hw)\n{{\n\thw->ops.rd = {name}_rd;\n}}\n"
+        f"u32 {name}_status(struct hw *hw)\n{{\n\treturn hw->ops.rd(hw, 8);\n}}\n")}
+
+
+def test_same_struct_in_two_drivers_stays_in_each(tmp_path: Path) -> None:
+    """igb and e1000e both declare e1000_mac_operations: scanned together, one driver's
+    calls through the struct must not take the other's stores (once they did, and a mix made
+    13 igb sites disappear in a scan of intel/ that igb alone lists)."""
+    files = {**_driver("aa", "\treturn readl(hw->base + reg);\n"),
+             **_driver("bb", "\treturn reg;\n")}
+    alone = scan_json(tmp_path, mini_tree(tmp_path / "one", dict(list(files.items())[:1])),
+                      name="alone.json")
+    both = scan_json(tmp_path, mini_tree(tmp_path / "two", files), name="both.json")
+
+    def sites(data: dict[str, Any]) -> list[tuple[str, int, str, Any]]:
+        return [(s["path"], s["line"], s["callee"], s.get("targets")) for s in data["sites"]
+                if s["path"].startswith("drivers/aa/")]
+
+    assert ("drivers/aa/aa.c", 13, "->rd", ["aa_rd"]) in sites(alone)
+    assert sites(both) == sites(alone)
