@@ -7,6 +7,7 @@ to a renderer (report/) and writes what it returns; it returns the exit code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from mmioscan.cli.precise import engine_options
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import RuleSet, load_rules
+from mmioscan.facts.products import Products, open_products, options_key
 from mmioscan.kernel.kernelsrc import ensure_cloud_config, ensure_tree
+from mmioscan.kernel.tree import resolve_root
 from mmioscan.report.explain import Location, explain_location, explain_name, parse_location
 from mmioscan.report.formats import renderer, report_suffixes
 
@@ -34,24 +37,80 @@ def analysis_options(args: argparse.Namespace, compare: bool = False) -> Analysi
 
 
 def run_analysis(args: argparse.Namespace, options: AnalysisOptions,
-                 rules: RuleSet | None = None) -> Analysis:
+                 rules: RuleSet | None = None, clock: Timings | None = None) -> Analysis:
     """Every stage, with a progress bar on a terminal and --timings on stderr."""
     bar = ProgressBar() if sys.stderr.isatty() and not args.no_progress else None
-    clock = Timings()
+    clock = clock or Timings()
     try:
         analysis = run(options, rules, bar, timings=clock)
     finally:
         if bar is not None:
             bar.finish()
-    if args.timings:
-        phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
-        print(f"mmioscan: timings: {phases}", file=sys.stderr)
+    _print_timings(args, clock)
     return analysis
 
 
-def _result(args: argparse.Namespace, compare: bool = False) -> ScanResult:
+def _print_timings(args: argparse.Namespace, clock: Timings) -> None:
+    if args.timings:
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
+        print(f"mmioscan: timings: {phases}", file=sys.stderr)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Served:
+    """A command's result, and where its renderings are cached (facts/products.py)."""
+
+    result: ScanResult
+    products: Products | None = None
+    hit: bool = False  # the result came from the products cache
+
+
+def _products(options: AnalysisOptions, rules: RuleSet, rules_file: Path | None
+              ) -> Products | None:
+    """The products cache of these options (None: --no-cache, or the precise engine, whose
+    facts depend on a prepared build outside the tree)."""
+    scan = options.scan
+    if scan.cache_dir is None or scan.engine != "fast":
+        return None
+    asked = repr(dataclasses.replace(options, scan=dataclasses.replace(
+        scan, jobs=1, cache_dir=None)))
+    key = options_key(asked, (options.config, options.patch_points, rules_file), rules.digest)
+    return open_products(scan.cache_dir, resolve_root(list(scan.paths), scan.root), key)
+
+
+def _result(args: argparse.Namespace, compare: bool = False) -> Served:
     options = analysis_options(args, compare)
-    return run_analysis(args, options, load_rules(accessors=args.rules)).result
+    rules = load_rules(accessors=args.rules)
+    clock = Timings()
+    products = _products(options, rules, args.rules)
+    clock.lap("inputs")
+    cached = products.result() if products is not None else None
+    if cached is not None:
+        clock.lap("cached result")
+        _print_timings(args, clock)
+        return Served(cached, products, hit=True)
+    result = run_analysis(args, options, rules, clock).result
+    if products is not None:
+        products.store_result(result)
+    return Served(result, products)
+
+
+# Renderers whose text shows how many files came from the cache: a rendering made on a miss
+# says fewer than the same result served on a hit, so only hits store theirs.
+_SHOWS_CACHE_HITS = frozenset({"text"})
+
+
+def render(name: str, served: Served) -> str:
+    """The rendering of a result, from the products cache when it was rendered before."""
+    products = served.products
+    if products is not None:
+        text = products.rendered(name)
+        if text is not None:
+            return text
+    text = renderer(name)(served.result)
+    if products is not None and (served.hit or name not in _SHOWS_CACHE_HITS):
+        products.store_rendered(name, text)
+    return text
 
 
 def write(text: str, output: Path | None) -> None:
@@ -63,14 +122,12 @@ def write(text: str, output: Path | None) -> None:
 
 
 def scan(args: argparse.Namespace) -> int:
-    result = _result(args)
-    write(renderer(args.format)(result), args.output)
+    write(render(args.format, _result(args)), args.output)
     return 0
 
 
 def strategies(args: argparse.Namespace) -> int:
-    result = _result(args, compare=True)
-    write(renderer(f"strategies-{args.format}")(result), args.output)
+    write(render(f"strategies-{args.format}", _result(args, compare=True)), args.output)
     return 0
 
 
@@ -80,9 +137,9 @@ def report(args: argparse.Namespace) -> int:
     for output in outputs:
         if output.suffix.lower() not in formats:
             raise UsageError(f"{output}: a report is .html, .md or .json")
-    result = _result(args, compare=True)
+    served = _result(args, compare=True)
     for output in outputs:
-        write(renderer(formats[output.suffix.lower()])(result), output)
+        write(render(formats[output.suffix.lower()], served), output)
     return 0
 
 

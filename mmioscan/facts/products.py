@@ -1,0 +1,252 @@
+"""Whole-run products cached by content: a warm run with nothing changed does no analysis.
+
+The facts cache (facts/cache.py) saves the parsing, but every later stage (context headers,
+wrapper callers, the call graph, sites, drivers and verdicts, patch points) used to run again
+on every scan. Here the result of a run, and each rendering of it, is kept under two keys:
+
+* the *options key*: what was asked (paths, root, the analysis options, `--config` and
+  `--patch-points` by content, every rules file, the package's own source). One entry per
+  options key; a new run with the same options replaces it.
+* the *inputs digest*: the content of every file under the kernel root that any stage can
+  read (C sources and headers, assembler and Rust sources that Kbuild objects are made of,
+  Kconfig, Makefile and Kbuild files), by path. Digests come from the facts cache's stamps
+  (size, mtime, ctime, inode; racy stamps verified by hashing, facts/cache.py): a file whose
+  stamp no longer matches is hashed again, so a `touch` costs one hash and changes nothing,
+  while an edit that restores the mtime still changes the ctime and is seen. The cache is
+  invalidated by content, never by time alone.
+
+A hit serves the stored result (and, when it was rendered before, its rendered text): same
+bytes as the run that made it, except the text summary's count of files served from the cache,
+which on a hit is every file. Only the fast engine's runs are kept: the precise engine reads a
+prepared build outside the tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import pickle
+import stat
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmioscan.core.model import ScanResult
+from mmioscan.core.rules_path import rules_dir
+from mmioscan.facts.cache import FactsCache, Stamp
+
+# Entries kept (one per options key, the most recently used): a user alternating a few
+# commands keeps them all warm, and the folder cannot grow without bound.
+MAX_ENTRIES = 8
+_BUILD_PREFIXES = ("Kconfig", "Makefile", "Kbuild")
+_SOURCE_SUFFIXES = (".c", ".h", ".S", ".rs")
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def is_input(name: str) -> bool:
+    """Can a stage read a file of this name (or does its presence change an answer)?"""
+    return name.endswith(_SOURCE_SUFFIXES) or name.startswith(_BUILD_PREFIXES)
+
+
+def input_files(root: Path, skip: frozenset[str] = frozenset()
+                ) -> Iterator[tuple[str, os.stat_result]]:
+    """(absolute path, lstat) of every input file under root, hidden folders left out as the
+    scan leaves them (kernel/tree.py), folders named in `skip` (the cache) too; sorted."""
+    stack = [str(root)]
+    found: list[tuple[str, os.stat_result]] = []
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # the scan records an unreadable folder; here it simply adds nothing
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith(".") and entry.path not in skip:
+                        stack.append(entry.path)
+                elif is_input(entry.name) or entry.is_symlink():
+                    found.append((entry.path, entry.stat(follow_symlinks=False)))
+            except OSError:
+                continue
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    return iter(found)
+
+
+def _hash_file(path: str) -> str | None:
+    try:
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            return hashlib.sha1(fh.read(), usedforsecurity=False).hexdigest()
+    except OSError:
+        return None
+
+
+def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset()) -> str:
+    """One digest of the content of every input file under root (see the module doc).
+
+    A symlink counts by where it points (the scan decides whether it follows it); a file
+    without a valid stamp is hashed and its stamp recorded, so the next run reads nothing."""
+    files = list(input_files(root, skip))
+    stamps = cache.stamps(p for p, _ in files)
+    now = time.time_ns()
+    renewed: list[tuple[str, Stamp]] = []
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path, st in files:
+        digest.update(os.fsencode(path[len(str(root)):]))
+        digest.update(b"\0")
+        if stat.S_ISLNK(st.st_mode):
+            with contextlib.suppress(OSError):
+                digest.update(b"->" + os.fsencode(os.readlink(path)))
+            digest.update(b"\0")
+            continue
+        stamp = stamps.get(path)
+        if stamp is not None and stamp.matches(st) and not stamp.racy:
+            content = stamp.digest
+        else:
+            hashed = _hash_file(path)
+            content = hashed or "unreadable"
+            if hashed is not None:
+                renewed.append((path, Stamp.of(st, now, hashed)))
+        digest.update(content.encode())
+        digest.update(b"\0")
+    cache.store_stamps(renewed)
+    return digest.hexdigest()
+
+
+def package_digest() -> str:
+    """The package's source and its shipped rules: a new version never serves old products."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for base in (_PACKAGE_DIR, rules_dir()):
+        for path in sorted(base.rglob("*")):
+            if path.suffix in (".py", ".toml") and path.is_file():
+                digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: Path | None) -> str:
+    """A user's file (a .config, a patch-point list, a rules file) by content."""
+    if path is None:
+        return "-"
+    return _hash_file(str(path)) or f"unreadable:{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Products:
+    """The cached products of one options key, valid for one inputs digest."""
+
+    folder: Path
+    key: str
+    inputs: str
+
+    @property
+    def _result_file(self) -> Path:
+        return self.folder / f"{self.key}.result"
+
+    def _rendered_file(self, renderer: str) -> Path:
+        return self.folder / f"{self.key}.{renderer}.out"
+
+    def result(self) -> ScanResult | None:
+        """The stored result if it was made from these inputs; None otherwise."""
+        loaded = _load(self._result_file, self.inputs)
+        if not isinstance(loaded, ScanResult):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(self._result_file)  # most recently used: pruned last
+        # Every file's facts come from the cache now (the text summary says how many).
+        return dataclasses.replace(loaded, stats=dataclasses.replace(
+            loaded.stats, cache_hits=loaded.stats.files_listed))
+
+    def store_result(self, result: ScanResult) -> None:
+        # The per-file facts are left out: no renderer reads them (cross-checks of the
+        # precise engine do, and they never use this cache).
+        _save(self._result_file, self.inputs, dataclasses.replace(result, facts=()))
+        for stale in self.folder.glob(f"{self.key}.*.out"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        _prune(self.folder)
+
+    def rendered(self, renderer: str) -> str | None:
+        loaded = _load(self._rendered_file(renderer), self.inputs)
+        return loaded if isinstance(loaded, str) else None
+
+    def store_rendered(self, renderer: str, text: str) -> None:
+        _save(self._rendered_file(renderer), self.inputs, text)
+
+
+def _load(path: Path, inputs: str) -> object:
+    """What was saved at path for these inputs, or None (missing, stale or corrupt)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.readline().rstrip(b"\n") != inputs.encode():
+                return None
+            return pickle.loads(zlib.decompress(fh.read()))
+    except Exception:  # noqa: BLE001 - a damaged entry is only a miss
+        return None
+
+
+def _save(path: Path, inputs: str, value: object) -> None:
+    """Write atomically (a concurrent reader sees the old entry or the new one); a cache that
+    cannot be written costs the next run its speed, never its answer."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(inputs.encode() + b"\n" + blob)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except (OSError, pickle.PicklingError):
+        return
+
+
+def _prune(folder: Path) -> None:
+    """Keep the MAX_ENTRIES most recently used results (and their renderings)."""
+    try:
+        results = sorted(folder.glob("*.result"), key=lambda p: p.stat().st_mtime_ns,
+                         reverse=True)
+    except OSError:
+        return
+    for old in results[MAX_ENTRIES:]:
+        key = old.name.removesuffix(".result")
+        for path in (old, *folder.glob(f"{key}.*.out")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def options_key(asked: str, user_files: tuple[Path | None, ...], rules_digest: str) -> str:
+    """The key of what was asked: `asked` (the options as text, paths as given), the working
+    folder (relative paths mean something else elsewhere), the user's files by content, the
+    rules and the package's source."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for part in (asked, os.getcwd(), *(file_digest(p) for p in user_files), rules_digest,
+                 package_digest()):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def open_products(cache_dir: Path | None, root: Path, key: str) -> Products | None:
+    """The products of `key` under the current content of the tree at root; None without a
+    cache (--no-cache, or a cache folder that cannot be used)."""
+    if cache_dir is None:
+        return None
+    cache = FactsCache(cache_dir, "")
+    if not cache.enabled:
+        return None
+    try:
+        skip = frozenset({str(cache_dir.resolve())})
+        inputs = inputs_digest(root, cache, skip)
+    finally:
+        cache.close()
+    return Products(cache_dir / "products", key, inputs)

@@ -1,0 +1,179 @@
+"""The products cache (facts/products.py): a warm run with nothing changed serves the stored
+result and renderings, byte for byte; any change of content (never of time alone) is seen."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from mmioscan.cli import commands
+from mmioscan.facts import cache as facts_cache
+from mmioscan.facts import products
+from mmioscan.report.formats import FORMATS, renderer
+
+from .helpers import copy_tree, run_cli
+
+FORMATS_OUT = ("json", "sarif", "csv", "markdown", "summary", "text")
+
+
+def _scan(root: Path, cache: Path | None, out: Path, fmt: str = "json",
+          *extra: str) -> str:
+    args = ["scan", str(root), "--format", fmt, "-o", str(out), "--no-progress", *extra]
+    args += ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
+    assert run_cli(args) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def _hits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for every command run, whether its result came from the products cache."""
+    seen: list[bool] = []
+    real = commands._result
+
+    def spy(*args: object, **kwargs: object) -> commands.Served:
+        served = real(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(served.hit)
+        return served
+
+    monkeypatch.setattr(commands, "_result", spy)
+    return seen
+
+
+def test_warm_run_serves_the_same_bytes_as_a_cold_one(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    hits = _hits(monkeypatch)
+    for fmt in FORMATS_OUT[:-1]:
+        cold = _scan(root, None, tmp_path / f"cold.{fmt}", fmt)
+        first = _scan(root, cache, tmp_path / f"first.{fmt}", fmt)
+        warm = _scan(root, cache, tmp_path / f"warm.{fmt}", fmt)
+        again = _scan(root, cache, tmp_path / f"again.{fmt}", fmt)
+        assert cold == first == warm == again, fmt
+    # the first format of the loop computes; every later run is served
+    assert hits[:2] == [False, False] and all(hits[2:4])
+    assert list((cache / "products").glob("*.result"))
+
+
+def test_text_summary_says_every_file_came_from_the_cache(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(root, cache, tmp_path / "a.txt", "text")
+    warm = _scan(root, cache, tmp_path / "b.txt", "text")
+    listed = next(line for line in cold.splitlines() if line.startswith("files:"))
+    count = listed.split()[1]
+    assert f"{count} from cache" in warm and " 0 from cache" in cold
+    assert [ln for ln in cold.splitlines() if not ln.startswith("files:")] == \
+        [ln for ln in warm.splitlines() if not ln.startswith("files:")]
+
+
+def test_only_the_text_renderers_show_cache_hits(tmp_path: Path) -> None:
+    """Why a miss may store its renderings for every format but text (commands.render)."""
+    root = copy_tree(tmp_path / "linux")
+    served = commands.Served(_result(root, tmp_path / "cache"))
+    other = dataclasses.replace(served.result, stats=dataclasses.replace(
+        served.result.stats, cache_hits=served.result.stats.cache_hits + 7))
+    for fmt in FORMATS:
+        same = renderer(fmt.name)(served.result) == renderer(fmt.name)(other)
+        assert same == (fmt.name not in commands._SHOWS_CACHE_HITS), fmt.name
+
+
+def _result(root: Path, cache: Path) -> commands.ScanResult:
+    from mmioscan.cli.main import build_parser
+    args = build_parser().parse_args(["strategies", str(root), "--cache-dir", str(cache),
+                                      "--no-progress"])
+    return commands._result(args, compare=True).result
+
+
+@pytest.mark.parametrize("change", ["edit", "edit-same-mtime", "new-file", "kconfig",
+                                    "makefile", "remove"])
+def test_a_change_of_content_is_never_served_stale(tmp_path: Path, change: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if change == "edit-same-mtime":
+        # Trust every stamp at once (no racy window): only the ctime can tell the edit now.
+        monkeypatch.setattr(facts_cache, "RACY_NS", 0)
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    _scan(root, cache, tmp_path / "cold.json")
+    source = next(p for p in sorted(root.rglob("*.c")) if b"writel" in p.read_bytes())
+    st = source.stat()
+    if change == "edit":
+        source.write_text(source.read_text() + "\nvoid extra(void __iomem *b)"
+                          "{ writel(1, b); }\n")
+    elif change == "edit-same-mtime":  # same size, mtime put back: only the ctime tells
+        data = source.read_bytes()
+        source.write_bytes(data.replace(b"writel", b"writeq", 1))
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif change == "new-file":
+        (source.parent / "added.c").write_text("void added(void __iomem *b)"
+                                               "{ writeb(1, b); }\n")
+    elif change == "kconfig":
+        kconfig = root / "Kconfig"
+        old = kconfig.read_text() if kconfig.exists() else ""
+        kconfig.write_text(old + "\n# changed\n")
+    elif change == "makefile":
+        (source.parent / "Makefile").write_text("obj-y += nothing.o\n")
+    else:
+        source.unlink()
+    hits = _hits(monkeypatch)
+    warm = _scan(root, cache, tmp_path / "warm.json")
+    fresh = _scan(root, None, tmp_path / "fresh.json")
+    assert hits == [False, False]
+    assert warm == fresh
+
+
+def test_touch_alone_keeps_the_products(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(root, cache, tmp_path / "cold.json")
+    for path in root.rglob("*.c"):
+        os.utime(path, ns=(1, 1_000_000_000))
+    hits = _hits(monkeypatch)
+    assert _scan(root, cache, tmp_path / "warm.json") == cold
+    assert hits == [True]
+
+
+def test_options_and_user_files_are_part_of_the_key(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    config = tmp_path / "dot.config"
+    config.write_text("CONFIG_PCI=y\n")
+    _scan(root, cache, tmp_path / "a.json", "json", "--config", str(config))
+    hits = _hits(monkeypatch)
+    _scan(root, cache, tmp_path / "b.json", "json", "--config", str(config))
+    _scan(root, cache, tmp_path / "c.json", "json", "--config", str(config), "--all")
+    config.write_text("CONFIG_PCI=n\n")
+    _scan(root, cache, tmp_path / "d.json", "json", "--config", str(config))
+    assert hits == [True, False, False]
+
+
+def test_a_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(root, cache, tmp_path / "cold.json")
+    for entry in (cache / "products").iterdir():
+        entry.write_bytes(entry.read_bytes()[:-40] + b"garbage")
+    hits = _hits(monkeypatch)
+    assert _scan(root, cache, tmp_path / "warm.json") == cold
+    assert hits == [False]
+
+
+def test_entries_are_pruned_to_the_most_recent(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(products, "MAX_ENTRIES", 2)
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    for strategy in ("upstream", "virtio-paravirt", "iomap-paravirt"):
+        _scan(root, cache, tmp_path / "x.json", "json", "--strategy", strategy)
+    assert len(list((cache / "products").glob("*.result"))) == 2
+
+
+def test_no_cache_writes_no_products(tmp_path: Path) -> None:
+    root = copy_tree(tmp_path / "linux")
+    home = Path(os.environ.get("XDG_CACHE_HOME", tmp_path))
+    before = set(home.rglob("*.result"))
+    _scan(root, None, tmp_path / "x.json")
+    assert set(home.rglob("*.result")) == before
