@@ -20,15 +20,17 @@ import os
 import pickle
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmioscan.core.model import FileFacts
 
 # Filesystem timestamps are coarser than time.time_ns(): FAT keeps 2 s, ext3 and HFS+ 1 s,
 # and the kernel's coarse clock lags by a tick even on nanosecond filesystems.
 RACY_NS = 2_000_000_000
+_BATCH = 500  # keys per look-up statement (SQLite allows 999 parameters in old versions)
 
 _SCHEMA = """
 DROP TABLE IF EXISTS stamps;
@@ -101,14 +103,15 @@ class FactsCache:
         return self._db is not None
 
     def stamps(self, paths: Iterable[str]) -> dict[str, Stamp]:
-        """The stamps known for these absolute paths."""
+        """The stamps known for these absolute paths (looked up by key: the table holds every
+        file any earlier scan read, the whole tree's after one whole-tree scan)."""
         if self._db is None:
             return {}
         wanted = {os.fsencode(p): p for p in paths}
-        rows = self._db.execute("SELECT path, size, mtime_ns, ctime_ns, ino, taken_ns, digest"
-                                " FROM file_stamps")
         found: dict[str, Stamp] = {}
-        for key, *fields in rows:
+        for key, *fields in self._rows(
+                "SELECT path, size, mtime_ns, ctime_ns, ino, taken_ns, digest FROM file_stamps"
+                " WHERE path IN ({})", list(wanted)):
             path = wanted.get(key) if isinstance(key, bytes) else None
             if path is not None:
                 found[path] = Stamp(*fields)
@@ -117,14 +120,23 @@ class FactsCache:
     def facts(self, digests: Iterable[str]) -> dict[str, FileFacts]:
         if self._db is None:
             return {}
-        wanted = set(digests)
         found: dict[str, FileFacts] = {}
-        rows = self._db.execute("SELECT digest, blob FROM facts WHERE salt = ?", (self.salt,))
-        for digest, blob in rows:
-            if digest in wanted:
-                with contextlib.suppress(Exception):  # a corrupt entry is just a miss
-                    found[digest] = decode(blob)
+        for digest, blob in self._rows(
+                "SELECT digest, blob FROM facts WHERE salt = ? AND digest IN ({})",
+                sorted(set(digests)), (self.salt,)):
+            with contextlib.suppress(Exception):  # a corrupt entry is just a miss
+                found[digest] = decode(blob)
         return found
+
+    def _rows(self, query: str, keys: list[bytes] | list[str],
+              head: tuple[str, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of `query` whose key is one of `keys`, asked in batches (SQLite bounds the
+        number of parameters of one statement)."""
+        assert self._db is not None
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start:start + _BATCH]
+            yield from self._db.execute(query.format(",".join("?" * len(batch))),
+                                        (*head, *batch))
 
     def store(self, entries: Iterable[tuple[str, Stamp | None, str, bytes]]) -> None:
         """Record (absolute path, its stamp or None, digest, encoded facts) of fresh files."""

@@ -335,6 +335,8 @@ def _relocated(facts: FileFacts, rel: str) -> FileFacts:
 def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: int,
                progress: Progress | None, done: int, total: int
                ) -> Iterator[tuple[str, int, int, bytes]]:
+    if not jobs:
+        return  # every file came from the cache: no parser to build
     workers = pool_size(workers, len(jobs))
     if workers <= 1:
         _init_worker(spec)
