@@ -1,0 +1,81 @@
+"""Cold, warm and incremental runs of a real driver agree byte for byte (issue: fast where
+people wait). A copy of e1000e with the kernel headers, in a tree of its own, is scanned
+without a cache, cold into a cache, warm, after one .c file changed, and after it is put
+back; every output is compared with the run that had no cache at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmioscan.cli import commands
+from mmioscan.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "drivers/net/ethernet/intel/e1000e"
+_BUILD = ("Kbuild", "Kconfig", "Makefile", "MAINTAINERS")
+
+
+def _small_tree(kernel: Path, dest: Path) -> Path:
+    """The top-level build files, include/, arch/x86's headers and Kconfig, the driver and
+    the Kconfig/Makefile of each folder above it."""
+    dest.mkdir()
+    for name in _BUILD:
+        shutil.copy2(kernel / name, dest / name)
+    shutil.copytree(kernel / "include", dest / "include")
+    shutil.copytree(kernel / "arch/x86/include", dest / "arch/x86/include")
+    shutil.copytree(kernel / DRIVER, dest / DRIVER)
+    folder = Path(DRIVER).parent
+    while folder != Path("."):
+        for name in ("Kconfig", "Makefile"):
+            if (kernel / folder / name).is_file():
+                shutil.copy2(kernel / folder / name, dest / folder / name)
+        folder = folder.parent
+    return dest
+
+
+def _scan(tree: Path, out: Path, cache: Path | None) -> bytes:
+    args = ["scan", str(tree / DRIVER), "--format", "json", "-o", str(out), "--no-progress"]
+    args += ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
+    assert main(args) == 0
+    return out.read_bytes()
+
+
+def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = _small_tree(kernel_tree, tmp_path / "linux")
+    cache = tmp_path / "cache"
+    hits: list[bool] = []
+    real = commands._result
+
+    def spy(*args: object, **kwargs: object) -> commands.Served:
+        served = real(*args, **kwargs)  # type: ignore[arg-type]
+        hits.append(served.hit)
+        return served
+
+    monkeypatch.setattr(commands, "_result", spy)
+    fresh = _scan(tree, tmp_path / "fresh.json", None)
+    assert b'"kind": "wrapper"' in fresh  # the real driver: ew32/er32 wrapper sites
+    cold = _scan(tree, tmp_path / "cold.json", cache)
+    warm = _scan(tree, tmp_path / "warm.json", cache)
+    assert fresh == cold == warm
+
+    changed = tree / DRIVER / "netdev.c"
+    data, st = changed.read_bytes(), changed.stat()
+    changed.write_bytes(data + b"\nstatic void bench_poke(struct e1000_hw *hw)\n"
+                        b"{\n\tew32(CTRL, 0);\n\twritel(1, hw->hw_addr + 8);\n}\n")
+    incremental = _scan(tree, tmp_path / "inc.json", cache)
+    assert incremental == _scan(tree, tmp_path / "inc-fresh.json", None)
+    assert incremental != cold and b"bench_poke" in incremental
+
+    changed.write_bytes(data)
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
+    restored = _scan(tree, tmp_path / "restored.json", cache)
+    again = _scan(tree, tmp_path / "again.json", cache)
+    assert restored == again == cold
+    # no cache, cold, warm (hit), incremental (miss), its fresh twin, restored, again (hit)
+    assert hits == [False, False, True, False, False, False, True]
