@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
@@ -56,13 +57,26 @@ def _print_timings(args: argparse.Namespace, clock: Timings) -> None:
         print(f"mmioscan: timings: {phases}", file=sys.stderr)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Served:
-    """A command's result, and where its renderings are cached (facts/products.py)."""
+    """A command's result, and where its renderings are cached (facts/products.py). On a hit
+    the result is unpickled only if a rendering asked for was not stored with it."""
 
-    result: ScanResult
+    loaded: ScanResult | None
     products: Products | None = None
     hit: bool = False  # the result came from the products cache
+    # Runs the analysis when the stored result cannot be read after all (damaged, removed)
+    compute: Callable[[], ScanResult] | None = None
+
+    @property
+    def result(self) -> ScanResult:
+        if self.loaded is None and self.products is not None:
+            self.loaded = self.products.result()
+        if self.loaded is None:
+            assert self.compute is not None
+            self.hit = False
+            self.loaded = self.compute()
+        return self.loaded
 
 
 def _products(options: AnalysisOptions, rules: RuleSet, rules_file: Path | None
@@ -84,15 +98,17 @@ def _result(args: argparse.Namespace, compare: bool = False) -> Served:
     clock = Timings()
     products = _products(options, rules, args.rules)
     clock.lap("inputs")
-    cached = products.result() if products is not None else None
-    if cached is not None:
-        clock.lap("cached result")
+
+    def compute() -> ScanResult:
+        result = run_analysis(args, options, rules, clock).result
+        if products is not None:
+            products.store_result(result)
+        return result
+
+    if products is not None and products.has_result():
         _print_timings(args, clock)
-        return Served(cached, products, hit=True)
-    result = run_analysis(args, options, rules, clock).result
-    if products is not None:
-        products.store_result(result)
-    return Served(result, products)
+        return Served(None, products, hit=True, compute=compute)
+    return Served(compute(), products, compute=compute)
 
 
 # Renderers whose text shows how many files came from the cache: a rendering made on a miss

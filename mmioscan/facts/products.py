@@ -153,6 +153,14 @@ class Products:
     def _rendered_file(self, renderer: str) -> Path:
         return self.folder / f"{self.key}.{renderer}.out"
 
+    def has_result(self) -> bool:
+        """Was a result stored for these inputs? (reads one line, not the result)"""
+        try:
+            with open(self._result_file, "rb") as fh:
+                return fh.readline().rstrip(b"\n") == self.inputs.encode()
+        except OSError:
+            return False
+
     def result(self) -> ScanResult | None:
         """The stored result if it was made from these inputs; None otherwise."""
         loaded = _load(self._result_file, self.inputs)

@@ -49,13 +49,12 @@ def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     tree = _small_tree(kernel_tree, tmp_path / "linux")
     cache = tmp_path / "cache"
-    hits: list[bool] = []
+    served: list[commands.Served] = []
     real = commands._result
 
     def spy(*args: object, **kwargs: object) -> commands.Served:
-        served = real(*args, **kwargs)  # type: ignore[arg-type]
-        hits.append(served.hit)
-        return served
+        served.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return served[-1]
 
     monkeypatch.setattr(commands, "_result", spy)
     fresh = _scan(tree, tmp_path / "fresh.json", None)
@@ -78,4 +77,4 @@ def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
     again = _scan(tree, tmp_path / "again.json", cache)
     assert restored == again == cold
     # no cache, cold, warm (hit), incremental (miss), its fresh twin, restored, again (hit)
-    assert hits == [False, False, True, False, False, False, True]
+    assert [s.hit for s in served] == [False, False, True, False, False, False, True]

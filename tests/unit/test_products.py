@@ -27,14 +27,30 @@ def _scan(root: Path, cache: Path | None, out: Path, fmt: str = "json",
     return out.read_text(encoding="utf-8")
 
 
-def _hits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, for every command run, whether its result came from the products cache."""
-    seen: list[bool] = []
+class _Hits:
+    """For every command run, whether its result came from the products cache (asked after
+    the command: a damaged entry turns a hit into a miss while rendering)."""
+
+    def __init__(self) -> None:
+        self.served: list[commands.Served] = []
+
+    def __eq__(self, other: object) -> bool:
+        return [s.hit for s in self.served] == other
+
+    def __getitem__(self, index: slice) -> list[bool]:
+        return [s.hit for s in self.served][index]
+
+    def __repr__(self) -> str:
+        return repr([s.hit for s in self.served])
+
+
+def _hits(monkeypatch: pytest.MonkeyPatch) -> _Hits:
+    seen = _Hits()
     real = commands._result
 
     def spy(*args: object, **kwargs: object) -> commands.Served:
         served = real(*args, **kwargs)  # type: ignore[arg-type]
-        seen.append(served.hit)
+        seen.served.append(served)
         return served
 
     monkeypatch.setattr(commands, "_result", spy)
@@ -177,3 +193,16 @@ def test_no_cache_writes_no_products(tmp_path: Path) -> None:
     before = set(home.rglob("*.result"))
     _scan(root, None, tmp_path / "x.json")
     assert set(home.rglob("*.result")) == before
+
+
+def test_a_hit_with_every_rendering_stored_reads_no_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    first = _scan(root, cache, tmp_path / "a.json")
+
+    def unpickled(self: products.Products) -> None:
+        raise AssertionError("the result was unpickled although its rendering was stored")
+
+    monkeypatch.setattr(products.Products, "result", unpickled)
+    assert _scan(root, cache, tmp_path / "b.json") == first
