@@ -151,7 +151,9 @@ class CallGraph:
 
     def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
                  extra_leaves: Iterable[str] = (), max_function_lines: int = 15,
-                 max_funnel_lines: int = 400) -> None:
+                 max_funnel_lines: int = 400,
+                 scope_calls: Mapping[str, tuple[FileFacts, dict[int, ScopeCalls]]]
+                 | None = None) -> None:
         self.max_function_lines = max_function_lines
         self.max_funnel_lines = max_funnel_lines
         every = {f.path: f for f in facts}
@@ -173,7 +175,11 @@ class CallGraph:
         # Includes through every file read: a header that mentions no accessor is not parsed
         # but still carries its own #include lines.
         self.include_index = IncludeIndex(every)
-        self._scope_calls: dict[str, dict[int, ScopeCalls]] = {}
+        # Scope calls the facts stage already derived (its caller rounds), for the same facts
+        # objects: deriving them again was a tenth of a warm folder scan.
+        self._scope_calls: dict[str, dict[int, ScopeCalls]] = {
+            path: calls for path, (known, calls) in (scope_calls or {}).items()
+            if self.files.get(path) is known}
         self._selects: dict[str, frozenset[int]] = {}
         self._resolved: dict[tuple[str, str], str | None] = {}
         self._index_fnptrs()

@@ -13,6 +13,7 @@ Rounds, each through the same cached runner (facts/runner.py):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import posixpath
 import re
@@ -298,6 +299,10 @@ class Gathered:
     scoped: tuple[FileFacts, ...]  # the files in scope, in path order
     stats: ScanStats
     problems: tuple[Problem, ...]  # the tree's, the runner's and the scoped files' own
+    # Each file's scope calls as the caller rounds derived them (keyed by path, with the
+    # facts object they were derived from): the call graph reuses them
+    scope_calls: Mapping[str, tuple[FileFacts, dict[int, ScopeCalls]]] = \
+        dataclasses.field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -319,7 +324,7 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
     scoped = tuple(store.by_path[p] for p in fileset.files)
     problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
     return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, len(store.hit_paths)),
-                    tuple(problems))
+                    tuple(problems), store.scope_calls)
 
 
 def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],

@@ -96,7 +96,8 @@ def counted_predicate(options: AnalysisOptions) -> Callable[[Site], bool]:
 def build_graph(gathered: Gathered, rules: RuleSet) -> CallGraph:
     return CallGraph(gathered.facts.values(), rules.catalogue.accessors,
                      max_function_lines=rules.wrappers.max_function_lines,
-                     max_funnel_lines=rules.wrappers.max_funnel_lines)
+                     max_funnel_lines=rules.wrappers.max_funnel_lines,
+                     scope_calls=gathered.scope_calls)
 
 
 def run(options: AnalysisOptions, rules: RuleSet | None = None,
