@@ -32,6 +32,16 @@ from dataclasses import dataclass, field
 
 import tree_sitter as ts
 
+from mmioscan.cfront.cnodes import DECLARATIONS as _DECLARATIONS
+from mmioscan.cfront.cnodes import FEW_NAMES as _FEW_NAMES
+from mmioscan.cfront.cnodes import WORD_RE as _WORD_RE
+from mmioscan.cfront.cnodes import arguments as _arguments
+from mmioscan.cfront.cnodes import binding_block as _binding_block
+from mmioscan.cfront.cnodes import declaration_of as _declaration_of
+from mmioscan.cfront.cnodes import declared as _declared
+from mmioscan.cfront.cnodes import occurrences as _occurrences
+from mmioscan.cfront.cnodes import same as _same
+from mmioscan.cfront.cnodes import text as _text
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.cfront.macros import Directives
@@ -43,17 +53,7 @@ DerefTuple = tuple[int, int, int, str, str, bool]
 # Patterns start with a literal (no look-behind): `re` then skips ahead at memory speed; the
 # byte before a match is checked in Python (_words).
 _IOMEM_RE = re.compile(rb"__iomem(?![\w])")
-_WORD_RE = re.compile(rb"\w+")  # a maximal run of IDENT_BYTES bytes (bytes patterns: ASCII \w)
 _WORD_CALL_RE = re.compile(rb"\w+(\s*\()?")  # a word, and the `(` after it if any
-# Up to this many names, one `find` pass per name beats one pass over every word of the file.
-_FEW_NAMES = 16
-# Declarator nodes between a declaration and the name it declares.
-_DECLARATOR_STEPS = frozenset({
-    "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
-    "attributed_declarator", "function_declarator"})
-_DECLARATIONS = frozenset({"declaration", "parameter_declaration", "field_declaration"})
-# Where a declaration's name is visible: the innermost of these around it.
-_BLOCKS = frozenset({"compound_statement", "for_statement", "translation_unit"})
 # Operand positions that are not evaluated, or only for their type or address, or not
 # accessed by an instruction the compiler chooses.
 _UNEVALUATED_NODES = frozenset({
@@ -121,14 +121,6 @@ class _Annotations:
         return found
 
 
-def _text(node: ts.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
-
-
-def _same(a: ts.Node | None, b: ts.Node) -> bool:
-    return a is not None and a.id == b.id
-
-
 def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | None]]:
     """Breakpoints and the level visible from each up to the next: a binding is visible in
     [max(start, decl), end); where several are, the innermost block wins, then the later
@@ -152,37 +144,6 @@ def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | Non
     return points, levels
 
 
-def _declared(declarator: ts.Node) -> tuple[ts.Node, int, bool] | None:
-    """(name node, pointer/array levels, declares a function) of a declarator.
-
-    `*regs[4]` is 2 levels; `*foo(void)` a function returning 1 level; a pointer to a
-    function (`(*fn)(...)`) is None: calling it is not a dereference of MMIO.
-    """
-    depth = 0
-    function_at: int | None = None
-    node: ts.Node | None = declarator
-    while node is not None:
-        kind = node.type
-        if kind in ("identifier", "field_identifier", "type_identifier"):
-            if function_at is not None and depth > function_at:
-                return None
-            return node, (function_at if function_at is not None else depth), (
-                function_at is not None)
-        if kind in ("pointer_declarator", "array_declarator"):
-            depth += 1
-        elif kind == "function_declarator":
-            if function_at is not None:
-                return None
-            function_at = depth
-        elif kind not in _DECLARATOR_STEPS:
-            return None
-        if kind == "parenthesized_declarator":
-            node = node.named_children[0] if node.named_children else None
-        else:
-            node = node.child_by_field_name("declarator")
-    return None
-
-
 def _abstract_depth(type_descriptor: ts.Node) -> int:
     depth = 0
     node = type_descriptor.child_by_field_name("declarator")
@@ -191,43 +152,6 @@ def _abstract_depth(type_descriptor: ts.Node) -> int:
         depth += 1
         node = node.child_by_field_name("declarator")
     return depth
-
-
-def _binding_block(decl: ts.Node) -> tuple[int, int] | None:
-    """Byte range in which a declaration's names are visible; None for prototype parameters."""
-    if decl.type == "parameter_declaration":
-        up = decl.parent.parent if decl.parent is not None else None  # parameter_list, declarator
-        if up is None or up.type != "function_declarator":
-            return None
-        up = up.parent
-        while up is not None and up.type in ("pointer_declarator", "parenthesized_declarator",
-                                             "attributed_declarator"):
-            up = up.parent
-        if up is None or up.type != "function_definition":
-            return None
-        return up.start_byte, up.end_byte
-    up = decl.parent
-    while up is not None and up.type not in _BLOCKS:
-        up = up.parent
-    return (up.start_byte, up.end_byte) if up is not None else None
-
-
-def _declaration_of(name: ts.Node) -> ts.Node | None:
-    """The declaration (or parameter, or field) whose declarator names this identifier."""
-    node = name
-    parent = node.parent
-    while parent is not None and parent.type in _DECLARATOR_STEPS:
-        if parent.type == "parenthesized_declarator":
-            pass
-        elif not _same(parent.child_by_field_name("declarator"), node):
-            return None  # an array size or an initialiser: a use
-        if parent.type == "function_declarator":
-            return None  # the function's own name
-        node, parent = parent, parent.parent
-    if parent is None or parent.type not in _DECLARATIONS:
-        return None
-    return parent if any(_same(d, node) for d in parent.children_by_field_name("declarator")) \
-        else None
 
 
 def _is_pointer(param: ts.Node) -> bool:
@@ -258,33 +182,6 @@ def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]
     for m in pattern.finditer(data):
         if m.start() == 0 or data[m.start() - 1] not in IDENT_BYTES:
             yield m
-
-
-def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
-    """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
-    per name: a file tracks a handful, and a per-file alternation regex costs its compile.
-    Past _FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
-    file's words is cheaper."""
-    names = list(names)
-    if len(names) > _FEW_NAMES:
-        wanted = {n.encode() for n in names}
-        return [m.span() for m in _WORD_RE.finditer(data) if m.group() in wanted]
-    found: list[tuple[int, int]] = []
-    size = len(data)
-    for name in names:
-        word = name.encode()
-        start = data.find(word)
-        while start >= 0:
-            end = start + len(word)
-            if (start == 0 or data[start - 1] not in IDENT_BYTES) and (
-                    end == size or data[end] not in IDENT_BYTES):
-                found.append((start, end))
-            start = data.find(word, end)
-    return sorted(found)
-
-
-def _arguments(args: ts.Node) -> list[ts.Node]:
-    return [a for a in args.named_children if a.type != "comment"]
 
 
 def _address_only(body: bytes, param: str) -> bool:
