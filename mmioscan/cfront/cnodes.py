@@ -100,26 +100,30 @@ def declaration_of(name: ts.Node) -> ts.Node | None:
         else None
 
 
-def occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
-    """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
-    per name: a file tracks a handful, and a per-file alternation regex costs its compile.
-    Past FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
+def occurrences(data: bytes, names: Iterable[str], within: tuple[int, int] | None = None
+                ) -> list[tuple[int, int]]:
+    """(start, end) of every whole-word occurrence of the names, in file order (only inside
+    the byte range `within` if given: a block's names are looked for in the block). A `find`
+    loop per name: a file tracks a handful, and a per-file alternation regex costs its
+    compile. Past FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
     file's words is cheaper."""
     names = list(names)
+    size = len(data)
+    low, high = within if within is not None else (0, size)
     if len(names) > FEW_NAMES:
         wanted = {n.encode() for n in names}
-        return [m.span() for m in WORD_RE.finditer(data) if m.group() in wanted]
+        return [m.span() for m in WORD_RE.finditer(data, low, high) if m.group() in wanted
+                and (m.start() == 0 or data[m.start() - 1] not in IDENT_BYTES)]
     found: list[tuple[int, int]] = []
-    size = len(data)
     for name in names:
         word = name.encode()
-        start = data.find(word)
+        start = data.find(word, low, high)
         while start >= 0:
             end = start + len(word)
             if (start == 0 or data[start - 1] not in IDENT_BYTES) and (
                     end == size or data[end] not in IDENT_BYTES):
                 found.append((start, end))
-            start = data.find(word, end)
+            start = data.find(word, end, high)
     return sorted(found)
 
 

@@ -46,6 +46,8 @@ from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import Inactive, blank_annotations
+from mmioscan.cfront.rambacked import RamBacked
+from mmioscan.core.ruleset import RamSources
 
 # (line, column, scope index, access, form, active): what FileFacts.derefs holds.
 DerefTuple = tuple[int, int, int, str, str, bool]
@@ -195,10 +197,17 @@ class _Analysis:
     """The dereferences of one parse tree."""
 
     def __init__(self, root: ts.Node, clean: bytes, original: bytes, directives: Directives,
-                 accessors: frozenset[str], skip: Callable[[int], bool]) -> None:
+                 accessors: frozenset[str], skip: Callable[[int], bool],
+                 ram: RamSources | None = None) -> None:
         self.root, self.clean, self.original = root, clean, original
         self.directives, self.accessors, self.skip = directives, accessors, skip
+        self.ram = ram
         self.found: dict[int, _Found] = {}
+        # Where each site was reached from: (expression, its pointer levels) of every walk
+        # that reached it (cfront/rambacked.py judges whether it points into RAM)
+        self.origins: dict[int, list[tuple[ts.Node, int]]] = {}
+        self.origin: tuple[ts.Node, int] | None = None  # of the walk under way
+        self.ram_backed = 0  # sites left out: every origin points into RAM
         self.notes = _Annotations()
         self.bindings: dict[str, list[_Binding]] = {}
         # name -> (breakpoints, level visible from each): built from bindings on first use
@@ -277,17 +286,35 @@ class _Analysis:
         for use in uses:
             level = self._resolve(_text(use), use.start_byte)
             if level is not None:
-                self._walk(use, level, "")
+                self._start(use, level)
         for expr in fields:
             name = _text(expr.child_by_field_name("field") or expr)
             if name not in plain_fields:
-                self._walk(expr, notes.fields[name], "")
+                self._start(expr, notes.fields[name])
         for call in calls:
             function = call.child_by_field_name("function")
             if function is not None:
-                self._walk(call, notes.returns[_text(function)], "")
+                self._start(call, notes.returns[_text(function)])
         for cast, depth in notes.casts:
-            self._walk(cast, depth, "")
+            self._start(cast, depth)
+        if self.ram and self.found:
+            self._drop_ram_backed(self.ram)
+
+    def _start(self, node: ts.Node, level: int) -> None:
+        self.origin = (node, level)
+        self._walk(node, level, "")
+
+    def _drop_ram_backed(self, rules: RamSources) -> None:
+        """Leave out the sites reached only through pointers whose value is RAM. A pointer
+        to pointers (level 2) is never judged: RAM holding MMIO addresses is the norm."""
+        ram = RamBacked(self.root, self.clean, rules, self.directives.contains, self.skip)
+        ram.prepare(node for origins in self.origins.values() for node, level in origins
+                    if level == 1)
+        for offset, origins in self.origins.items():
+            if offset in self.found and all(
+                    level == 1 and ram.points_to_ram(node) for node, level in origins):
+                del self.found[offset]
+                self.ram_backed += 1
 
     def _classify(self, node: ts.Node, notes: _Annotations, bindings: dict[str, list[_Binding]],
                   uses: list[ts.Node], fields: list[ts.Node], calls: list[ts.Node],
@@ -413,6 +440,7 @@ class _Analysis:
                 break
             outer = parent
         if producer.start_byte in self.found:
+            self._reached(producer)
             return
         use = self._use(outer)
         if use is None:
@@ -424,6 +452,11 @@ class _Analysis:
             return
         row, column = producer.start_point
         self.found[producer.start_byte] = _Found(producer.start_byte, row, column, use, form)
+        self._reached(producer)
+
+    def _reached(self, producer: ts.Node) -> None:
+        if self.origin is not None:
+            self.origins.setdefault(producer.start_byte, []).append(self.origin)
 
     def _use(self, outer: ts.Node) -> str | tuple[ts.Node, int] | None:
         """How an lvalue in MMIO is used: read, write, both; (node, level) when only its
@@ -565,12 +598,13 @@ class _Analysis:
 
 
 def _tree_derefs(root: ts.Node, clean: bytes, original: bytes, directives: Directives,
-                 accessors: frozenset[str], skip: Callable[[int], bool]
-                 ) -> tuple[list[_Found], set[str]]:
-    analysis = _Analysis(root, clean, original, directives, accessors, skip)
+                 accessors: frozenset[str], skip: Callable[[int], bool],
+                 ram: RamSources | None) -> tuple[list[_Found], set[str], int]:
+    analysis = _Analysis(root, clean, original, directives, accessors, skip, ram)
     notes = analysis.annotations()
     analysis.run(notes)
-    return sorted(analysis.found.values(), key=lambda f: f.offset), notes.names()
+    return (sorted(analysis.found.values(), key=lambda f: f.offset), notes.names(),
+            analysis.ram_backed)
 
 
 def _macro_derefs(original: bytes, clean: bytes, directives: Directives
@@ -623,8 +657,10 @@ def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
 def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                 dead: tuple[Inactive, ...], directives: Directives, accessors: frozenset[str],
                 scope_at: Callable[[int], int], first_macro: int,
-                max_depth: int = TREE_SITTER_DEPTH) -> tuple[DerefTuple, ...]:
-    """Every dereference of an __iomem pointer in one file, in source order.
+                max_depth: int = TREE_SITTER_DEPTH, ram: RamSources | None = None
+                ) -> tuple[tuple[DerefTuple, ...], int]:
+    """Every dereference of an __iomem pointer in one file, in source order, and how many
+    live ones were left out as RAM-backed (ram: rules/ram.toml; None: none is).
 
     original: the file with #define comments blanked (annotations still there); clean: what
     root was parsed from. Dereferences in `#if 0` blocks come from a second parse of the file
@@ -632,10 +668,10 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
     __iomem or a tracked name. Raises TooDeep when that parse is deeper than max_depth.
     """
     if b"__iomem" not in original:
-        return ()
+        return (), 0
     dead_at = _inside(dead)
-    live, names = _tree_derefs(root, clean, original, directives, accessors,
-                               lambda o: dead_at(o) or directives.contains(o))
+    live, names, ram_backed = _tree_derefs(root, clean, original, directives, accessors,
+                                           lambda o: dead_at(o) or directives.contains(o), ram)
     out: list[DerefTuple] = [
         (f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, True) for f in live]
     line, counted = 1, 0  # lines counted on from the previous one: macros come in file order
@@ -650,11 +686,11 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
         tree = parser.parse(full)
         if deeper_than(tree.root_node, max_depth):
             raise TooDeep(max_depth)
-        inactive, _ = _tree_derefs(tree.root_node, full, original, full_directives,
-                                   accessors, full_directives.contains)
+        inactive, _, _ = _tree_derefs(tree.root_node, full, original, full_directives,
+                                      accessors, full_directives.contains, ram)
         out.extend((f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, False)
                    for f in inactive if dead_at(f.offset))
-    return tuple(sorted(set(out)))
+    return tuple(sorted(set(out))), ram_backed
 
 
 def _mentions(data: bytes, ranges: tuple[Inactive, ...], names: set[str]) -> bool:
