@@ -218,7 +218,9 @@ class Extractor:
             derefs, ram_backed = iomem.file_derefs(
                 self.parser, root, data_nc, clean, dead, directives, self.interesting,
                 lambda o: self._scope_at(starts, ends, o), first_macro=len(scopes),
-                max_depth=self.max_depth, ram=self.ram)
+                max_depth=self.max_depth,
+                # a header's statics are each includer's: calls and stores it does not show
+                ram=self.ram if path.endswith(".c") else None)
         except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
             return self._too_deep(path, digest, data)
         invocations = Invocations(clean)

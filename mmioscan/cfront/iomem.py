@@ -307,7 +307,8 @@ class _Analysis:
     def _drop_ram_backed(self, rules: RamSources) -> None:
         """Leave out the sites reached only through pointers whose value is RAM. A pointer
         to pointers (level 2) is never judged: RAM holding MMIO addresses is the norm."""
-        ram = RamBacked(self.root, self.clean, rules, self.directives.contains, self.skip)
+        ram = RamBacked(self.root, self.clean, rules, self.directives.contains, self.skip,
+                        frozenset(self._macros()))
         ram.prepare(node for origins in self.origins.values() for node, level in origins
                     if level == 1)
         for offset, origins in self.origins.items():

@@ -86,9 +86,11 @@ class RamBacked:
     """Which pointer values of one parse tree point into RAM."""
 
     def __init__(self, root: ts.Node, clean: bytes, rules: RamSources,
-                 in_directive: Callable[[int], bool], skip: Callable[[int], bool]) -> None:
+                 in_directive: Callable[[int], bool], skip: Callable[[int], bool],
+                 macros: frozenset[str] = frozenset()) -> None:
         self.root, self.clean, self.rules = root, clean, rules
         self.in_directive, self.skip = in_directive, skip
+        self.macros = macros  # the file's function-like macros: they may assign an argument
         self.tables: dict[int, dict[str, list[_Decl]]] = {}  # scope node id -> declarations
         self.sources: dict[Key, list[ts.Node] | None] = {}
         self.decls: dict[int, _Decl] = {}  # a var key's declaration
@@ -288,6 +290,13 @@ class RamBacked:
 
     # -- assignments ------------------------------------------------------------------------
 
+    def _assigned(self, lvalue: ts.Node, values: list[ts.Node]) -> bool:
+        return _assigned(lvalue, values, self._assigner)
+
+    def _assigner(self, callee: str) -> bool:
+        """May a call of this name assign a variable given to it bare (a macro)?"""
+        return callee in self.macros or any(part in callee for part in self.rules.assigners)
+
     def _collect(self, key: Key) -> list[ts.Node] | None:
         kind, what = key
         if kind == "field" and isinstance(what, str):
@@ -336,7 +345,7 @@ class RamBacked:
                 return None
             if other.name.start_byte != found.name.start_byte:
                 continue
-            if not _assigned(node, values):
+            if not self._assigned(node, values):
                 return None
         return values
 
@@ -393,7 +402,7 @@ class RamBacked:
             if node.type == "field_identifier" and parent is not None:
                 if parent.type == "field_expression" and same(
                         parent.child_by_field_name("field"), node):
-                    if not _assigned(parent, values):
+                    if not self._assigned(parent, values):
                         return None
                 elif parent.type == "field_designator":
                     value = _designated(parent)
@@ -420,9 +429,10 @@ def _operand(expr: ts.Node) -> ts.Node | None:
     return inner[0] if len(inner) == 1 else None
 
 
-def _assigned(lvalue: ts.Node, values: list[ts.Node]) -> bool:
+def _assigned(lvalue: ts.Node, values: list[ts.Node], assigner: Callable[[str], bool]
+              ) -> bool:
     """Add what a use of the name assigns it to values; False when the use may change it
-    unseen (its address taken, `x |= v`)."""
+    unseen (its address taken, `x |= v`, `swap(x, y)`)."""
     outer = lvalue
     while outer.parent is not None and outer.parent.type == "parenthesized_expression":
         outer = outer.parent
@@ -439,6 +449,10 @@ def _assigned(lvalue: ts.Node, values: list[ts.Node]) -> bool:
         return op in _KEEPING
     if parent.type == "pointer_expression" and _operator(parent) == "&":
         return False
+    if parent.type == "argument_list" and parent.parent is not None:
+        function = parent.parent.child_by_field_name("function")
+        if function is not None and function.type == "identifier" and assigner(text(function)):
+            return False
     # `(u32)&x` parses as a bitwise and; anything else is a read, or `x++`
     return not (parent.type == "binary_expression" and _operator(parent) == "&"
                 and same(parent.child_by_field_name("right"), outer))

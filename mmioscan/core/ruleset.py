@@ -83,6 +83,7 @@ class RamSources:
     allocators: frozenset[str] = frozenset()  # dma_alloc_coherent, kzalloc, page_address, ...
     align: frozenset[str] = frozenset()  # ALIGN, PTR_ALIGN: the first argument's memory
     objects: bool = False  # `&obj`, an array: the storage of an object the file defines
+    assigners: tuple[str, ...] = ()  # callee name parts: `swap(p, q)` may assign p
 
     def __bool__(self) -> bool:
         return bool(self.allocators or self.align or self.objects)
@@ -220,7 +221,7 @@ def _ram(data: dict[str, Any]) -> RamSources:
     if not isinstance(objects, bool):
         raise RuleError("ram.toml: objects must be true or false")
     return RamSources(_names(data, "allocators", "ram.toml"), _names(data, "align", "ram.toml"),
-                      objects)
+                      objects, tuple(sorted(_names(data, "assigners", "ram.toml"))))
 
 
 def _wrapper_rules(data: dict[str, Any]) -> WrapperRules:

@@ -248,3 +248,29 @@ def test_the_scan_counts_what_it_left_out(tmp_path: Path) -> None:
     scan = scan_json(tmp_path, root / "drivers", extra=("-j", "1"))
     assert scan["stats"]["ram_backed_derefs"] == 6
     assert not [s for s in scan["sites"] if s["kind"] == "deref"]
+
+
+@pytest.mark.parametrize("change", ["swap(p, q);", "list_for_each_entry(p, head, node) ;",
+                                    "NEXT(p);"])
+def test_a_macro_may_assign_a_bare_argument(extractor: Extractor, change: str) -> None:
+    src = f"""\
+#define NEXT(x) ((x) = (x)->next)
+
+static void f(u32 __iomem *q, struct list_head *head)
+{{
+	u32 __iomem *p = kzalloc(4, GFP_KERNEL);
+
+	{change}
+	*p = 1;
+}}
+"""
+    assert "*p = 1;" in _lines(src, _facts(extractor, src))
+
+
+def test_headers_keep_their_derefs(extractor: Extractor) -> None:
+    # a header's static function is called from every includer, unseen here
+    src = "static inline void put(u32 __iomem *p)\n{\n\t*p = 1;\n}\n" \
+        "static inline void put_ram(void)\n{\n\tput(kzalloc(4, GFP_KERNEL));\n}\n"
+    facts = extractor.extract("drivers/x/x.h", "d", src.encode())
+    assert len(facts.derefs) == 1 and facts.ram_backed_derefs == 0
+    assert _facts(extractor, src).derefs == ()
