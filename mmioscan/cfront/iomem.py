@@ -16,6 +16,10 @@ fields are tracked only when their struct is defined in the same file (and no ot
 the file has a field of that name without `__iomem`). Macro bodies are opaque to tree-sitter:
 only the cast form `*(u32 __iomem *)(x)` is found in them, lexically.
 
+A site every walk reached from a level-1 pointer whose value the file proves to be RAM
+(cfront/rambacked.py, rules/ram.toml: a dma_pool_alloc buffer declared `__iomem`) is left
+out and counted (FileFacts.ram_backed_derefs).
+
 This module is long because it is one analysis whose parts share one per-file state (the
 annotation map, the scoped bindings and their resolution sweep, the forms): split, every part
 would take the whole state as arguments. The precise engine (types from libclang) is the
