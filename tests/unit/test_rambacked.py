@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mmioscan.cfront.extract import Extractor
+from mmioscan.core.catalogue import RuleError
 from mmioscan.core.model import FileFacts
-from mmioscan.core.ruleset import RuleSet, load_rules
+from mmioscan.core.ruleset import RuleSet, _ram, load_rules
 
 from .helpers import scan_json
 from .test_wrappers import mini_tree
@@ -274,3 +275,10 @@ def test_headers_keep_their_derefs(extractor: Extractor) -> None:
     facts = extractor.extract("drivers/x/x.h", "d", src.encode())
     assert len(facts.derefs) == 1 and facts.ram_backed_derefs == 0
     assert _facts(extractor, src).derefs == ()
+
+
+@pytest.mark.parametrize("bad", [{"objects": "yes"}, {"allocators": "kzalloc"},
+                                 {"align": [1]}, {"assigners": {"swap": 1}}])
+def test_bad_ram_rules_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(RuleError, match=r"ram\.toml"):
+        _ram(bad)
