@@ -63,7 +63,7 @@ def _spec(rules: RuleSet) -> ExtractSpec:
         names=rules.catalogue.names() | rules.regmap.maybe_mmio(),
         registrations=tuple(sorted(rules.hot.registrations.items())),
         hot_fields=rules.hot.fields, regmap=rules.regmap,
-        hot_structs=tuple(sorted(rules.hot.structs.items())))
+        hot_structs=tuple(sorted(rules.hot.structs.items())), ram=rules.ram)
 
 
 

@@ -164,7 +164,8 @@ def _result(gathered: Gathered, sites: tuple[Site, ...],
         platform_sources=tuple((m.platform.name, m.platform.sources)
                                for m in judged.enricher.platforms) if judged is not None else (),
         strategies=rows,
-        counts_unreachable=options.config is None or options.all_sites)
+        counts_unreachable=options.config is None or options.all_sites,
+        ram_backed_derefs=sum(f.ram_backed_derefs for f in gathered.scoped))
 
 
 def analyse(options: AnalysisOptions, rules: RuleSet | None = None,

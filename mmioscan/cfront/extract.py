@@ -32,7 +32,7 @@ from mmioscan.cfront.preprocess import (
 )
 from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
-from mmioscan.core.ruleset import Regmap, root_how
+from mmioscan.core.ruleset import RamSources, Regmap, root_how
 
 _DEFS_QUERY = """
 (function_definition) @function
@@ -138,8 +138,12 @@ class Extractor:
                  registrations: Mapping[str, tuple[int, ...]] | None = None,
                  hot_fields: Iterable[str] = (), regmap: Regmap | None = None,
                  max_depth: int = TREE_SITTER_DEPTH,
-                 hot_structs: Mapping[str, str] | None = None) -> None:
+                 hot_structs: Mapping[str, str] | None = None,
+                 ram: RamSources | None = None) -> None:
         self.interesting = frozenset(interesting)
+        # What makes an __iomem pointer's value RAM (rules/ram.toml): derefs through one are
+        # left out and counted; None: every deref is kept.
+        self.ram = ram
         # Deeper parse trees are a recorded problem, not a silent loss (cfront/depth.py).
         self.max_depth = min(max_depth, TREE_SITTER_DEPTH)
         # Calls that register a callback (request_irq: argument 1 is the handler) and struct
@@ -211,10 +215,12 @@ class Extractor:
         flow_records, selectors = self._function_flows(root, data_nc, nodes, ref_nodes, starts,
                                                        ends)
         try:
-            derefs = iomem.file_derefs(self.parser, root, data_nc, clean, dead, directives,
-                                       self.interesting,
-                                       lambda o: self._scope_at(starts, ends, o),
-                                       first_macro=len(scopes), max_depth=self.max_depth)
+            derefs, ram_backed = iomem.file_derefs(
+                self.parser, root, data_nc, clean, dead, directives, self.interesting,
+                lambda o: self._scope_at(starts, ends, o), first_macro=len(scopes),
+                max_depth=self.max_depth,
+                # a header's statics are each includer's: calls and stores it does not show
+                ram=self.ram if path.endswith(".c") else None)
         except TooDeep:  # the parse with the `#if 0` blocks kept is deeper than the limit
             return self._too_deep(path, digest, data)
         invocations = Invocations(clean)
@@ -240,7 +246,7 @@ class Extractor:
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
                          problems=tuple(problems), includes=_includes(clean),
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
-                         derefs=derefs,
+                         derefs=derefs, ram_backed_derefs=ram_backed,
                          definition_macros=tuple(sorted(defining)),
                          macro_forwards=forwards,
                          regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,

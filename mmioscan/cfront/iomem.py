@@ -16,6 +16,10 @@ fields are tracked only when their struct is defined in the same file (and no ot
 the file has a field of that name without `__iomem`). Macro bodies are opaque to tree-sitter:
 only the cast form `*(u32 __iomem *)(x)` is found in them, lexically.
 
+A site every walk reached from a level-1 pointer whose value the file proves to be RAM
+(cfront/rambacked.py, rules/ram.toml: a dma_pool_alloc buffer declared `__iomem`) is left
+out and counted (FileFacts.ram_backed_derefs).
+
 This module is long because it is one analysis whose parts share one per-file state (the
 annotation map, the scoped bindings and their resolution sweep, the forms): split, every part
 would take the whole state as arguments. The precise engine (types from libclang) is the
@@ -32,10 +36,22 @@ from dataclasses import dataclass, field
 
 import tree_sitter as ts
 
+from mmioscan.cfront.cnodes import DECLARATIONS as _DECLARATIONS
+from mmioscan.cfront.cnodes import FEW_NAMES as _FEW_NAMES
+from mmioscan.cfront.cnodes import WORD_RE as _WORD_RE
+from mmioscan.cfront.cnodes import arguments as _arguments
+from mmioscan.cfront.cnodes import binding_block as _binding_block
+from mmioscan.cfront.cnodes import declaration_of as _declaration_of
+from mmioscan.cfront.cnodes import declared as _declared
+from mmioscan.cfront.cnodes import occurrences as _occurrences
+from mmioscan.cfront.cnodes import same as _same
+from mmioscan.cfront.cnodes import text as _text
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.cfront.macros import Directives
 from mmioscan.cfront.preprocess import Inactive, blank_annotations
+from mmioscan.cfront.rambacked import RamBacked
+from mmioscan.core.ruleset import RamSources
 
 # (line, column, scope index, access, form, active): what FileFacts.derefs holds.
 DerefTuple = tuple[int, int, int, str, str, bool]
@@ -43,17 +59,7 @@ DerefTuple = tuple[int, int, int, str, str, bool]
 # Patterns start with a literal (no look-behind): `re` then skips ahead at memory speed; the
 # byte before a match is checked in Python (_words).
 _IOMEM_RE = re.compile(rb"__iomem(?![\w])")
-_WORD_RE = re.compile(rb"\w+")  # a maximal run of IDENT_BYTES bytes (bytes patterns: ASCII \w)
 _WORD_CALL_RE = re.compile(rb"\w+(\s*\()?")  # a word, and the `(` after it if any
-# Up to this many names, one `find` pass per name beats one pass over every word of the file.
-_FEW_NAMES = 16
-# Declarator nodes between a declaration and the name it declares.
-_DECLARATOR_STEPS = frozenset({
-    "pointer_declarator", "array_declarator", "parenthesized_declarator", "init_declarator",
-    "attributed_declarator", "function_declarator"})
-_DECLARATIONS = frozenset({"declaration", "parameter_declaration", "field_declaration"})
-# Where a declaration's name is visible: the innermost of these around it.
-_BLOCKS = frozenset({"compound_statement", "for_statement", "translation_unit"})
 # Operand positions that are not evaluated, or only for their type or address, or not
 # accessed by an instruction the compiler chooses.
 _UNEVALUATED_NODES = frozenset({
@@ -121,14 +127,6 @@ class _Annotations:
         return found
 
 
-def _text(node: ts.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
-
-
-def _same(a: ts.Node | None, b: ts.Node) -> bool:
-    return a is not None and a.id == b.id
-
-
 def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | None]]:
     """Breakpoints and the level visible from each up to the next: a binding is visible in
     [max(start, decl), end); where several are, the innermost block wins, then the later
@@ -152,37 +150,6 @@ def _visibility(bindings: Iterable[_Binding]) -> tuple[list[int], list[int | Non
     return points, levels
 
 
-def _declared(declarator: ts.Node) -> tuple[ts.Node, int, bool] | None:
-    """(name node, pointer/array levels, declares a function) of a declarator.
-
-    `*regs[4]` is 2 levels; `*foo(void)` a function returning 1 level; a pointer to a
-    function (`(*fn)(...)`) is None: calling it is not a dereference of MMIO.
-    """
-    depth = 0
-    function_at: int | None = None
-    node: ts.Node | None = declarator
-    while node is not None:
-        kind = node.type
-        if kind in ("identifier", "field_identifier", "type_identifier"):
-            if function_at is not None and depth > function_at:
-                return None
-            return node, (function_at if function_at is not None else depth), (
-                function_at is not None)
-        if kind in ("pointer_declarator", "array_declarator"):
-            depth += 1
-        elif kind == "function_declarator":
-            if function_at is not None:
-                return None
-            function_at = depth
-        elif kind not in _DECLARATOR_STEPS:
-            return None
-        if kind == "parenthesized_declarator":
-            node = node.named_children[0] if node.named_children else None
-        else:
-            node = node.child_by_field_name("declarator")
-    return None
-
-
 def _abstract_depth(type_descriptor: ts.Node) -> int:
     depth = 0
     node = type_descriptor.child_by_field_name("declarator")
@@ -191,43 +158,6 @@ def _abstract_depth(type_descriptor: ts.Node) -> int:
         depth += 1
         node = node.child_by_field_name("declarator")
     return depth
-
-
-def _binding_block(decl: ts.Node) -> tuple[int, int] | None:
-    """Byte range in which a declaration's names are visible; None for prototype parameters."""
-    if decl.type == "parameter_declaration":
-        up = decl.parent.parent if decl.parent is not None else None  # parameter_list, declarator
-        if up is None or up.type != "function_declarator":
-            return None
-        up = up.parent
-        while up is not None and up.type in ("pointer_declarator", "parenthesized_declarator",
-                                             "attributed_declarator"):
-            up = up.parent
-        if up is None or up.type != "function_definition":
-            return None
-        return up.start_byte, up.end_byte
-    up = decl.parent
-    while up is not None and up.type not in _BLOCKS:
-        up = up.parent
-    return (up.start_byte, up.end_byte) if up is not None else None
-
-
-def _declaration_of(name: ts.Node) -> ts.Node | None:
-    """The declaration (or parameter, or field) whose declarator names this identifier."""
-    node = name
-    parent = node.parent
-    while parent is not None and parent.type in _DECLARATOR_STEPS:
-        if parent.type == "parenthesized_declarator":
-            pass
-        elif not _same(parent.child_by_field_name("declarator"), node):
-            return None  # an array size or an initialiser: a use
-        if parent.type == "function_declarator":
-            return None  # the function's own name
-        node, parent = parent, parent.parent
-    if parent is None or parent.type not in _DECLARATIONS:
-        return None
-    return parent if any(_same(d, node) for d in parent.children_by_field_name("declarator")) \
-        else None
 
 
 def _is_pointer(param: ts.Node) -> bool:
@@ -260,33 +190,6 @@ def _words(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]
             yield m
 
 
-def _occurrences(data: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
-    """(start, end) of every whole-word occurrence of the names, in file order. A `find` loop
-    per name: a file tracks a handful, and a per-file alternation regex costs its compile.
-    Past _FEW_NAMES names (8,000 globals, one pass each, took 2 s) one pass over the
-    file's words is cheaper."""
-    names = list(names)
-    if len(names) > _FEW_NAMES:
-        wanted = {n.encode() for n in names}
-        return [m.span() for m in _WORD_RE.finditer(data) if m.group() in wanted]
-    found: list[tuple[int, int]] = []
-    size = len(data)
-    for name in names:
-        word = name.encode()
-        start = data.find(word)
-        while start >= 0:
-            end = start + len(word)
-            if (start == 0 or data[start - 1] not in IDENT_BYTES) and (
-                    end == size or data[end] not in IDENT_BYTES):
-                found.append((start, end))
-            start = data.find(word, end)
-    return sorted(found)
-
-
-def _arguments(args: ts.Node) -> list[ts.Node]:
-    return [a for a in args.named_children if a.type != "comment"]
-
-
 def _address_only(body: bytes, param: str) -> bool:
     """Does a macro body use the parameter only behind `&` (`readl(&addr)`)?"""
     uses = list(re.finditer(rb"(?<![\w#])" + re.escape(param.encode()) + rb"(?![\w])", body))
@@ -298,10 +201,17 @@ class _Analysis:
     """The dereferences of one parse tree."""
 
     def __init__(self, root: ts.Node, clean: bytes, original: bytes, directives: Directives,
-                 accessors: frozenset[str], skip: Callable[[int], bool]) -> None:
+                 accessors: frozenset[str], skip: Callable[[int], bool],
+                 ram: RamSources | None = None) -> None:
         self.root, self.clean, self.original = root, clean, original
         self.directives, self.accessors, self.skip = directives, accessors, skip
+        self.ram = ram
         self.found: dict[int, _Found] = {}
+        # Where each site was reached from: (expression, its pointer levels) of every walk
+        # that reached it (cfront/rambacked.py judges whether it points into RAM)
+        self.origins: dict[int, list[tuple[ts.Node, int]]] = {}
+        self.origin: tuple[ts.Node, int] | None = None  # of the walk under way
+        self.ram_backed = 0  # sites left out: every origin points into RAM
         self.notes = _Annotations()
         self.bindings: dict[str, list[_Binding]] = {}
         # name -> (breakpoints, level visible from each): built from bindings on first use
@@ -380,17 +290,36 @@ class _Analysis:
         for use in uses:
             level = self._resolve(_text(use), use.start_byte)
             if level is not None:
-                self._walk(use, level, "")
+                self._start(use, level)
         for expr in fields:
             name = _text(expr.child_by_field_name("field") or expr)
             if name not in plain_fields:
-                self._walk(expr, notes.fields[name], "")
+                self._start(expr, notes.fields[name])
         for call in calls:
             function = call.child_by_field_name("function")
             if function is not None:
-                self._walk(call, notes.returns[_text(function)], "")
+                self._start(call, notes.returns[_text(function)])
         for cast, depth in notes.casts:
-            self._walk(cast, depth, "")
+            self._start(cast, depth)
+        if self.ram and self.found:
+            self._drop_ram_backed(self.ram)
+
+    def _start(self, node: ts.Node, level: int) -> None:
+        self.origin = (node, level)
+        self._walk(node, level, "")
+
+    def _drop_ram_backed(self, rules: RamSources) -> None:
+        """Leave out the sites reached only through pointers whose value is RAM. A pointer
+        to pointers (level 2) is never judged: RAM holding MMIO addresses is the norm."""
+        ram = RamBacked(self.root, self.clean, rules, self.directives.contains, self.skip,
+                        frozenset(self._macros()))
+        ram.prepare(node for origins in self.origins.values() for node, level in origins
+                    if level == 1)
+        for offset, origins in self.origins.items():
+            if offset in self.found and all(
+                    level == 1 and ram.points_to_ram(node) for node, level in origins):
+                del self.found[offset]
+                self.ram_backed += 1
 
     def _classify(self, node: ts.Node, notes: _Annotations, bindings: dict[str, list[_Binding]],
                   uses: list[ts.Node], fields: list[ts.Node], calls: list[ts.Node],
@@ -516,6 +445,7 @@ class _Analysis:
                 break
             outer = parent
         if producer.start_byte in self.found:
+            self._reached(producer)
             return
         use = self._use(outer)
         if use is None:
@@ -527,6 +457,11 @@ class _Analysis:
             return
         row, column = producer.start_point
         self.found[producer.start_byte] = _Found(producer.start_byte, row, column, use, form)
+        self._reached(producer)
+
+    def _reached(self, producer: ts.Node) -> None:
+        if self.origin is not None:
+            self.origins.setdefault(producer.start_byte, []).append(self.origin)
 
     def _use(self, outer: ts.Node) -> str | tuple[ts.Node, int] | None:
         """How an lvalue in MMIO is used: read, write, both; (node, level) when only its
@@ -668,12 +603,13 @@ class _Analysis:
 
 
 def _tree_derefs(root: ts.Node, clean: bytes, original: bytes, directives: Directives,
-                 accessors: frozenset[str], skip: Callable[[int], bool]
-                 ) -> tuple[list[_Found], set[str]]:
-    analysis = _Analysis(root, clean, original, directives, accessors, skip)
+                 accessors: frozenset[str], skip: Callable[[int], bool],
+                 ram: RamSources | None) -> tuple[list[_Found], set[str], int]:
+    analysis = _Analysis(root, clean, original, directives, accessors, skip, ram)
     notes = analysis.annotations()
     analysis.run(notes)
-    return sorted(analysis.found.values(), key=lambda f: f.offset), notes.names()
+    return (sorted(analysis.found.values(), key=lambda f: f.offset), notes.names(),
+            analysis.ram_backed)
 
 
 def _macro_derefs(original: bytes, clean: bytes, directives: Directives
@@ -726,8 +662,10 @@ def _inside(ranges: tuple[Inactive, ...]) -> Callable[[int], bool]:
 def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
                 dead: tuple[Inactive, ...], directives: Directives, accessors: frozenset[str],
                 scope_at: Callable[[int], int], first_macro: int,
-                max_depth: int = TREE_SITTER_DEPTH) -> tuple[DerefTuple, ...]:
-    """Every dereference of an __iomem pointer in one file, in source order.
+                max_depth: int = TREE_SITTER_DEPTH, ram: RamSources | None = None
+                ) -> tuple[tuple[DerefTuple, ...], int]:
+    """Every dereference of an __iomem pointer in one file, in source order, and how many
+    live ones were left out as RAM-backed (ram: rules/ram.toml; None: none is).
 
     original: the file with #define comments blanked (annotations still there); clean: what
     root was parsed from. Dereferences in `#if 0` blocks come from a second parse of the file
@@ -735,10 +673,10 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
     __iomem or a tracked name. Raises TooDeep when that parse is deeper than max_depth.
     """
     if b"__iomem" not in original:
-        return ()
+        return (), 0
     dead_at = _inside(dead)
-    live, names = _tree_derefs(root, clean, original, directives, accessors,
-                               lambda o: dead_at(o) or directives.contains(o))
+    live, names, ram_backed = _tree_derefs(root, clean, original, directives, accessors,
+                                           lambda o: dead_at(o) or directives.contains(o), ram)
     out: list[DerefTuple] = [
         (f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, True) for f in live]
     line, counted = 1, 0  # lines counted on from the previous one: macros come in file order
@@ -753,11 +691,11 @@ def file_derefs(parser: ts.Parser, root: ts.Node, original: bytes, clean: bytes,
         tree = parser.parse(full)
         if deeper_than(tree.root_node, max_depth):
             raise TooDeep(max_depth)
-        inactive, _ = _tree_derefs(tree.root_node, full, original, full_directives,
-                                   accessors, full_directives.contains)
+        inactive, _, _ = _tree_derefs(tree.root_node, full, original, full_directives,
+                                      accessors, full_directives.contains, ram)
         out.extend((f.row + 1, f.column + 1, scope_at(f.offset), f.access, f.form, False)
                    for f in inactive if dead_at(f.offset))
-    return tuple(sorted(set(out)))
+    return tuple(sorted(set(out))), ram_backed
 
 
 def _mentions(data: bytes, ranges: tuple[Inactive, ...], names: set[str]) -> bool:

@@ -352,7 +352,9 @@ def merged(facts: FileFacts, sub: FileFacts, instances: Sequence[Instance],
         # parsed with errors, as its problem says
         facts, error_nodes=facts.error_nodes + sub.error_nodes,
         scopes=scopes, calls=tuple(calls), references=tuple(references),
-        derefs=tuple(sorted(derefs)), flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
+        derefs=tuple(sorted(derefs)),
+        ram_backed_derefs=facts.ram_backed_derefs + sub.ram_backed_derefs,
+        flows=tuple(sorted(flows_, key=lambda f: (f[0], f[2], f[3]))),
         selectors=selectors, roots=roots, problems=problems,
         exports=tuple(sorted(set(facts.exports) | set(sub.exports))),
         regmap_maps=facts.regmap_maps + tuple(

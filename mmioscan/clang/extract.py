@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from clang import cindex as ci
 
+from mmioscan.cfront.depth import TREE_SITTER_DEPTH
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.flows import Flow
 from mmioscan.cfront.prefilter import NameScanner, include_targets
@@ -69,8 +70,8 @@ class ClangExtractor:
         self.hot_structs = dict(hot_structs or {})  # field -> its ops struct (as the fast one)
         self.tree = Path(tree)
         self.flags = dict(flags)
-        depth = {} if max_depth is None else {"max_depth": max_depth}
-        self.fast = Extractor(self.interesting, registrations, self.hot_fields, regmap, **depth,
+        self.fast = Extractor(self.interesting, registrations, self.hot_fields, regmap,
+                              TREE_SITTER_DEPTH if max_depth is None else max_depth,
                               hot_structs=self.hot_structs)
         self.scanner = NameScanner(self.interesting)
         self.index = ci.Index.create()

@@ -76,6 +76,9 @@ class FileFacts:
     # Raw dereferences of __iomem pointers: (line, column, scope, access, form, active), form
     # "*p", "p->field" or "p[i]" (cfront/iomem.py).
     derefs: tuple[tuple[int, int, int, str, str, bool], ...] = ()
+    # Live dereferences left out because the pointer's value is RAM, not MMIO
+    # (cfront/rambacked.py, rules/ram.toml): stats `ram_backed_derefs`.
+    ram_backed_derefs: int = 0
     # Function-like macros that paste, stringify or declare with a parameter
     # (`DEFINE_ACCESSOR(readl, u32)`): an accessor named in their arguments is defined there.
     definition_macros: tuple[str, ...] = ()
@@ -325,3 +328,5 @@ class ScanResult:
     counts_unreachable: bool = True
     # Calls through a field whose candidates mix funnels and other functions (no sites)
     indirect_mixed: int = 0
+    # Raw derefs of the scanned files left out: the pointer's value is RAM (rules/ram.toml)
+    ram_backed_derefs: int = 0

@@ -77,12 +77,26 @@ class WrapperRules:
 
 
 @dataclass(frozen=True, slots=True)
+class RamSources:
+    """What makes an `__iomem` pointer's value RAM (rules/ram.toml, cfront/rambacked.py)."""
+
+    allocators: frozenset[str] = frozenset()  # dma_alloc_coherent, kzalloc, page_address, ...
+    align: frozenset[str] = frozenset()  # ALIGN, PTR_ALIGN: the first argument's memory
+    objects: bool = False  # `&obj`, an array: the storage of an object the file defines
+    assigners: tuple[str, ...] = ()  # callee name parts: `swap(p, q)` may assign p
+
+    def __bool__(self) -> bool:
+        return bool(self.allocators or self.align or self.objects)
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     catalogue: Catalogue
     regmap: Regmap
     hot: HotPaths
     wrappers: WrapperRules
     digest: str  # of every rules file: part of the cache key
+    ram: RamSources = field(default_factory=RamSources)
 
 
 def _regmap(data: dict[str, Any], where: str) -> Regmap:
@@ -194,10 +208,20 @@ def load_rules(directory: Path | None = None, accessors: Path | None = None) -> 
     regmap_data, regmap_raw = read_toml(directory / "regmap.toml")
     hot_data, hot_raw = read_toml(directory / "hotpaths.toml")
     wrap_data, wrap_raw = read_toml(directory / "wrappers.toml")
-    digest = hashlib.sha1(catalogue.digest.encode() + regmap_raw + hot_raw + wrap_raw,
-                          usedforsecurity=False).hexdigest()[:16]
+    ram_data, ram_raw = read_toml(directory / "ram.toml")
+    digest = hashlib.sha1(catalogue.digest.encode() + regmap_raw + hot_raw + wrap_raw
+                          + ram_raw, usedforsecurity=False).hexdigest()[:16]
     return RuleSet(catalogue, _regmap(regmap_data, "regmap.toml"),
-                   _hot(hot_data, "hotpaths.toml"), _wrapper_rules(wrap_data), digest)
+                   _hot(hot_data, "hotpaths.toml"), _wrapper_rules(wrap_data), digest,
+                   _ram(ram_data))
+
+
+def _ram(data: dict[str, Any]) -> RamSources:
+    objects = data.get("objects", False)
+    if not isinstance(objects, bool):
+        raise RuleError("ram.toml: objects must be true or false")
+    return RamSources(_names(data, "allocators", "ram.toml"), _names(data, "align", "ram.toml"),
+                      objects, tuple(sorted(_names(data, "assigners", "ram.toml"))))
 
 
 def _wrapper_rules(data: dict[str, Any]) -> WrapperRules:

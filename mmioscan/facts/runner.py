@@ -24,7 +24,7 @@ from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
 from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, nonblocking
 from mmioscan.core.model import FileFacts, Problem
-from mmioscan.core.ruleset import Regmap
+from mmioscan.core.ruleset import RamSources, Regmap
 from mmioscan.core.sources import source_digest
 from mmioscan.facts.cache import FactsCache, Stamp, decode, encode
 
@@ -81,6 +81,7 @@ class ExtractSpec:
     hot_structs: tuple[tuple[str, str], ...] = ()  # field -> its ops struct (rules/hotpaths)
     limits: Limits = dataclasses.field(default_factory=lambda: LIMITS)
     regmap: Regmap | None = None  # rules/regmap.toml: the extractor records maps and uses
+    ram: RamSources | None = None  # rules/ram.toml: derefs through RAM-backed pointers go
     # The engine (docs/precise.md): "fast" (tree-sitter), or "clang" (libclang with the flags
     # Kbuild gives each built .c file of `tree`; build_key names the prepared build).
     engine: str = "fast"
@@ -118,7 +119,7 @@ def _init_worker(spec: ExtractSpec) -> None:
     if spec.engine == "fast":
         _Worker.extractor = Extractor(spec.names, dict(spec.registrations), spec.hot_fields,
                                       spec.regmap, max_depth=spec.limits.max_depth,
-                                      hot_structs=dict(spec.hot_structs))
+                                      hot_structs=dict(spec.hot_structs), ram=spec.ram)
     else:
         _Worker.extractor = importlib.import_module(ENGINES[spec.engine]).make(spec)
     _Worker.scanner = NameScanner(spec.names)

@@ -67,6 +67,8 @@ def stats_dict(result: ScanResult) -> dict[str, object]:
         # calls through function-pointer fields: wrapper sites, and mixes left out
         "indirect_sites": sum(bool(s.targets) for s in sites),
         "indirect_mixed": result.indirect_mixed,
+        # raw derefs through `__iomem` pointers whose value is RAM: no sites (rules/ram.toml)
+        "ram_backed_derefs": result.ram_backed_derefs,
         "problems": len(result.problems),
     }
 

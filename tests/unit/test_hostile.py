@@ -170,6 +170,7 @@ _INPUTS: dict[str, tuple[Generator, Callable[[int], tuple[int, int]]]] = {
     "macro derefs": (hostile.macro_derefs, lambda n: (0, n)),
     "iomem globals": (hostile.many_iomem_globals, lambda n: (0, n)),
     "decayed arguments": (hostile.decayed_arguments, lambda n: (n, 0)),
+    "RAM-backed locals": (hostile.ram_backed_locals, lambda n: (2 * n, 0)),
     "pasting macros": (hostile.pasting_macros, lambda n: (2 * n, 0)),
     "pasted definitions": (hostile.pasted_definitions, lambda n: (n, 0)),
     "for_each on one line": (hostile.for_each_line, lambda n: (n + 1, 0)),
