@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
 from mmioscan.cli.options import UsageError, cache_dir, cpu_features, jobs, platforms
-from mmioscan.cli.output import target_name, write_output
+from mmioscan.cli.output import encoded, target_name, write_data
 from mmioscan.cli.precise import engine_options
 from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
@@ -116,22 +116,23 @@ def _result(args: argparse.Namespace, compare: bool = False) -> Served:
 _SHOWS_CACHE_HITS = frozenset({"text"})
 
 
-def render(name: str, served: Served) -> str:
-    """The rendering of a result, from the products cache when it was rendered before."""
+def render(name: str, served: Served) -> bytes:
+    """The rendering of a result as written, from the products cache when it was rendered
+    before (the drivers/ JSON is 200 MB: stored as the very bytes, written as they are)."""
     products = served.products
     if products is not None:
-        text = products.rendered(name)
-        if text is not None:
-            return text
-    text = renderer(name)(served.result)
+        data = products.rendered(name)
+        if data is not None:
+            return data
+    data = encoded(renderer(name)(served.result))
     if products is not None and (served.hit or name not in _SHOWS_CACHE_HITS):
-        products.store_rendered(name, text)
-    return text
+        products.store_rendered(name, data)
+    return data
 
 
-def write(text: str, output: Path | None) -> None:
+def write(text: str | bytes, output: Path | None) -> None:
     try:
-        write_output(text, output)
+        write_data(text if isinstance(text, bytes) else encoded(text), output)
     except OSError as exc:
         raise UsageError(f"cannot write {target_name(output)}: "
                          f"{exc.strerror or exc}") from None

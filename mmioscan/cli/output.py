@@ -23,10 +23,19 @@ def write_output(text: str, output: Path | None) -> None:
     Bytes of a file name or a line that are not UTF-8 (surrogate escapes in Python) are
     written as `\\xNN` text, the rule of every format (core/findings.py `clean`): the
     renderers apply it themselves, this is the net for a text that still holds one."""
+    write_data(encoded(text), output)
+
+
+def encoded(text: str) -> bytes:
+    """The bytes written for a text (write_output)."""
     try:
-        data = text.encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:
-        data = clean(text).encode("utf-8")
+        return clean(text).encode("utf-8")
+
+
+def write_data(data: bytes, output: Path | None) -> None:
+    """write_output for text already encoded."""
     if output is not None:
         write_atomic(output, data)
         return

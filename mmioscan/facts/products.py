@@ -181,12 +181,22 @@ class Products:
                 stale.unlink()
         _prune(self.folder)
 
-    def rendered(self, renderer: str) -> str | None:
-        loaded = _load(self._rendered_file(renderer), self.inputs)
-        return loaded if isinstance(loaded, str) else None
+    def rendered(self, renderer: str) -> bytes | None:
+        """The bytes a renderer wrote for these inputs (kept as they are: no pickle)."""
+        try:
+            with open(self._rendered_file(renderer), "rb") as fh:
+                if fh.readline().rstrip(b"\n") != self.inputs.encode():
+                    return None
+                data = fh.read()
+        except OSError:
+            return None
+        # The entry ends with its length: a torn or truncated file is a miss.
+        body, _, size = data.rpartition(b"\n")
+        return body if size.isdigit() and int(size) == len(body) else None
 
-    def store_rendered(self, renderer: str, text: str) -> None:
-        _save(self._rendered_file(renderer), self.inputs, text)
+    def store_rendered(self, renderer: str, data: bytes) -> None:
+        _write(self._rendered_file(renderer), self.inputs.encode() + b"\n" + data + b"\n"
+               + str(len(data)).encode())
 
 
 def _load(path: Path, inputs: str) -> object:
@@ -204,18 +214,25 @@ def _save(path: Path, inputs: str, value: object) -> None:
     """Write atomically (a concurrent reader sees the old entry or the new one); a cache that
     cannot be written costs the next run its speed, never its answer."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         blob = zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    except pickle.PicklingError:
+        return
+    _write(path, inputs.encode() + b"\n" + blob)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(inputs.encode() + b"\n" + blob)
+                fh.write(data)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-    except (OSError, pickle.PicklingError):
+    except OSError:
         return
 
 
