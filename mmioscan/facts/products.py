@@ -5,8 +5,7 @@ wrapper callers, the call graph, sites, drivers and verdicts, patch points) used
 on every scan. Here the result of a run, and each rendering of it, is kept under two keys:
 
 * the *options key*: what was asked (paths, root, the analysis options, `--config` and
-  `--patch-points` by content, every rules file, the package's own source). One entry per
-  options key; a new run with the same options replaces it.
+  `--patch-points` by content, every rules file, the package's own source).
 * the *inputs digest*: the content of every file under the kernel root that any stage can
   read (C sources and headers, assembler and Rust sources that Kbuild objects are made of,
   Kconfig, Makefile and Kbuild files), by path. Digests come from the facts cache's stamps
@@ -14,6 +13,9 @@ on every scan. Here the result of a run, and each rendering of it, is kept under
   stamp no longer matches is hashed again, so a `touch` costs one hash and changes nothing,
   while an edit that restores the mtime still changes the ctime and is seen. The cache is
   invalidated by content, never by time alone.
+
+An entry is named by both, and the MAX_ENTRIES most recently used are kept: undoing an edit or
+checking a branch out again finds its products still there.
 
 A hit serves the stored result (and, when it was rendered before, its rendered text): same
 bytes as the run that made it, except the text summary's count of files served from the cache,
@@ -40,9 +42,10 @@ from mmioscan.core.model import ScanResult
 from mmioscan.core.rules_path import rules_dir
 from mmioscan.facts.cache import FactsCache, Stamp
 
-# Entries kept (one per options key, the most recently used): a user alternating a few
-# commands keeps them all warm, and the folder cannot grow without bound.
-MAX_ENTRIES = 8
+# Entries kept (options key and inputs, the most recently used): a user alternating a few
+# commands or branches keeps them warm, and the folder stays bounded (a whole-tree JSON
+# rendering is about 240 MB).
+MAX_ENTRIES = 6
 _BUILD_PREFIXES = ("Kconfig", "Makefile", "Kbuild")
 _SOURCE_SUFFIXES = (".c", ".h", ".S", ".rs")
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -88,15 +91,21 @@ def _hash_file(path: str) -> str | None:
         return None
 
 
-def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset()) -> str:
+def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset(),
+                  manifest: Path | None = None) -> str:
     """One digest of the content of every input file under root (see the module doc).
 
-    A symlink counts by where it points (the scan decides whether it follows it); a file
-    without a valid stamp is hashed and its stamp recorded, so the next run reads nothing."""
+    A symlink counts by where it points (the scan decides whether it follows it). Stamps come
+    from `manifest` (this root's stamps in one file: looking 66,000 up in SQLite took a
+    second), else from the facts cache; a file without a valid stamp is hashed and its
+    stamp recorded, so the next run reads nothing."""
     files = list(input_files(root, skip))
-    stamps = cache.stamps(p for p, _ in files)
+    known = _load_manifest(manifest)
+    missing = [p for p, _ in files if p not in known]
+    stamps = {**known, **cache.stamps(missing)} if missing else known
     now = time.time_ns()
     renewed: list[tuple[str, Stamp]] = []
+    current: dict[str, Stamp] = {}
     digest = hashlib.sha1(usedforsecurity=False)
     for path, st in files:
         digest.update(os.fsencode(path[len(str(root)):]))
@@ -107,17 +116,30 @@ def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozense
             digest.update(b"\0")
             continue
         stamp = stamps.get(path)
-        if stamp is not None and stamp.matches(st) and not stamp.racy:
-            content = stamp.digest
-        else:
+        if stamp is None or not stamp.matches(st) or stamp.racy:
             hashed = _hash_file(path)
-            content = hashed or "unreadable"
+            stamp = None
             if hashed is not None:
-                renewed.append((path, Stamp.of(st, now, hashed)))
-        digest.update(content.encode())
+                stamp = Stamp.of(st, now, hashed)
+                renewed.append((path, stamp))
+        if stamp is not None:
+            current[path] = stamp
+        digest.update((stamp.digest if stamp is not None else "unreadable").encode())
         digest.update(b"\0")
     cache.store_stamps(renewed)
+    if manifest is not None and current != known:
+        _write(manifest, pickle.dumps(current, protocol=pickle.HIGHEST_PROTOCOL))
     return digest.hexdigest()
+
+
+def _load_manifest(path: Path | None) -> dict[str, Stamp]:
+    if path is None:
+        return {}
+    try:
+        loaded = pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a damaged manifest only costs the SQLite look-up
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def package_digest() -> str:
@@ -147,19 +169,27 @@ class Products:
     inputs: str
 
     @property
+    def _stem(self) -> str:
+        # Options and inputs both name the entry: going back to an earlier state of the tree
+        # (an edit undone, a branch checked out again) finds its products still there.
+        return f"{self.key}-{self.inputs[:20]}"
+
+    @property
     def _result_file(self) -> Path:
-        return self.folder / f"{self.key}.result"
+        return self.folder / f"{self._stem}.result"
 
     def _rendered_file(self, renderer: str) -> Path:
-        return self.folder / f"{self.key}.{renderer}.out"
+        return self.folder / f"{self._stem}.{renderer}.out"
 
     def has_result(self) -> bool:
         """Was a result stored for these inputs? (reads one line, not the result)"""
         try:
             with open(self._result_file, "rb") as fh:
-                return fh.readline().rstrip(b"\n") == self.inputs.encode()
+                found = fh.readline().rstrip(b"\n") == self.inputs.encode()
+            os.utime(self._result_file)  # most recently used: pruned last
         except OSError:
             return False
+        return found
 
     def result(self) -> ScanResult | None:
         """The stored result if it was made from these inputs; None otherwise."""
@@ -176,7 +206,7 @@ class Products:
         # The per-file facts are left out: no renderer reads them (cross-checks of the
         # precise engine do, and they never use this cache).
         _save(self._result_file, self.inputs, dataclasses.replace(result, facts=()))
-        for stale in self.folder.glob(f"{self.key}.*.out"):
+        for stale in self.folder.glob(f"{self._stem}.*.out"):
             with contextlib.suppress(OSError):
                 stale.unlink()
         _prune(self.folder)
@@ -271,7 +301,9 @@ def open_products(cache_dir: Path | None, root: Path, key: str) -> Products | No
         return None
     try:
         skip = frozenset({str(cache_dir.resolve())})
-        inputs = inputs_digest(root, cache, skip)
+        where = hashlib.sha1(os.fsencode(str(root)), usedforsecurity=False).hexdigest()[:16]
+        inputs = inputs_digest(root, cache, skip,
+                               cache_dir / "products" / f"inputs-{where}.stamps")
     finally:
         cache.close()
     return Products(cache_dir / "products", key, inputs)

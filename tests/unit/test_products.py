@@ -206,3 +206,18 @@ def test_a_hit_with_every_rendering_stored_reads_no_result(
 
     monkeypatch.setattr(products.Products, "result", unpickled)
     assert _scan(root, cache, tmp_path / "b.json") == first
+
+
+def test_undoing_an_edit_finds_the_earlier_products(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(root, cache, tmp_path / "cold.json")
+    source = next(p for p in sorted(root.rglob("*.c")) if b"writel" in p.read_bytes())
+    data = source.read_bytes()
+    source.write_bytes(data + b"\n/* an edit */\n")
+    hits = _hits(monkeypatch)
+    _scan(root, cache, tmp_path / "edited.json")
+    source.write_bytes(data)
+    assert _scan(root, cache, tmp_path / "undone.json") == cold
+    assert hits == [False, True]
