@@ -20,6 +20,7 @@ from mmioscan.analysis.funnels import resolve
 from mmioscan.cfront.callargs import call_arguments
 from mmioscan.cfront.includes import include_candidates
 from mmioscan.core.catalogue import Catalogue
+from mmioscan.core.evolve import enriched
 from mmioscan.core.model import DriverInfo, FileFacts, Problem, Site, Tdx
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.kernel.drivermap import DriverMap
@@ -134,7 +135,7 @@ class Enricher:
             where = info
             if dead and any(first <= site.line <= last for first, last in dead):
                 where = replace(info, reachable=False)  # inside #ifdef CONFIG_<not set>
-            yield site.enriched(where, tdx, fp, code or None, per_platform)
+            yield enriched(site, where, tdx, fp, code or None, per_platform)
 
     def models(self) -> tuple[X86Model, ...]:
         """The model of every platform asked for (TDX's alone by default)."""

@@ -17,6 +17,7 @@ from mmioscan.analysis.wrappers import (
     wrapper_sites,
 )
 from mmioscan.core.catalogue import Accessor, Catalogue
+from mmioscan.core.evolve import placed
 from mmioscan.core.model import CallTuple, FileFacts, Site, SiteKind
 from mmioscan.core.ruleset import RuleSet
 
@@ -118,7 +119,7 @@ def find_sites(gathered: Gathered, graph: CallGraph | None, rules: RuleSet) -> t
     given = FinderInput(gathered.scoped, gathered.facts, graph, rules)
     found = [s for f in FINDERS if graph is not None or not f.needs_graph for s in f.find(given)]
     if graph is None:
-        return tuple(s.placed(driver_of(s.path), None, False)
+        return tuple(placed(s, driver_of(s.path), None, False)
                      for s in sorted(found, key=Site.sort_key))
     marks = hot_map(graph, all_roots(gathered.facts.values(), rules.hot), rules.hot)
     return tuple(sorted(finish_sites(found, graph, marks), key=Site.sort_key))

@@ -9,6 +9,7 @@ from mmioscan.analysis.callgraph import CallGraph, Reach, folder_of
 from mmioscan.analysis.hotpaths import HotMark, all_roots
 from mmioscan.analysis.patchpoints import THRESHOLDS, plan
 from mmioscan.core.catalogue import Catalogue
+from mmioscan.core.evolve import placed
 from mmioscan.core.model import Coverage, FileFacts, HotRoot, PatchPoint, Site
 from mmioscan.core.ruleset import RESET_KIND, HotPaths, Regmap
 
@@ -113,8 +114,8 @@ def finish_sites(sites: Iterable[Site], graph: CallGraph,
         if key is None and site.function is not None:
             key = f"{site.path}:{site.function}"  # functions and macros are file-local keys
         mark = hot.get(key) if key else None
-        done.append(site.placed(driver_of(site.path), key, mark is not None and mark.hot,
-                                mark.kinds if mark else (), mark.only_via if mark else None))
+        done.append(placed(site, driver_of(site.path), key, mark is not None and mark.hot,
+                           mark.kinds if mark else (), mark.only_via if mark else None))
     return done
 
 
