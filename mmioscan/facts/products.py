@@ -41,6 +41,7 @@ from pathlib import Path
 from mmioscan.core.model import ScanResult
 from mmioscan.core.rules_path import rules_dir
 from mmioscan.facts.cache import FactsCache, Stamp
+from mmioscan.kernel.tree import is_kernel_root
 
 # Entries kept (options key and inputs, the most recently used): a user alternating a few
 # commands or branches keeps them warm, and the folder stays bounded (a whole-tree JSON
@@ -86,7 +87,10 @@ def _hash_file(path: str) -> str | None:
         with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 return None
-            return hashlib.sha1(fh.read(), usedforsecurity=False).hexdigest()
+            digest = hashlib.sha1(usedforsecurity=False)
+            while chunk := fh.read(1 << 20):  # a stray 10 GB x.c must not be read whole
+                digest.update(chunk)
+            return digest.hexdigest()
     except OSError:
         return None
 
@@ -293,8 +297,10 @@ def options_key(asked: str, user_files: tuple[Path | None, ...], rules_digest: s
 
 def open_products(cache_dir: Path | None, root: Path, key: str) -> Products | None:
     """The products of `key` under the current content of the tree at root; None without a
-    cache (--no-cache, or a cache folder that cannot be used)."""
-    if cache_dir is None:
+    cache (--no-cache, or a cache folder that cannot be used) and outside a kernel tree: the
+    root of loose C files is the folder they are in (a home folder, say), and every input
+    file under it would be walked and hashed on each run."""
+    if cache_dir is None or not is_kernel_root(root):
         return None
     cache = FactsCache(cache_dir, "")
     if not cache.enabled:

@@ -221,3 +221,14 @@ def test_undoing_an_edit_finds_the_earlier_products(tmp_path: Path,
     source.write_bytes(data)
     assert _scan(root, cache, tmp_path / "undone.json") == cold
     assert hits == [False, True]
+
+
+def test_loose_files_outside_a_kernel_tree_get_no_products(tmp_path: Path) -> None:
+    """Their root is their folder (a home folder, say): it is never walked for inputs."""
+    loose = tmp_path / "home" / "work"
+    loose.mkdir(parents=True)
+    (loose / "poke.c").write_text("void poke(void __iomem *b) { writel(1, b); }\n")
+    cache = tmp_path / "cache"
+    first = _scan(loose / "poke.c", cache, tmp_path / "a.json")
+    assert _scan(loose / "poke.c", cache, tmp_path / "b.json") == first
+    assert not list(cache.glob("products/*"))
