@@ -1,5 +1,6 @@
 """Small tree-sitter helpers shared by the analyses of declarations: the raw-dereference
-finder (cfront/iomem.py) and the RAM-backed pointer rule (cfront/rambacked.py)."""
+finder (cfront/iomem.py), the RAM-backed pointer rule (cfront/rambacked.py), the extractor's
+scopes and the parameter flows (cfront/extract.py, cfront/flows.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ BLOCKS = frozenset({"compound_statement", "for_statement", "translation_unit"})
 
 def text(node: ts.Node) -> str:
     return (node.text or b"").decode("utf-8", "replace")
+
+
+def function_declarator(definition: ts.Node) -> ts.Node | None:
+    """The function_declarator of a function_definition, through pointer and parenthesised
+    declarators (`static int (*f(void))(int)`)."""
+    node = definition.child_by_field_name("declarator")
+    while node is not None and node.type != "function_declarator":
+        node = node.child_by_field_name("declarator")
+    return node
 
 
 def same(a: ts.Node | None, b: ts.Node) -> bool:

@@ -11,6 +11,7 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
+from mmioscan.cfront.cnodes import function_declarator
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
@@ -68,9 +69,7 @@ def _text(node: ts.Node) -> str:
 
 def _function_name(node: ts.Node) -> str | None:
     """Name of a function_definition, looking through pointer and parenthesised declarators."""
-    decl = node.child_by_field_name("declarator")
-    while decl is not None and decl.type != "function_declarator":
-        decl = decl.child_by_field_name("declarator")
+    decl = function_declarator(node)
     if decl is None:
         return None
     inner = decl.child_by_field_name("declarator")

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 import tree_sitter as ts
 
 from mmioscan.cfront import lexer
+from mmioscan.cfront.cnodes import function_declarator
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
@@ -101,9 +102,7 @@ def parameters(function: ts.Node, original: bytes
     register, and of those that are pointers without __iomem (context pointers: `hw->x`
     does not select, `readl(p)` does); original holds the bytes before annotation blanking
     (it still says __iomem)."""
-    decl = function.child_by_field_name("declarator")
-    while decl is not None and decl.type != "function_declarator":
-        decl = decl.child_by_field_name("declarator")
+    decl = function_declarator(function)
     plist = decl.child_by_field_name("parameters") if decl is not None else None
     if plist is None:
         return [], (), frozenset()

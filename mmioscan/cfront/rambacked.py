@@ -28,6 +28,7 @@ from mmioscan.cfront.cnodes import (
     binding_block,
     declaration_of,
     declared,
+    function_declarator,
     occurrences,
     same,
     text,
@@ -493,9 +494,7 @@ def _declarator_name(decl: ts.Node) -> tuple[ts.Node, bool] | None:
 
 
 def _parameters(definition: ts.Node) -> list[ts.Node]:
-    node = definition.child_by_field_name("declarator")
-    while node is not None and node.type != "function_declarator":
-        node = node.child_by_field_name("declarator")
+    node = function_declarator(definition)
     plist = node.child_by_field_name("parameters") if node is not None else None
     return [c for c in plist.named_children if c.type == "parameter_declaration"] \
         if plist is not None else []
