@@ -16,15 +16,18 @@ stamp is verified by hashing the file (facts/runner.py `_cache_hits`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import sqlite3
+import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmioscan.core.fileio import nonblocking
 from mmioscan.core.model import FileFacts
 
 # Filesystem timestamps are coarser than time.time_ns(): FAT keeps 2 s, ext3 and HFS+ 1 s,
@@ -63,10 +66,34 @@ class Stamp:
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
             self.size, self.mtime_ns, self.ctime_ns, self.ino)
 
+    def trusted(self, st: os.stat_result) -> bool:
+        """Does the stamp vouch for the file's content as it is now, without hashing it?"""
+        return self.matches(st) and not self.racy
+
     @property
     def racy(self) -> bool:
         """Could the file have changed after the stamp without changing its stat?"""
         return max(self.mtime_ns, self.ctime_ns) >= self.taken_ns - RACY_NS
+
+
+def content_digest(data: bytes) -> str:
+    """The digest that keys a file's content everywhere (facts, stamps, products)."""
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+def file_digest(path: str) -> str | None:
+    """content_digest of a regular file, read in 1 MB pieces (a stray 10 GB x.c is never
+    held whole); None for anything else or an unreadable file."""
+    try:
+        with open(path, "rb", opener=nonblocking) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            digest = hashlib.sha1(usedforsecurity=False)
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except OSError:
+        return None
 
 
 def encode(facts: FileFacts) -> bytes:

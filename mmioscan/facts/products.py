@@ -40,7 +40,7 @@ from pathlib import Path
 
 from mmioscan.core.model import ScanResult
 from mmioscan.core.rules_path import rules_dir
-from mmioscan.facts.cache import FactsCache, Stamp
+from mmioscan.facts.cache import FactsCache, Stamp, file_digest
 from mmioscan.kernel.tree import is_kernel_root
 
 # Entries kept (options key and inputs, the most recently used): a user alternating a few
@@ -82,19 +82,6 @@ def input_files(root: Path, skip: frozenset[str] = frozenset()
     return iter(found)
 
 
-def _hash_file(path: str) -> str | None:
-    try:
-        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
-            digest = hashlib.sha1(usedforsecurity=False)
-            while chunk := fh.read(1 << 20):  # a stray 10 GB x.c must not be read whole
-                digest.update(chunk)
-            return digest.hexdigest()
-    except OSError:
-        return None
-
-
 def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset(),
                   manifest: Path | None = None) -> str:
     """One digest of the content of every input file under root (see the module doc).
@@ -120,8 +107,8 @@ def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozense
             digest.update(b"\0")
             continue
         stamp = stamps.get(path)
-        if stamp is None or not stamp.matches(st) or stamp.racy:
-            hashed = _hash_file(path)
+        if stamp is None or not stamp.trusted(st):
+            hashed = file_digest(path)
             stamp = None
             if hashed is not None:
                 stamp = Stamp.of(st, now, hashed)
@@ -157,11 +144,11 @@ def package_digest() -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: Path | None) -> str:
+def user_file_digest(path: Path | None) -> str:
     """A user's file (a .config, a patch-point list, a rules file) by content."""
     if path is None:
         return "-"
-    return _hash_file(str(path)) or f"unreadable:{path}"
+    return file_digest(str(path)) or f"unreadable:{path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +276,7 @@ def options_key(asked: str, user_files: tuple[Path | None, ...], rules_digest: s
     folder (relative paths mean something else elsewhere), the user's files by content, the
     rules and the package's source."""
     digest = hashlib.sha1(usedforsecurity=False)
-    for part in (asked, os.getcwd(), *(file_digest(p) for p in user_files), rules_digest,
+    for part in (asked, os.getcwd(), *(user_file_digest(p) for p in user_files), rules_digest,
                  package_digest()):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
     return digest.hexdigest()[:24]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import hashlib
 import importlib
 import multiprocessing
 import os
@@ -26,7 +25,7 @@ from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, nonblocking
 from mmioscan.core.model import FileFacts, Problem
 from mmioscan.core.ruleset import RamSources, Regmap
 from mmioscan.core.sources import source_digest
-from mmioscan.facts.cache import FactsCache, Stamp, decode, encode
+from mmioscan.facts.cache import FactsCache, Stamp, content_digest, decode, encode, file_digest
 
 
 def extractor_fingerprint() -> str:
@@ -191,10 +190,6 @@ def _cpu_budget(seconds: float) -> Iterator[None]:
 NOT_UTF8 = "not valid UTF-8 at byte"
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
-
-
 def facts_for_bytes(rel: str, data: bytes, force: bool = False,
                     folder: str | None = None) -> FileFacts:
     """Facts of one file's bytes; never raises (an internal error becomes a problem).
@@ -204,7 +199,7 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
     lies, for the fast engine to read the macros of the headers it includes from there.
     """
     assert _Worker.extractor is not None and _Worker.scanner is not None
-    digest = _digest(data)
+    digest = content_digest(data)
     if b"\0" in data:
         return FileFacts(rel, digest, len(data), parsed=False,
                          problems=(Problem(rel, "binary file (NUL bytes): not scanned"),))
@@ -465,11 +460,7 @@ def _cache_hits(absolute: dict[str, str], stamps: dict[str, Stamp],
                     or _folder_leaves(path, rel, real_dirs)):
                 continue
             if stamp.racy:
-                with open(path, "rb", opener=nonblocking) as fh:
-                    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                        continue
-                    data = fh.read()
-                if _digest(data) != stamp.digest:
+                if file_digest(path) != stamp.digest:
                     continue
                 renewed.append((path, Stamp.of(st, now, stamp.digest)))
         except OSError:
