@@ -30,14 +30,14 @@ def evolved(site: Site, **changes: Any) -> Site:
 
 def placed(site: Site, driver: str, scope_key: str | None, hot: bool,
            hot_kinds: tuple[str, ...] = (), hot_only_via: str | None = None) -> Site:
-    """Site.placed, fast: its driver, graph node and hot flag (and how it is hot)."""
+    """A copy of the site with its driver, graph node and hot flag (and how it is hot)."""
     return evolved(site, driver=driver, scope_key=scope_key, hot=hot, hot_kinds=hot_kinds,
                    hot_only_via=hot_only_via)
 
 
 def enriched(site: Site, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
              code: str | None, platforms: tuple[tuple[str, Tdx], ...] = ()) -> Site:
-    """Site.enriched, fast: the driver mapping, the verdicts and the fingerprint."""
+    """A copy of the site with the driver mapping, the verdicts and the fingerprint."""
     return evolved(site, driver=driver.name, config_symbol=driver.config_symbol,
                    group=driver.group, group_reason=driver.group_reason,
                    reachable=driver.reachable, tdx=tdx, fingerprint=fingerprint, code=code,

@@ -6,7 +6,7 @@ Workers return these (picklable, immutable); later stages derive variants with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 ScopeKind = Literal["function", "macro", "object-macro"]
@@ -207,20 +207,6 @@ class Site:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.callee)
-
-    def placed(self, driver: str, scope_key: str | None, hot: bool,
-               hot_kinds: tuple[str, ...] = (), hot_only_via: str | None = None) -> Site:
-        """A copy with its driver, graph node and hot flag (and how it is hot)."""
-        return replace(self, driver=driver, scope_key=scope_key, hot=hot, hot_kinds=hot_kinds,
-                       hot_only_via=hot_only_via)
-
-    def enriched(self, driver: DriverInfo, tdx: Tdx | None, fingerprint: str | None,
-                 code: str | None, platforms: tuple[tuple[str, Tdx], ...] = ()) -> Site:
-        """A copy with the driver mapping, the verdicts and the fingerprint."""
-        return replace(self, driver=driver.name, config_symbol=driver.config_symbol,
-                       group=driver.group, group_reason=driver.group_reason,
-                       reachable=driver.reachable, tdx=tdx, fingerprint=fingerprint, code=code,
-                       platforms=platforms)
 
     def verdicts(self) -> tuple[tuple[str, Tdx], ...]:
         """The verdicts asked for: per platform, or TDX's alone."""

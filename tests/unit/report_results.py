@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mmioscan.analysis.fingerprint import fingerprint
+from mmioscan.core.evolve import enriched
 from mmioscan.core.model import (
     Coverage,
     DriverInfo,
@@ -50,7 +51,7 @@ def site(info: DriverInfo, path: str, line: int, callee: str, accessor: str, kin
                 access, width, family, active, via, (accessor,), info.name, hot,
                 hot_kinds=("irq",) if hot else ())
     fp = fingerprint(path, function, kind, callee, code, 0)
-    return base.enriched(info, tdx, fp, code)
+    return enriched(base, info, tdx, fp, code)
 
 
 def sample_sites() -> tuple[Site, ...]:

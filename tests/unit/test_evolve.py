@@ -29,10 +29,12 @@ def test_unknown_field_is_refused() -> None:
         evolved(SITE, nope=1)
 
 
-def test_placed_and_enriched_match_the_methods() -> None:
-    assert placed(SITE, "x", "k", True, ("napi",), None) == SITE.placed("x", "k", True,
-                                                                         ("napi",), None)
+def test_placed_and_enriched_set_their_fields() -> None:
+    assert placed(SITE, "x", "k", True, ("napi",), None) == dataclasses.replace(
+        SITE, driver="x", scope_key="k", hot=True, hot_kinds=("napi",), hot_only_via=None)
     info = DriverInfo("e1000e", "E1000E", "generic", "Kconfig E1000E", True, "Makefile")
     tdx = Tdx("ve", "mov", 1, "decoded")
-    assert enriched(SITE, info, tdx, "fp", "code", (("tdx", tdx),)) == SITE.enriched(
-        info, tdx, "fp", "code", (("tdx", tdx),))
+    assert enriched(SITE, info, tdx, "fp", "code", (("tdx", tdx),)) == dataclasses.replace(
+        SITE, driver="e1000e", config_symbol="E1000E", group="generic",
+        group_reason="Kconfig E1000E", reachable=True, tdx=tdx, fingerprint="fp", code="code",
+        platforms=(("tdx", tdx),))
