@@ -27,34 +27,22 @@ def _scan(root: Path, cache: Path | None, out: Path, fmt: str = "json",
     return out.read_text(encoding="utf-8")
 
 
-class _Hits:
-    """For every command run, whether its result came from the products cache (asked after
-    the command: a damaged entry turns a hit into a miss while rendering)."""
-
-    def __init__(self) -> None:
-        self.served: list[commands.Served] = []
-
-    def __eq__(self, other: object) -> bool:
-        return [s.hit for s in self.served] == other
-
-    def __getitem__(self, index: slice) -> list[bool]:
-        return [s.hit for s in self.served][index]
-
-    def __repr__(self) -> str:
-        return repr([s.hit for s in self.served])
-
-
-def _hits(monkeypatch: pytest.MonkeyPatch) -> _Hits:
-    seen = _Hits()
+def _hits(monkeypatch: pytest.MonkeyPatch) -> list[commands.Served]:
+    """Every command's Served, to ask after the command whether it was a products hit (a
+    damaged entry turns a hit into a miss while rendering)."""
+    seen: list[commands.Served] = []
     real = commands._result
 
     def spy(*args: object, **kwargs: object) -> commands.Served:
-        served = real(*args, **kwargs)  # type: ignore[arg-type]
-        seen.served.append(served)
-        return served
+        seen.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return seen[-1]
 
     monkeypatch.setattr(commands, "_result", spy)
     return seen
+
+
+def _was_hit(seen: list[commands.Served]) -> list[bool]:
+    return [s.hit for s in seen]
 
 
 def test_warm_run_serves_the_same_bytes_as_a_cold_one(tmp_path: Path,
@@ -69,7 +57,7 @@ def test_warm_run_serves_the_same_bytes_as_a_cold_one(tmp_path: Path,
         again = _scan(root, cache, tmp_path / f"again.{fmt}", fmt)
         assert cold == first == warm == again, fmt
     # the first format of the loop computes; every later run is served
-    assert hits[:2] == [False, False] and all(hits[2:4])
+    assert _was_hit(hits)[:2] == [False, False] and all(_was_hit(hits)[2:4])
     assert list((cache / "products").glob("*.result"))
 
 
@@ -136,7 +124,7 @@ def test_a_change_of_content_is_never_served_stale(tmp_path: Path, change: str,
     hits = _hits(monkeypatch)
     warm = _scan(root, cache, tmp_path / "warm.json")
     fresh = _scan(root, None, tmp_path / "fresh.json")
-    assert hits == [False, False]
+    assert _was_hit(hits) == [False, False]
     assert warm == fresh
 
 
@@ -148,7 +136,7 @@ def test_touch_alone_keeps_the_products(tmp_path: Path, monkeypatch: pytest.Monk
         os.utime(path, ns=(1, 1_000_000_000))
     hits = _hits(monkeypatch)
     assert _scan(root, cache, tmp_path / "warm.json") == cold
-    assert hits == [True]
+    assert _was_hit(hits) == [True]
 
 
 def test_options_and_user_files_are_part_of_the_key(tmp_path: Path,
@@ -163,7 +151,7 @@ def test_options_and_user_files_are_part_of_the_key(tmp_path: Path,
     _scan(root, cache, tmp_path / "c.json", "json", "--config", str(config), "--all")
     config.write_text("CONFIG_PCI=n\n")
     _scan(root, cache, tmp_path / "d.json", "json", "--config", str(config))
-    assert hits == [True, False, False]
+    assert _was_hit(hits) == [True, False, False]
 
 
 def test_a_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,7 +162,7 @@ def test_a_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         entry.write_bytes(entry.read_bytes()[:-40] + b"garbage")
     hits = _hits(monkeypatch)
     assert _scan(root, cache, tmp_path / "warm.json") == cold
-    assert hits == [False]
+    assert _was_hit(hits) == [False]
 
 
 def test_entries_are_pruned_to_the_most_recent(tmp_path: Path,
@@ -220,7 +208,7 @@ def test_undoing_an_edit_finds_the_earlier_products(tmp_path: Path,
     _scan(root, cache, tmp_path / "edited.json")
     source.write_bytes(data)
     assert _scan(root, cache, tmp_path / "undone.json") == cold
-    assert hits == [False, True]
+    assert _was_hit(hits) == [False, True]
 
 
 def test_loose_files_outside_a_kernel_tree_get_no_products(tmp_path: Path) -> None:
