@@ -106,15 +106,18 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
     memo keeps each file's scope calls from round to round (keyed by the facts object, so a
     file parsed again is read again)."""
     memo = {} if memo is None else memo
-    callers: dict[str, list[tuple[str, int]]] = {}
+    callers: dict[str, list[tuple[str, int, str]]] = {}
+    eligible: set[tuple[str, int]] = set()  # scopes that may be funnels
     for path, facts in files.items():
         flows = bool(facts.selectors)
         for i, scope in enumerate(facts.scopes):
             if scope.name in leaves or _too_long(scope, flows, max_function_lines,
                                                  max_funnel_lines):
                 continue
+            eligible.add((path, i))
             for name in (*scope.callees, *scope.values):
-                callers.setdefault(name, []).append((path, i))
+                callers.setdefault(name, []).append((path, i, name))
+    waiting = _field_calls(files, leaves, eligible)
     addr = addr_args or {}
     # names defined only as macros (a superset must not drop a same-named function's gains)
     macros = ({s.name for f in files.values() for s in f.scopes if s.kind != "function"}
@@ -127,11 +130,19 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
     while queue:
         name = queue.popleft()
         queued.discard(name)
-        for path, i in callers.get(name, ()):
+        entries = [(path, i, key, positions[name], name in macros)
+                   for path, i, key in callers.get(name, ())]
+        # A call through a field selects once every function stored there does (as in the
+        # call graph: one that may hold a plain function is no funnel call).
+        for call in waiting.get(name, ()):
+            if all(c in positions for c in call.candidates):
+                entries.append((call.path, call.scope, call.key, frozenset().union(
+                    *(positions[c] for c in call.candidates)), False))
+        for path, i, key, through, macro in entries:
             known = memo.get(path)
             if known is None or known[0] is not files[path]:
                 known = memo[path] = (files[path], file_scope_calls(files[path]))
-            gained = selected(known[1][i], name, positions[name], name in macros)
+            gained = selected(known[1][i], key, through, macro)
             old = gained_by.get((path, i), frozenset())
             if not gained - old:
                 continue
@@ -144,6 +155,36 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
                     queued.add(caller)
                     queue.append(caller)
     return [(path, files[path].scopes[i]) for path, i in sorted(gained_by)]
+
+
+class _FieldCall(NamedTuple):
+    path: str
+    scope: int
+    key: str  # its name among the scope's calls (dataflow.indirect_name)
+    candidates: frozenset[str]  # the functions (and accessors) stored into its field
+
+
+def _field_calls(files: Mapping[str, FileFacts], leaves: frozenset[str],
+                 eligible: set[tuple[str, int]]) -> dict[str, list[_FieldCall]]:
+    """Every call through a field whose caller may be a funnel, under each candidate it
+    waits for: the functions stored into the field as the call graph finds them
+    (FieldStores: by struct type, else by name among the stores of the caller's folder),
+    by name. A stored value that no parsed file defines as a function (`p->len = len`) is
+    no candidate."""
+    functions = {s.name for f in files.values() for s in f.scopes if s.kind == "function"}
+    stores = FieldStores(files)
+    waiting: dict[str, list[_FieldCall]] = {}
+    for path, facts in files.items():
+        folder = folder_of(path)
+        for field, struct, line, column, scope in facts.indirect:
+            if (path, scope) not in eligible:
+                continue
+            candidates = frozenset(fn for _where, fn in stores.stores(folder, field, struct)
+                                   if fn in leaves or fn in functions)
+            call = _FieldCall(path, scope, indirect_name(field, line, column), candidates)
+            for candidate in candidates:
+                waiting.setdefault(candidate, []).append(call)
+    return waiting
 
 
 class CallGraph:

@@ -14,6 +14,7 @@ Rounds, each through the same cached runner (facts/runner.py):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import posixpath
 import re
@@ -35,6 +36,7 @@ from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
+from mmioscan.core.sources import source_digest
 from mmioscan.facts.runner import ExtractSpec, Progress, collect_facts, open_cache
 from mmioscan.kernel.tree import FileSet, collect
 
@@ -189,11 +191,29 @@ def _forcible(facts: FileFacts) -> bool:
     return not facts.parsed and bool(facts.digest) and not facts.problems
 
 
-def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Possible wrapper names callable from other files, by folder and by header."""
+# Names in the visible sets below carry a prefix saying how a file must mention them:
+# FIELD_CALL: called through a field (`p->read_reg(`, `p->ops.read_reg(`, `(*p->read_reg)(`);
+# PARTNER: a function the file may reach, counted only in a file that also registers a hot
+# root (a request_irq call, an `.ndo_start_xmit =`); unprefixed: anywhere, as an identifier.
+FIELD_CALL, PARTNER = ".", "&"
+
+
+@dataclass(slots=True)
+class _Visible:
+    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL and PARTNER
+    say): seen from a folder (and from its subfolders), from the files including a header,
+    and from everywhere."""
+
+    by_folder: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    by_header: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    everywhere: set[str] = dataclasses.field(default_factory=set)
+
+
+def _visible_wrappers(store: _Facts) -> _Visible:
+    """The names each unparsed file should be searched for, after the rounds so far."""
     parsed = {p: f for p, f in store.by_path.items() if f.parsed}
-    by_folder: dict[str, set[str]] = {}
-    by_header: dict[str, set[str]] = {}
+    visible = _Visible()
+    by_folder, by_header = visible.by_folder, visible.by_header
     leaves = store.rules.catalogue.names()
     addr_args = {n: a.addr_arg for n, a in store.rules.catalogue.accessors.items()}
     funnels: set[str] = set()
@@ -204,31 +224,121 @@ def _visible_wrappers(store: _Facts) -> tuple[dict[str, set[str]], dict[str, set
         funnels.add(scope.name)
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)
+            # also where the call graph looks when an include is not seen (a .c file
+            # #included by another, like ehci-q.c): headers of the same or the parent folder
+            by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
         elif scope.static or scope.kind != "function":
             continue  # static functions and macros of a .c file are seen only in that file
-        by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
-    # A field storing a funnel (`gc->read_reg = bgpio_read32`): files of the folder calling
-    # through it (`gc->read_reg(...)`) make wrapper sites, accessor or not in sight.
-    for path, facts in parsed.items():
-        fields = {field for _s, field, fn, _l in facts.fnptrs if fn in funnels or fn in leaves}
-        if fields:
-            by_folder.setdefault(posixpath.dirname(path), set()).update(fields)
+        elif scope.name in store.by_path[path].exports:
+            visible.everywhere.add(scope.name)  # EXPORT_SYMBOL: any driver may call it
+        else:
+            by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
+    _field_calls(parsed, funnels | leaves, visible)
     for folder in regmap_folders(parsed.values(), store.rules.regmap):
         by_folder.setdefault(folder, set()).update(store.rules.regmap.api,
                                                    store.rules.regmap.bus)
-    # A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) in a driver
-    # folder with MMIO is parsed too: its handler may live in another file of the driver.
-    hot_names = set(store.rules.hot.registrations) | store.rules.hot.fields
-    for path in parsed:
-        by_folder.setdefault(posixpath.dirname(path), set()).update(hot_names)
-    return by_folder, by_header
+    # A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) is parsed
+    # when it also names a function of the driver that makes an access (an accessor or a
+    # funnel call in its body): its handler may be that function, or call it. Functions
+    # that only reach an access further down are not counted: each file parsed for them
+    # would bring its own functions in, and the rounds would parse every driver.
+    # A handler stored in a field the file registers through (`request_irq(irq,
+    # chip->handler, ...)`) counts by the field's name, in the storing folder.
+    accessing = funnels | leaves | frozenset(store.rules.regmap.api)
+    for path, facts in parsed.items():
+        deref_scopes = {d[2] for d in facts.derefs}
+        makers = {i for i, s in enumerate(facts.scopes) if s.kind == "function"
+                  and (i in deref_scopes or not accessing.isdisjoint((*s.callees, *s.values)))}
+        partners = {PARTNER + facts.scopes[i].name for i in makers
+                    if path.endswith(".h") or not facts.scopes[i].static}
+        names = {facts.scopes[i].name for i in makers}
+        fields = {PARTNER + field for _s, field, fn, _l in facts.fnptrs if fn in names}
+        if fields:
+            by_folder.setdefault(posixpath.dirname(path), set()).update(fields)
+        if not partners:
+            continue
+        if path.endswith(".h"):
+            if not path.startswith(("include/", "arch/")):  # a driver's own header
+                by_header.setdefault(path, set()).update(partners)
+        else:
+            by_folder.setdefault(posixpath.dirname(path), set()).update(partners)
+    return visible
 
 
-def _mentions(data: bytes, names: set[bytes]) -> bool:
+def _field_calls(parsed: Mapping[str, FileFacts], funnels: set[str] | frozenset[str],
+                 visible: _Visible) -> None:
+    """A field storing funnels (`gc->read_reg = bgpio_read32`): files calling through it
+    (`gc->read_reg(...)`) make wrapper sites, accessor or not in sight. Only a call through
+    the field counts (a bare `read` is in most files), and only a field that stores nothing
+    but funnels: a call through one that may hold another function is no funnel call for
+    the call graph either (`.read` stores funnels in a few drivers and plain functions in
+    hundreds). Looked for in the storing folder, its parent's files and their subfolders
+    (where the call graph resolves an untyped call by name); a field of a known struct that
+    stores only funnels anywhere (`->ndo_fcoe_ddp_setup` of net_device_ops, called from
+    drivers/scsi) in every file."""
+    stores: dict[str, dict[str, bool]] = {}  # folder -> field -> stores only funnels
+    typed: set[str] = set()
+    mixed: set[str] = set()
+    # a stored value no parsed file defines as a function (`p->len = len`) is no candidate
+    functions = {s.name for f in parsed.values() for s in f.scopes if s.kind == "function"}
+    for path, facts in parsed.items():
+        fields = stores.setdefault(posixpath.dirname(path), {})
+        for struct, field, fn, _line in facts.fnptrs:
+            if fn not in funnels and fn not in functions:
+                continue
+            only = fn in funnels
+            fields[field] = fields.get(field, True) and only
+            if not only:
+                mixed.add(field)
+            elif struct:
+                typed.add(field)
+    for folder, fields in stores.items():
+        parent = stores.get(posixpath.dirname(folder), {})
+        for field, only in fields.items():
+            if only and parent.get(field, True):
+                visible.by_folder.setdefault(folder, set()).add(FIELD_CALL + field)
+                visible.by_folder.setdefault(posixpath.dirname(folder), set()).add(
+                    FIELD_CALL + field)
+    visible.everywhere.update(FIELD_CALL + field for field in typed - mixed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """A set of visible names split by how a file must mention them, as bytes."""
+
+    plain: frozenset[bytes]
+    fields: frozenset[bytes]
+    partners: frozenset[bytes]
+    key: bytes  # a digest of the names (the negatives cache remembers files by it)
+
+
+_NO_NAMES = _Names(frozenset(), frozenset(), frozenset(), b"")
+
+
+def _split(names: frozenset[str]) -> _Names:
+    if not names:
+        return _NO_NAMES
+    groups: dict[str, set[bytes]] = {"": set(), FIELD_CALL: set(), PARTNER: set()}
+    for name in names:
+        prefix = name[:1] if name[:1] in (FIELD_CALL, PARTNER) else ""
+        groups[prefix].add(name[len(prefix):].encode("utf-8", "surrogateescape"))
+    key = hashlib.sha1(b"\0".join(sorted(n.encode("utf-8", "surrogateescape") for n in names)),
+                       usedforsecurity=False).digest()
+    return _Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
+                  frozenset(groups[PARTNER]), key)
+
+
+def _mentions(data: bytes, names: frozenset[bytes] | set[bytes],
+              idents: list[set[bytes]] | None = None) -> bool:
     """Does data hold one of names as a whole identifier? `find` per name while the set is
-    small, one identifier pass over the file when it is large."""
+    small, one identifier pass over the file when it is large (kept in idents, when given,
+    for the next question about the same file)."""
     if len(names) > 40:
-        return not names.isdisjoint(_IDENT_RE.findall(data))
+        if idents is None:
+            return not names.isdisjoint(_IDENT_RE.findall(data))
+        if not idents:
+            idents.append(set(_IDENT_RE.findall(data)))
+        return not names.isdisjoint(idents[0])
     for name in names:
         start = data.find(name)
         while start >= 0:
@@ -240,37 +350,152 @@ def _mentions(data: bytes, names: set[bytes]) -> bool:
     return False
 
 
-def _callers_round(store: _Facts, scoped: list[str], checked: dict[str, set[bytes]],
+def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes]) -> bool:
+    """Does data call through one of the fields (`->f(`, `.f(`, `->f)(` of `(*p->f)(`) or
+    store into it (`.f = fn`, `p->f = fn`)? A store of another function there makes the
+    calls through the field no funnel calls: the file must be read to know."""
+    named = fields & idents
+    if not named:
+        return False
+    alternatives = b"|".join(re.escape(f) for f in sorted(named))
+    return re.search(rb"(?:->|\.)\s*(?:" + alternatives + rb")\s*(?:\)?\s*\(|=(?!=))",
+                     data) is not None
+
+
+_MASK_BITS = 1 << 14  # per file: 2 KiB; about 3% false positives per name for 500 names
+
+
+def _mask(idents: frozenset[bytes]) -> bytes:
+    """A one-hash Bloom filter of a file's identifiers: a later round tests its new names
+    against it and reads again only the files that may mention one (no false negatives)."""
+    bits = bytearray(_MASK_BITS // 8)
+    for ident in idents:
+        h = hash(ident) & (_MASK_BITS - 1)
+        bits[h >> 3] |= 1 << (h & 7)
+    return bytes(bits)
+
+
+def _may_hold(mask: bytes, names: frozenset[bytes]) -> bool:
+    for name in names:
+        h = hash(name) & (_MASK_BITS - 1)
+        if mask[h >> 3] & (1 << (h & 7)):
+            return True
+    return False
+
+
+class _Rounds:
+    """The caller rounds' memory: which names every folder, header and the whole tree made
+    visible in the rounds before, so that a round searches the unparsed files only for the
+    names that are new (a file searched for a name once does not mention it: its content
+    has not changed), and a mask of the identifiers of each file read, so that a later
+    round reads again only the files that may mention a new name. A name new to a header
+    may be one a file saw through another header before: searched twice, found the same."""
+
+    def __init__(self, hot: frozenset[str]) -> None:
+        self.hot = frozenset(n.encode("utf-8") for n in hot)
+        self.folders: dict[str, frozenset[str]] = {}
+        self.headers: dict[str, frozenset[str]] = {}
+        self.everywhere: frozenset[str] = frozenset()
+        self.masks: dict[str, bytes] = {}
+        self._split: dict[frozenset[str], _Names] = {}
+
+    def names(self, names: frozenset[str]) -> _Names:
+        found = self._split.get(names)
+        if found is None:
+            found = self._split[names] = _split(names)
+        return found
+
+    def advance(self, visible: _Visible, folders: Iterable[str]
+                ) -> tuple[dict[str, _Names], dict[str, frozenset[str]], _Names]:
+        """The names new since the last round: per folder of a candidate (its own and its
+        parent's), per header, and everywhere."""
+        self._split.clear()  # last round's sets are not asked for again
+        new_folders: dict[str, _Names] = {}
+        for folder in folders:
+            now = frozenset(visible.by_folder.get(folder, set())
+                            | visible.by_folder.get(folder_of(folder), set()))
+            new_folders[folder] = self.names(now - self.folders.get(folder, frozenset()))
+            self.folders[folder] = now
+        new_headers: dict[str, frozenset[str]] = {}
+        for header, names in visible.by_header.items():
+            delta = frozenset(names) - self.headers.get(header, frozenset())
+            if delta:
+                new_headers[header] = delta
+            self.headers[header] = frozenset(names) | self.headers.get(header, frozenset())
+        now_everywhere = frozenset(visible.everywhere)
+        new_everywhere = self.names(now_everywhere - self.everywhere)
+        self.everywhere = self.everywhere | now_everywhere
+        return new_folders, new_headers, new_everywhere
+
+    def may_match(self, path: str, groups: tuple[_Names, ...]) -> bool:
+        """False when the file was read before and its mask rules every name out."""
+        mask = self.masks.get(path)
+        if mask is None:
+            return True
+        for names in groups:
+            if _may_hold(mask, names.plain) or _may_hold(mask, names.fields):
+                return True
+            if _may_hold(mask, names.partners) and _may_hold(mask, self.hot):
+                return True
+        return False
+
+    def matches(self, path: str, data: bytes, groups: tuple[_Names, ...]) -> bool:
+        idents = frozenset(_IDENT_RE.findall(data))
+        self.masks[path] = _mask(idents)
+        hot: bool | None = None
+        for names in groups:
+            if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):
+                return True
+            if not names.partners.isdisjoint(idents):
+                if hot is None:
+                    hot = not self.hot.isdisjoint(idents)
+                if hot:
+                    return True
+        return False
+
+
+@functools.cache
+def _matching_salt() -> bytes:
+    """Part of every negatives key: what a search for a name set means is this module's
+    code (prefixes, the field-call pattern, the hot conjunction); a negative recorded by
+    another version of it must not answer for this one."""
+    return source_digest(__name__).encode("ascii")
+
+
+def _callers_round(store: _Facts, scoped: list[str], rounds: _Rounds,
                    negatives: set[tuple[str, str]],
                    fresh_negatives: list[tuple[str, str]]) -> set[str]:
-    """Unparsed files in scope that mention a wrapper they can see: one defined in their
-    folder or its parent, or in a header they include (transitively). `checked` remembers
-    the names each file was already searched for, so later rounds only look for new ones."""
-    by_folder, headers = _visible_wrappers(store)
-    by_header = {h: frozenset(names) for h, names in headers.items()}
+    """Unparsed files in scope that mention a name made visible to them since the last
+    round: a funnel of their folder or its parent, of a header they include (transitively),
+    an exported funnel, a call through a field that stores one, or a function of the
+    driver in a file that registers a hot root."""
+    candidates = [path for path in scoped
+                  if (facts := store.by_path.get(path)) is not None and not facts.parsed
+                  and facts.digest]
+    folders, headers, everywhere = rounds.advance(
+        _visible_wrappers(store), sorted({folder_of(p) for p in candidates}))
     includes = IncludeIndex(store.by_path)  # unparsed headers pass their includes on
     found: set[str] = set()
-    for path in scoped:
-        facts = store.by_path.get(path)
-        if facts is None or facts.parsed or not facts.digest:
+    for path in candidates:
+        facts = store.by_path[path]
+        through = includes.names_seen(path, facts.includes, headers) if headers else None
+        groups = tuple(g for g in (folders[folder_of(path)], everywhere,
+                                   rounds.names(through) if through else _NO_NAMES)
+                       if g.key)
+        if not groups:
             continue
-        folder = folder_of(path)
-        seen: set[str] = set()
-        seen.update(by_folder.get(folder, ()), by_folder.get(folder_of(folder), ()))
-        seen.update(includes.names_seen(path, facts.includes, by_header))
-        done = checked.setdefault(path, set())
-        visible = {n.encode("utf-8", "surrogateescape") for n in seen} - done
-        if not visible:
-            continue
-        done.update(visible)
-        names_key = hashlib.sha1(b"\0".join(sorted(visible)), usedforsecurity=False).hexdigest()
+        names_key = hashlib.sha1(_matching_salt() + b"".join(g.key for g in groups),
+                                 usedforsecurity=False).hexdigest()
         if (facts.digest, names_key) in negatives:
             continue  # an earlier scan searched this very file for these very names
+        if not rounds.may_match(path, groups):
+            fresh_negatives.append((facts.digest, names_key))
+            continue
         try:
             data = (store.root / path).read_bytes()
         except OSError:
             continue
-        if _mentions(data, visible):
+        if rounds.matches(path, data, groups):
             found.add(path)
         else:
             fresh_negatives.append((facts.digest, names_key))
@@ -334,12 +559,13 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     _context_headers(store, first, scoped_set)
     _hot_headers(store, scoped_set)
     clock.lap("context headers")
-    checked: dict[str, set[bytes]] = {}
+    rounds = _Rounds(frozenset(store.rules.hot.registrations) | store.rules.hot.fields)
     cache = open_cache(store.options.cache_dir, store.rules.digest, store.spec)
     negatives = cache.negatives()
     fresh_negatives: list[tuple[str, str]] = []
     for _ in range(MAX_ROUNDS):
-        extra = _callers_round(store, list(fileset.files), checked, negatives, fresh_negatives)
+        extra = _callers_round(store, list(fileset.files), rounds, negatives,
+                               fresh_negatives)
         clock.lap("wrapper callers")
         if not extra:
             break

@@ -1,0 +1,153 @@
+"""The caller rounds (analysis/gather.py): which unparsed files are parsed because they call
+what the parsed ones define. Each test builds a small tree where the prefilter skips the
+file in question (it names no accessor), so only the rounds can bring it in; the negative
+cases are files the rounds used to parse for a name they merely mention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .helpers import scan_json
+from .test_wrappers import mini_tree
+
+_PCI_OPS = """\
+#include "core.h"
+
+static u32 c_pci_read32(struct c_dev *d, u32 reg)
+{
+	return readl(d->base + reg);
+}
+
+static const struct c_hci_ops c_pci_ops = {
+	.read32 = c_pci_read32,
+};
+"""
+
+_CORE_H = """\
+struct c_dev;
+struct c_hci_ops {
+	u32 (*read32)(struct c_dev *d, u32 reg);
+};
+struct c_dev {
+	void __iomem *base;
+	const struct c_hci_ops *ops;
+};
+
+static inline u32 c_read32(struct c_dev *d, u32 reg)
+{
+	return d->ops->read32(d, reg);
+}
+"""
+
+
+def _sites(data: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(s["path"], s["callee"]) for s in data["sites"]}
+
+
+def test_a_header_funnel_over_a_field_call_brings_its_callers_in(tmp_path: Path) -> None:
+    """c_read32 (core.h) reads through `->read32`, which only ever stores c_pci_read32, a
+    funnel: c_read32 is a funnel, and phy.c, which calls it and names no accessor, is
+    parsed and lists the call."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/c/core.h": _CORE_H,
+        "drivers/c/pci.c": _PCI_OPS,
+        "drivers/c/phy.c": ('#include "core.h"\n\nu32 c_phy_status(struct c_dev *d)\n'
+                            "{\n\treturn c_read32(d, 0x40);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert ("drivers/c/phy.c", "c_read32") in _sites(data)
+
+
+def test_a_field_that_also_stores_a_plain_function_selects_nothing(tmp_path: Path) -> None:
+    """Control: a second store of a function that reaches no accessor makes the call
+    through `->read32` no funnel call (as in the call graph), so phy.c lists nothing."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/c/core.h": _CORE_H,
+        "drivers/c/pci.c": _PCI_OPS,
+        "drivers/c/usb.c": ('#include "core.h"\n\nstatic u32 c_usb_read32(struct c_dev *d, '
+                            "u32 reg)\n{\n\treturn c_usb_control(d, reg);\n}\n\n"
+                            "static const struct c_hci_ops c_usb_ops = {\n"
+                            "\t.read32 = c_usb_read32,\n};\n"),
+        "drivers/c/phy.c": ('#include "core.h"\n\nu32 c_phy_status(struct c_dev *d)\n'
+                            "{\n\treturn c_read32(d, 0x40);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert not {p for p, _c in _sites(data)} & {"drivers/c/phy.c", "drivers/c/core.h"}
+
+
+def test_an_exported_funnel_is_seen_from_another_folder(tmp_path: Path) -> None:
+    """lib_write is exported from drivers/lib: a driver elsewhere that calls it (and names
+    no accessor) is parsed; the same funnel left unexported is seen from its folder only."""
+    lib = ("void lib_write(void __iomem *base, u32 reg, u32 val)\n{\n"
+           "\twritel(val, base + reg);\n}\n")
+    user = "void user_kick(void __iomem *base)\n{\n\tlib_write(base, 0x10, 1);\n}\n"
+    exported = mini_tree(tmp_path / "a", {
+        "drivers/lib/lib.c": lib + "EXPORT_SYMBOL(lib_write);\n",
+        "drivers/user/user.c": user,
+    })
+    assert ("drivers/user/user.c", "lib_write") in _sites(scan_json(tmp_path, exported))
+    local = mini_tree(tmp_path / "b", {
+        "drivers/lib/lib.c": lib,
+        "drivers/user/user.c": user,
+    })
+    assert ("drivers/user/user.c", "lib_write") not in _sites(
+        scan_json(tmp_path, local, name="local.json"))
+
+
+def test_a_funnel_header_is_seen_by_a_c_file_included_by_another(tmp_path: Path) -> None:
+    """d-q.c is #included by d-main.c and includes nothing itself: the funnel of its
+    folder's header (d.h) is still looked for in it, as the call graph resolves it."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/d/d.h": ("struct d_hw { void __iomem *base; };\n"
+                          "static inline void d_writel(struct d_hw *hw, u32 reg, u32 v)\n"
+                          "{\n\twritel(v, hw->base + reg);\n}\n"),
+        "drivers/d/d-main.c": '#include "d.h"\n#include "d-q.c"\n',
+        "drivers/d/d-q.c": ("static void d_ring(struct d_hw *hw)\n{\n"
+                            "\td_writel(hw, 0x8, 1);\n}\n"),
+    })
+    assert ("drivers/d/d-q.c", "d_writel") in _sites(scan_json(tmp_path, root))
+
+
+def test_a_registration_naming_no_driver_function_is_not_parsed(tmp_path: Path) -> None:
+    """A file registering an interrupt handler is parsed when it names a function of the
+    driver that makes an access (its handler may be that function); one whose handler
+    calls nothing of the kind is left alone (it was parsed for `request_irq` alone)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/e/e_hw.c": ("u32 e_status(void __iomem *base)\n{\n"
+                             "\treturn readl(base + 4) + readl(base + 8);\n}\n"),
+        "drivers/e/e_timer.c": ("static irqreturn_t e_tick(int irq, void *data)\n{\n"
+                                "\treturn IRQ_HANDLED;\n}\n\n"
+                                "int e_timer_setup(int irq, void *data)\n{\n"
+                                '\treturn request_irq(irq, e_tick, 0, "e", data);\n}\n'),
+        "drivers/e/e_irq.c": ("static irqreturn_t e_isr(int irq, void *data)\n{\n"
+                              "\treturn e_status(data) ? IRQ_HANDLED : IRQ_NONE;\n}\n\n"
+                              "int e_irq_setup(int irq, void *data)\n{\n"
+                              '\treturn request_irq(irq, e_isr, 0, "e", data);\n}\n'),
+    })
+    data = scan_json(tmp_path, root)
+    roots = {(r["function"], r["path"]) for r in data["hot_roots"]}
+    assert ("e_isr", "drivers/e/e_irq.c") in roots
+    assert not any(p == "drivers/e/e_timer.c" for _f, p in roots)
+    assert data["stats"]["files_parsed"] == 2
+    assert all(s["hot"] for s in data["sites"] if s["function"] == "e_status")
+
+
+def test_a_field_is_looked_for_as_a_call_not_as_a_word(tmp_path: Path) -> None:
+    """`.read_reg` stores a funnel: a file calling `gc->read_reg(...)` is parsed and lists
+    the call; one that only has a local named read_reg is not parsed."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/f/f_mmio.c": ("struct f_chip { u32 (*read_reg)(void __iomem *reg); };\n\n"
+                               "static u32 f_read32(void __iomem *reg)\n{\n"
+                               "\treturn readl(reg);\n}\n\n"
+                               "void f_init(struct f_chip *gc)\n{\n"
+                               "\tgc->read_reg = f_read32;\n}\n"),
+        "drivers/f/f_gpio.c": ("u32 f_get(struct f_chip *gc, void __iomem *dat)\n{\n"
+                               "\treturn gc->read_reg(dat);\n}\n"),
+        "drivers/f/f_other.c": ("int f_count(int read_reg)\n{\n"
+                                "\treturn read_reg + 1;\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert any(s["path"] == "drivers/f/f_gpio.c" and s.get("indirect")
+               for s in data["sites"])
+    assert data["stats"]["files_parsed"] == 2
