@@ -32,7 +32,6 @@ from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.engines import engine_spec
 from mmioscan.analysis.timings import Timings
 from mmioscan.analysis.wrappers import regmap_folders
-from mmioscan.cfront.lexer import IDENT_BYTES
 from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
@@ -319,35 +318,13 @@ def _split(names: frozenset[str]) -> _Names:
     if not names:
         return _NO_NAMES
     groups: dict[str, set[bytes]] = {"": set(), FIELD_CALL: set(), PARTNER: set()}
-    for name in names:
-        prefix = name[:1] if name[:1] in (FIELD_CALL, PARTNER) else ""
-        groups[prefix].add(name[len(prefix):].encode("utf-8", "surrogateescape"))
-    key = hashlib.sha1(b"\0".join(sorted(n.encode("utf-8", "surrogateescape") for n in names)),
-                       usedforsecurity=False).digest()
+    encoded = sorted(n.encode("utf-8", "surrogateescape") for n in names)
+    for name in encoded:
+        prefix = name[:1].decode() if name[:1] in (b".", b"&") else ""
+        groups[prefix].add(name[len(prefix):])
+    key = hashlib.sha1(b"\0".join(encoded), usedforsecurity=False).digest()
     return _Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
                   frozenset(groups[PARTNER]), key)
-
-
-def _mentions(data: bytes, names: frozenset[bytes] | set[bytes],
-              idents: list[set[bytes]] | None = None) -> bool:
-    """Does data hold one of names as a whole identifier? `find` per name while the set is
-    small, one identifier pass over the file when it is large (kept in idents, when given,
-    for the next question about the same file)."""
-    if len(names) > 40:
-        if idents is None:
-            return not names.isdisjoint(_IDENT_RE.findall(data))
-        if not idents:
-            idents.append(set(_IDENT_RE.findall(data)))
-        return not names.isdisjoint(idents[0])
-    for name in names:
-        start = data.find(name)
-        while start >= 0:
-            end = start + len(name)
-            if ((start == 0 or data[start - 1] not in IDENT_BYTES)
-                    and (end == len(data) or data[end] not in IDENT_BYTES)):
-                return True
-            start = data.find(name, end)
-    return False
 
 
 def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes]) -> bool:
