@@ -98,13 +98,13 @@ def _too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lin
 def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
                          max_function_lines: int, addr_args: Mapping[str, int] | None = None,
                          max_funnel_lines: int = 400,
-                         memo: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] | None = None
-                         ) -> list[tuple[str, Scope]]:
+                         memo: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] | None = None,
+                         stores: FieldStores | None = None) -> list[tuple[str, Scope]]:
     """Definitions that may be funnels, by name only (no resolution): the funnel rule with
     every definition of a name standing for all of them. A superset of CallGraph's wrappers,
     cheap enough to run between parsing rounds (the exact graph is built once, at the end).
     memo keeps each file's scope calls from round to round (keyed by the facts object, so a
-    file parsed again is read again)."""
+    file parsed again is read again). stores: the FieldStores of these files, if built."""
     memo = {} if memo is None else memo
     callers: dict[str, list[tuple[str, int, str]]] = {}
     eligible: set[tuple[str, int]] = set()  # scopes that may be funnels
@@ -117,7 +117,7 @@ def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
             eligible.add((path, i))
             for name in (*scope.callees, *scope.values):
                 callers.setdefault(name, []).append((path, i, name))
-    waiting = _field_calls(files, leaves, eligible)
+    waiting = _field_calls(files, stores or FieldStores(files, leaves), eligible)
     addr = addr_args or {}
     # names defined only as macros (a superset must not drop a same-named function's gains)
     macros = ({s.name for f in files.values() for s in f.scopes if s.kind != "function"}
@@ -164,23 +164,19 @@ class _FieldCall(NamedTuple):
     candidates: frozenset[str]  # the functions (and accessors) stored into its field
 
 
-def _field_calls(files: Mapping[str, FileFacts], leaves: frozenset[str],
+def _field_calls(files: Mapping[str, FileFacts], stores: FieldStores,
                  eligible: set[tuple[str, int]]) -> dict[str, list[_FieldCall]]:
     """Every call through a field whose caller may be a funnel, under each candidate it
     waits for: the functions stored into the field as the call graph finds them
     (FieldStores: by struct type, else by name among the stores of the caller's folder),
-    by name. A stored value that no parsed file defines as a function (`p->len = len`) is
-    no candidate."""
-    functions = {s.name for f in files.values() for s in f.scopes if s.kind == "function"}
-    stores = FieldStores(files)
+    by name."""
     waiting: dict[str, list[_FieldCall]] = {}
     for path, facts in files.items():
         folder = folder_of(path)
         for field, struct, line, column, scope in facts.indirect:
             if (path, scope) not in eligible:
                 continue
-            candidates = frozenset(fn for _where, fn in stores.stores(folder, field, struct)
-                                   if fn in leaves or fn in functions)
+            candidates = frozenset(fn for _where, fn in stores.stores(folder, field, struct))
             call = _FieldCall(path, scope, indirect_name(field, line, column), candidates)
             for candidate in candidates:
                 waiting.setdefault(candidate, []).append(call)
@@ -296,7 +292,7 @@ class CallGraph:
     def _index_fnptrs(self) -> None:
         """Every call through a field of a parsed file with its candidates (the callers'
         side of the fixpoint)."""
-        self._stores = FieldStores(self.files)
+        self._stores = FieldStores(self.files, self.leaves)
         self._targets: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self._indirect: dict[str, list[IndirectCall]] = {}
         self._indirect_named: dict[tuple[str, str], IndirectCall] = {}

@@ -47,20 +47,61 @@ def alternatives(options: Iterable[Counts]) -> Counts:
     return tuple(merged.items())
 
 
-class FieldStores:
-    """Stores into fields over all parsed files: by struct type and by (folder, field)."""
+class _Functions:
+    """Which names a file may store as a function, by name as the call graph resolves them
+    (CallGraph._resolve without the include graph): an accessor, a function of the file, a
+    non-static function of its subtree, a function defined in a header, an exported one.
+    The extractor records every `x->f = name` whose right side is an identifier: most are
+    locals (`p->ret = ret`, `s->start = start`), and by name over the tree nearly every
+    local is some file's function."""
 
-    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+    def __init__(self, files: Mapping[str, FileFacts], leaves: frozenset[str]) -> None:
+        self._shared = set(leaves)  # seen from every file
+        self._own: dict[str, set[str]] = {}
+        self._global: dict[str, set[str]] = {}  # name -> folders of non-static definitions
+        for path, facts in files.items():
+            header = path.endswith(".h")
+            exported = facts.exports
+            own = self._own.setdefault(path, set())
+            for scope in facts.scopes:
+                if scope.kind != "function":
+                    continue
+                name = scope.name
+                own.add(name)
+                if header or name in exported:
+                    self._shared.add(name)
+                elif not scope.static:
+                    self._global.setdefault(name, set()).add(folder_of(path))
+
+    def seen(self, path: str, name: str) -> bool:
+        if name in self._shared or name in self._own.get(path, ()):
+            return True
+        folder = folder_of(path)
+        return any(same_subtree(f, folder) for f in self._global.get(name, ()))
+
+
+class FieldStores:
+    """Stores of functions into fields over all parsed files: by struct type and by
+    (folder, field). A stored name no file could mean as a function is left out."""
+
+    def __init__(self, files: Mapping[str, FileFacts],
+                 leaves: frozenset[str] = frozenset()) -> None:
         self._members: dict[tuple[str, str], str] = {}
         for path in sorted(files):
             for outer, member, inner in files[path].members:
                 self._members.setdefault((outer, member), inner)
+        functions = _Functions(files, leaves)
         self._by_type: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._by_folder: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        # (path, struct or "", field, function) of every store kept, in path order
+        self.kept: list[tuple[str, str, str, str]] = []
         for path in sorted(files):
             folder = folder_of(path)
             for written, field, function, _line in files[path].fnptrs:
+                if not functions.seen(path, function):
+                    continue
                 struct = self.type_of(written)
+                self.kept.append((path, struct, field, function))
                 if struct:
                     self._by_type.setdefault((struct, field), set()).add((path, function))
                 self._by_folder.setdefault((folder, field), set()).add((struct, path, function))

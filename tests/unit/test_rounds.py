@@ -151,3 +151,125 @@ def test_a_field_is_looked_for_as_a_call_not_as_a_word(tmp_path: Path) -> None:
     assert any(s["path"] == "drivers/f/f_gpio.c" and s.get("indirect")
                for s in data["sites"])
     assert data["stats"]["files_parsed"] == 2
+
+
+def test_a_local_stored_into_a_field_is_no_function_store(tmp_path: Path) -> None:
+    """`j->reset = reset` stores a parameter, not the funnel `reset` another driver defines
+    (non-static, not exported: job.c cannot see it). The field stores no function at all,
+    so a file that only writes `j->reset = false` is not parsed for it (it was: by name the
+    stored value was that funnel, and the field counted as one storing only funnels)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/x/x_hw.c": ("void reset(void __iomem *base, u32 reg)\n{\n"
+                             "\twritel(1, base + reg);\n}\n"),
+        "drivers/c/c_job.c": ("struct c_job { bool reset; void __iomem *base; };\n\n"
+                              "void c_job_note(struct c_job *j, bool reset)\n{\n"
+                              "\tj->reset = reset;\n}\n\n"
+                              "u32 c_job_status(struct c_job *j)\n{\n"
+                              "\treturn readl(j->base);\n}\n"),
+        "drivers/c/c_run.c": ("void c_run_done(struct c_job *j)\n{\n"
+                              "\tj->reset = false;\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert {s["path"] for s in data["sites"]} == {"drivers/x/x_hw.c", "drivers/c/c_job.c"}
+    assert data["stats"]["files_parsed"] == 2
+
+
+def test_a_funnel_is_seen_two_folders_down(tmp_path: Path) -> None:
+    """g_load32 (drivers/g/access.c, not static) is a funnel; the call graph resolves a
+    call of it from anywhere in drivers/g's subtree, so a file two folders below, naming no
+    accessor, is parsed and lists the call (only the folder and its parent's were seen)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/g/access.c": ("u32 g_load32(u32 addr)\n{\n"
+                               "\treturn readl(g_base + addr);\n}\n"),
+        "drivers/g/runtime/debug/dump.c": ("u32 g_dump_status(void)\n{\n"
+                                           "\treturn g_load32(0x40);\n}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert ("drivers/g/runtime/debug/dump.c", "g_load32") in _sites(data)
+
+
+def test_a_handler_reading_through_a_funnel_field_makes_its_registration_hot(
+        tmp_path: Path) -> None:
+    """h_isr (h_vec.c) reads its status through `self->ops->irq_read`, which stores
+    h_b0_irq_read, a function making an access (no funnel: its offset is fixed): h_isr
+    makes an access, so h_pci.c, which registers it and names no accessor, is parsed and
+    its handler is a hot root."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/h/h_hw.h": ("struct h_hw;\nstruct h_ops {\n"
+                             "\tu32 (*irq_read)(struct h_hw *hw);\n};\n"
+                             "struct h_vec { const struct h_ops *ops; struct h_hw *hw; };\n"),
+        "drivers/h/h_b0.c": ('#include "h_hw.h"\n\nstatic u32 h_b0_irq_read(struct h_hw *hw)'
+                             "\n{\n\treturn readl(hw->base + 0x10);\n}\n\n"
+                             "const struct h_ops h_b0_ops = {\n"
+                             "\t.irq_read = h_b0_irq_read,\n};\n"),
+        "drivers/h/h_vec.c": ('#include "h_hw.h"\n\nirqreturn_t h_isr(int irq, void *data)'
+                              "\n{\n\tstruct h_vec *self = data;\n\n"
+                              "\treturn self->ops->irq_read(self->hw) ? IRQ_HANDLED : "
+                              "IRQ_NONE;\n}\n\n"
+                              "void h_vec_ack(void __iomem *base)\n{\n"
+                              "\twritel(1, base);\n}\n"),
+        "drivers/h/h_pci.c": ('#include "h_hw.h"\n\nint h_setup(int irq, void *vec)\n{\n'
+                              '\treturn request_irq(irq, h_isr, 0, "h", vec);\n}\n'),
+    })
+    data = scan_json(tmp_path, root)
+    roots = {(r["function"], r["path"]) for r in data["hot_roots"]}
+    assert ("h_isr", "drivers/h/h_pci.c") in roots
+    assert any(s["function"] == "h_b0_irq_read" and s["hot"] for s in data["sites"])
+
+
+def test_a_handler_field_counts_as_a_registration_argument_only(tmp_path: Path) -> None:
+    """`chip->isr` stores k_isr, which makes an access: k_irq.c, registering the handler
+    it reads from that field, is parsed and the handler is a hot root; k_misc.c, which
+    registers a handler of its own and only clears the field, is not parsed (it was: the
+    field's name as a word in a file naming request_irq)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/k/k_core.c": ("struct k_chip { void __iomem *base; int irq; int irq2;\n"
+                               "\tirqreturn_t (*isr)(int irq, void *data); };\n\n"
+                               "static irqreturn_t k_isr(int irq, void *data)\n{\n"
+                               "\tstruct k_chip *chip = data;\n\n"
+                               "\treturn readl(chip->base) ? IRQ_HANDLED : IRQ_NONE;\n}\n\n"
+                               "void k_init(struct k_chip *chip)\n{\n"
+                               "\tchip->isr = k_isr;\n}\n"),
+        "drivers/k/k_irq.c": ("int k_irq_on(struct k_chip *chip)\n{\n"
+                              '\treturn request_irq(chip->irq, chip->isr, 0, "k", chip);\n'
+                              "}\n"),
+        "drivers/k/k_misc.c": ("static irqreturn_t k_misc_isr(int irq, void *data)\n{\n"
+                               "\treturn IRQ_HANDLED;\n}\n\n"
+                               "int k_misc_on(struct k_chip *chip)\n{\n"
+                               "\tchip->isr = NULL;\n"
+                               '\treturn request_irq(chip->irq2, k_misc_isr, 0, "m", chip);\n'
+                               "}\n"),
+    })
+    data = scan_json(tmp_path, root)
+    assert {r["path"] for r in data["hot_roots"]} == {"drivers/k/k_irq.c"}
+    assert all(s["hot"] for s in data["sites"] if s["function"] == "k_isr")
+    assert data["stats"]["files_parsed"] == 2
+
+
+def test_a_handler_reaching_an_access_calls_down_brings_its_registration_in(
+        tmp_path: Path) -> None:
+    """t_rx_poll (t_rx.c) reaches the doorbell write three calls down, through t_rx.c and
+    t_hw.c; t_net.c registers it as a NAPI poll and names no accessor: it is parsed, the
+    poll is a hot root and the doorbell is hot. A file registering its own handler that
+    reaches nothing stays unparsed."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/t/t_hw.c": ("void t_ring_doorbell(void __iomem *base)\n{\n"
+                             "\twritel(1, base + 0x100);\n}\n"),
+        "drivers/t/t_rx.c": ("static void t_rx_refill(struct t_ctx *c)\n{\n"
+                             "\tt_ring_doorbell(c->base);\n}\n\n"
+                             "static int t_rx_collect(struct t_ctx *c, int budget)\n{\n"
+                             "\tt_rx_refill(c);\n\treturn budget;\n}\n\n"
+                             "int t_rx_poll(struct napi_struct *napi, int budget)\n{\n"
+                             "\treturn t_rx_collect(t_ctx_of(napi), budget);\n}\n"),
+        "drivers/t/t_net.c": ("void t_net_setup(struct t_ctx *c)\n{\n"
+                              "\tnetif_napi_add(c->dev, &c->napi, t_rx_poll);\n}\n"),
+        "drivers/t/t_timer.c": ("static irqreturn_t t_tick(int irq, void *data)\n{\n"
+                                "\treturn IRQ_HANDLED;\n}\n\n"
+                                "int t_timer_on(int irq)\n{\n"
+                                '\treturn request_irq(irq, t_tick, 0, "t", NULL);\n}\n'),
+    })
+    data = scan_json(tmp_path, root)
+    assert {(r["function"], r["path"]) for r in data["hot_roots"]} == {
+        ("t_rx_poll", "drivers/t/t_net.c")}
+    assert all(s["hot"] for s in data["sites"] if s["function"] == "t_ring_doorbell")
+    assert data["stats"]["files_parsed"] == 3
