@@ -85,6 +85,27 @@ def _end_line(node: ts.Node) -> int:
     return row + 1 if col else max(row, node.start_point[0] + 1)
 
 
+# Macros whose argument names a member or a trace-event entry, never a value: the last
+# argument of the TRACE_EVENT entry declarators (`__field(int, writeq)` in xfs_trace.h),
+# the member argument of offsetof and its kin (`container_of(p, struct s, readl)`).
+_MEMBER_MACROS = frozenset({
+    "__field", "__field_ext", "__field_struct", "__field_struct_ext", "__field_packed",
+    "__array", "__dynamic_array", "__rel_dynamic_array", "__string", "__string_len",
+    "__rel_string", "__vstring", "__bitmask", "__cpumask", "__sockaddr",
+    "offsetof", "offsetofend", "container_of", "container_of_const", "sizeof_field",
+    "typeof_member", "struct_size", "struct_size_t", "flex_array_size",
+})
+
+
+def _names_a_member(node: ts.Node, parent: ts.Node) -> bool:
+    """Is node an argument, other than the first, of a _MEMBER_MACROS invocation?"""
+    if parent.type != "argument_list" or parent.named_children[:1] == [node]:
+        return False
+    call = parent.parent
+    function = call.child_by_field_name("function") if call is not None else None
+    return function is not None and _text(function) in _MEMBER_MACROS
+
+
 def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
     """`(readl)(p)`, or a call that error recovery split from its `(`."""
     if parent.type == "parenthesized_expression":
@@ -478,6 +499,8 @@ class Extractor:
             if parent.type == "call_expression" and parent.child_by_field_name("function") == node:
                 continue  # already a call from the definitions query
             if parent.type in _DECLARING_PARENTS and parent.type != "init_declarator":
+                continue
+            if _names_a_member(node, parent):
                 continue
             declared = parent.child_by_field_name("declarator")
             if parent.type == "init_declarator" and declared == node:

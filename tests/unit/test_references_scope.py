@@ -135,3 +135,17 @@ def test_forwarded_calls_only_when_a_parameter_is_used() -> None:
     assert forwarded_calls(macros["F"]) == ("G",)
     assert forwarded_calls(macros["H"]) == ()
     assert forwarded_calls(macros["K"]) == ()
+
+
+def test_a_trace_entry_or_member_argument_is_no_reference() -> None:
+    """`__field(int, writeq)` declares a trace-event entry and `container_of(p, struct s,
+    readl)` names a member: neither is the accessor as a value; `use(inl)` still is, and
+    so is an accessor as the first argument (the pointer) of container_of."""
+    src = ("TRACE_EVENT(x_io, TP_STRUCT__entry(__field(int, writeq)\n"
+           "\t__array(char, readb, 8)), TP_printk(\"%d\", 1));\n"
+           "void f(void *p)\n{\n\tstruct s *q = container_of(p, struct s, readl);\n"
+           "\tsize_t n = offsetof(struct s, inw);\n\tuse(inl);\n"
+           "\tg(container_of(outb, struct s, m));\n}\n")
+    facts = Extractor(["writeq", "readb", "readl", "inw", "inl", "outb"]).extract(
+        "x.c", "d", src.encode())
+    assert [r.name for r in facts.reference_records()] == ["inl", "outb"]
