@@ -1,9 +1,10 @@
 """Measured, and kept measured: precision on sites a person judged, and recall on folders read.
 
-tests/integration/judged/sites-2026.toml holds 130 sites drawn by `bench/accuracy.py sample
+tests/integration/judged/sites-2026.toml holds 150 sites: 130 drawn by `bench/accuracy.py sample
 --all --seed 2026` from the whole-tree scan under Debian's cloud config (20 per kind, 15
-`unsupported` verdicts, 15 hot sites), each judged true or false by reading the kernel's code,
-with the reason. The current code scans the whole tree once (into the session's
+`unsupported` verdicts, 15 hot sites), and 20 wrapper sites a change of the caller rounds
+gained (bucket rounds-gained), each judged true or false by reading the kernel's code, with
+the reason. The current code scans the whole tree once (into the session's
 whole_tree_cache, which test_reports_fresh.py then reuses warm) and must still report every
 judged-true site with the same kind and access, and keep precision per bucket (of the judged
 sites still listed, the share judged true) at 95% or more. The buckets measured below that are
