@@ -7,42 +7,36 @@ Rounds, each through the same cached runner (facts/runner.py):
    own headers a file with hot roots includes, parsed whatever they mention (a static inline
    on the path from a root to an access must not break the chain);
 3. files in scope that call wrappers (or regmap, in a driver with an MMIO regmap) but mention
-   no accessor: found by a byte scan for the wrapper names defined in their folder or its
-   parent, then parsed. Repeated while it finds more, at most MAX_ROUNDS times.
+   no accessor: found by a byte scan for the names analysis/rounds.py makes visible to
+   them, then parsed. Repeated while it finds more, at most MAX_ROUNDS times.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.analysis.callgraph import (
     IncludeIndex,
-    approximate_wrappers,
     folder_of,
     include_candidates,
 )
 from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.engines import engine_spec
-from mmioscan.analysis.fnptrs import FieldStores
+from mmioscan.analysis.rounds import NO_NAMES, Rounds, matching_salt, visible_names
 from mmioscan.analysis.timings import Timings
-from mmioscan.analysis.wrappers import regmap_folders
-from mmioscan.cfront.includes import same_subtree
 from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
-from mmioscan.core.sources import source_digest
 from mmioscan.facts.runner import ExtractSpec, Progress, collect_facts, open_cache
 from mmioscan.kernel.tree import FileSet, collect
 
 MAX_ROUNDS = 5
-_IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
 MAX_INCLUDE_DEPTH = 4
 # The name of an inline function or of a function-like macro (`#define kick(r) ...`).
 _CODE_RE = re.compile(rb"\b(?:inline|__inline|__inline__|__always_inline)\b[^;{}()]*?"
@@ -192,390 +186,7 @@ def _forcible(facts: FileFacts) -> bool:
     return not facts.parsed and bool(facts.digest) and not facts.problems
 
 
-# Names in the visible sets below carry a prefix saying how a file must mention them:
-# FIELD_CALL: called through a field (`p->read_reg(`, `p->ops.read_reg(`, `(*p->read_reg)(`);
-# PARTNER: a function the file may reach, counted only in a file that also registers a hot
-# root (a request_irq call, an `.ndo_start_xmit =`); HANDLER_FIELD: a field storing such a
-# function, counted only as an argument of a registration call (`request_irq(irq,
-# chip->interrupt, ...)`); unprefixed: anywhere, as an identifier.
-FIELD_CALL, PARTNER, HANDLER_FIELD = ".", "&", "*"
-_PREFIXES = (FIELD_CALL, PARTNER, HANDLER_FIELD)
-# Scope names a parse error makes of a statement (`if (...) {` read as a definition)
-_KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do", "else"})
-
-
-@dataclass(slots=True)
-class _Visible:
-    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL and PARTNER
-    say): seen from a folder (and from its subfolders), from the files including a header,
-    and from everywhere."""
-
-    by_folder: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-    by_header: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-    everywhere: set[str] = dataclasses.field(default_factory=set)
-    # non-static functions of a folder's .c files: seen from the folders above it and below
-    # it, as the call graph resolves them (same_subtree: atomisp's pci/runtime/debug/src
-    # calls a function of pci/)
-    by_subtree: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-
-    _below: dict[str, set[str]] | None = None  # by_subtree names of the folders under each
-
-    def in_subtree(self, folder: str) -> set[str]:
-        """The by_subtree names a file of folder sees (its folder, those above and below)."""
-        if self._below is None:
-            self._below = {}
-            for other, names in self.by_subtree.items():
-                for above in _ancestors(other):
-                    self._below.setdefault(above, set()).update(names)
-        seen = set(self._below.get(folder, ()))
-        for above in (folder, *_ancestors(folder)):
-            seen |= self.by_subtree.get(above, set())
-        return seen
-
-
-def _ancestors(folder: str) -> Iterator[str]:
-    """drivers/a/b -> drivers/a, drivers (same_subtree's folders above)."""
-    while "/" in folder:
-        folder = folder_of(folder)
-        yield folder
-
-
-def _visible_wrappers(store: _Facts) -> _Visible:
-    """The names each unparsed file should be searched for, after the rounds so far."""
-    parsed = {p: f for p, f in store.by_path.items() if f.parsed}
-    visible = _Visible()
-    by_folder, by_header = visible.by_folder, visible.by_header
-    leaves = store.rules.catalogue.names()
-    addr_args = {n: a.addr_arg for n, a in store.rules.catalogue.accessors.items()}
-    funnels: set[str] = set()
-    stores = FieldStores(parsed, leaves)
-    for path, scope in approximate_wrappers(parsed, leaves,
-                                            store.rules.wrappers.max_function_lines, addr_args,
-                                            store.rules.wrappers.max_funnel_lines,
-                                            store.scope_calls, stores):
-        funnels.add(scope.name)
-        if path.endswith(".h"):
-            by_header.setdefault(path, set()).add(scope.name)
-            # also where the call graph looks when an include is not seen (a .c file
-            # #included by another, like ehci-q.c): headers of the same or the parent folder
-            by_folder.setdefault(posixpath.dirname(path), set()).add(scope.name)
-        elif scope.static or scope.kind != "function":
-            continue  # static functions and macros of a .c file are seen only in that file
-        elif scope.name in store.by_path[path].exports:
-            visible.everywhere.add(scope.name)  # EXPORT_SYMBOL: any driver may call it
-        else:
-            visible.by_subtree.setdefault(posixpath.dirname(path), set()).add(scope.name)
-    _field_calls(stores, funnels | leaves, visible)
-    for folder in regmap_folders(parsed.values(), store.rules.regmap):
-        by_folder.setdefault(folder, set()).update(store.rules.regmap.api,
-                                                   store.rules.regmap.bus)
-    _hot_partners(parsed, stores, funnels | leaves | frozenset(store.rules.regmap.api),
-                  visible)
-    return visible
-
-
-def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessing: set[str],
-                  visible: _Visible) -> None:
-    """A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) is parsed
-    when it also names a function of the driver that reaches an access (_Reaching): its
-    handler may be that function, or call it. Static ones count in their folder too (sonic.c
-    is #included by jazzsonic.c, which registers its handlers). A handler stored in a field
-    the file registers through (`request_irq(irq, chip->handler, ...)`) counts by the
-    field's name, in the storing folder."""
-    reaching = _Reaching(parsed, stores, accessing)
-    for path, facts in parsed.items():
-        names = {facts.scopes[i].name for i in reaching.by_path[path]} - _KEYWORDS
-        fields = {HANDLER_FIELD + field for _s, field, fn, _l in facts.fnptrs if fn in names}
-        partners = {PARTNER + name for name in names}
-        if path.endswith(".h"):
-            if not path.startswith(("include/", "arch/")):  # a driver's own header
-                visible.by_header.setdefault(path, set()).update(partners)
-            partners = set()
-        if fields or partners:
-            visible.by_folder.setdefault(folder_of(path), set()).update(fields | partners)
-
-
-# How many calls deep a handler may reach its first access and still bring its
-# registration in: t7xx's NAPI poll reaches the doorbell three calls down.
-MAX_REACH_DEPTH = 4
-
-
-class _Reaching:
-    """The functions (and macros) of the parsed files that reach an access within
-    MAX_REACH_DEPTH calls, resolved by name as the call graph would: a function of the same
-    file, a non-static one of the driver's subtree, one of a header or exported; and
-    through a field storing such a function (atlantic's legacy ISR reads its status through
-    `self->aq_hw_ops->hw_irq_read`)."""
-
-    def __init__(self, parsed: Mapping[str, FileFacts], stores: FieldStores,
-                 accessing: set[str]) -> None:
-        self.by_path = {p: _makers(f, accessing) for p, f in parsed.items()}
-        self._own: dict[str, set[str]] = {}
-        self._global: dict[str, set[str]] = {}  # name -> folders
-        self._shared = set(accessing)
-        fresh = dict(self.by_path)
-        for _depth in range(MAX_REACH_DEPTH):
-            self._learn(parsed, fresh)
-            through = _AccessFields(stores, frozenset(
-                self._shared | set(self._global) | set().union(*self._own.values())))
-            fresh = {}
-            for path, facts in parsed.items():
-                found = self._step(path, facts, through)
-                if found:
-                    fresh[path] = found
-                    self.by_path[path] |= found
-            if not fresh:
-                break
-
-    def _learn(self, parsed: Mapping[str, FileFacts], fresh: Mapping[str, set[int]]) -> None:
-        for path, scopes in fresh.items():
-            facts = parsed[path]
-            for i in scopes:
-                scope = facts.scopes[i]
-                if path.endswith(".h") or scope.name in facts.exports:
-                    self._shared.add(scope.name)
-                elif scope.static:
-                    self._own.setdefault(path, set()).add(scope.name)
-                else:
-                    self._global.setdefault(scope.name, set()).add(folder_of(path))
-
-    def _reaches(self, path: str, name: str) -> bool:
-        if name in self._shared or name in self._own.get(path, ()):
-            return True
-        folders = self._global.get(name)
-        return folders is not None and any(same_subtree(f, folder_of(path)) for f in folders)
-
-    def _step(self, path: str, facts: FileFacts, through: _AccessFields) -> set[int]:
-        known = self.by_path[path]
-        found = {i for i, s in enumerate(facts.scopes)
-                 if i not in known and any(self._reaches(path, c) for c in s.callees)}
-        return found | (through.callers(path, facts) - known)
-
-
-def _makers(facts: FileFacts, accessing: set[str]) -> set[int]:
-    """The functions and macros of a file that make an access: an accessor, funnel or
-    regmap call, or a dereference, in their own body (a macro writing a fixed register
-    makes one in every function using it)."""
-    deref_scopes = {d[2] for d in facts.derefs}
-    return {i for i, s in enumerate(facts.scopes)
-            if i in deref_scopes or not accessing.isdisjoint((*s.callees, *s.values))}
-
-
-class _AccessFields:
-    """Which functions of a file call through a field that may hold a function making an
-    access (an interrupt handler reading its status through `self->hw_ops->irq_read(...)`
-    makes one)."""
-
-    def __init__(self, stores: FieldStores, accessing: frozenset[str]) -> None:
-        self._stores = stores
-        self._accessing = accessing
-        self._known: dict[tuple[str, str, str], bool] = {}
-
-    def callers(self, path: str, facts: FileFacts) -> set[int]:
-        found: set[int] = set()
-        folder = folder_of(path)
-        for field, struct, _line, _column, scope in facts.indirect:
-            if scope < 0 or scope in found:
-                continue
-            key = (folder, field, struct)
-            holds = self._known.get(key)
-            if holds is None:
-                holds = self._known[key] = any(
-                    fn in self._accessing for _w, fn in self._stores.stores(*key))
-            if holds:
-                found.add(scope)
-        return found
-
-
-def _field_calls(stores: FieldStores, funnels: set[str] | frozenset[str],
-                 visible: _Visible) -> None:
-    """A field storing funnels (`gc->read_reg = bgpio_read32`): files calling through it
-    (`gc->read_reg(...)`) make wrapper sites, accessor or not in sight. Only a call through
-    the field counts (a bare `read` is in most files), and only a field that stores nothing
-    but funnels: a call through one that may hold another function is no funnel call for
-    the call graph either (`.read` stores funnels in a few drivers and plain functions in
-    hundreds). Looked for in the storing folder and its subfolders (the call graph resolves
-    an untyped call by name among the stores of the caller's folder); a field of a known struct that
-    stores only funnels anywhere (`->ndo_fcoe_ddp_setup` of net_device_ops, called from
-    drivers/scsi) in every file. The stores are those the call graph sees (FieldStores: a
-    local stored into a field, `p->start = start`, is none)."""
-    stores_by_folder: dict[str, dict[str, bool]] = {}  # folder -> field -> only funnels
-    typed: set[str] = set()
-    mixed: set[str] = set()
-    for path, struct, field, fn in stores.kept:
-        fields = stores_by_folder.setdefault(folder_of(path), {})
-        only = fn in funnels
-        fields[field] = fields.get(field, True) and only
-        if not only:
-            mixed.add(field)
-        elif struct:
-            typed.add(field)
-    for folder, fields in stores_by_folder.items():
-        for field, only in fields.items():
-            if only:
-                visible.by_folder.setdefault(folder, set()).add(FIELD_CALL + field)
-    visible.everywhere.update(FIELD_CALL + field for field in typed - mixed)
-
-
-@dataclass(frozen=True, slots=True)
-class _Names:
-    """A set of visible names split by how a file must mention them, as bytes."""
-
-    plain: frozenset[bytes]
-    fields: frozenset[bytes]
-    partners: frozenset[bytes]
-    handler_fields: frozenset[bytes]
-    key: bytes  # a digest of the names (the negatives cache remembers files by it)
-
-
-_NO_NAMES = _Names(frozenset(), frozenset(), frozenset(), frozenset(), b"")
-
-
-def _split(names: frozenset[str]) -> _Names:
-    if not names:
-        return _NO_NAMES
-    groups: dict[str, set[bytes]] = {"": set(), **{p: set() for p in _PREFIXES}}
-    encoded = sorted(n.encode("utf-8", "surrogateescape") for n in names)
-    for name in encoded:
-        prefix = name[:1].decode() if name[:1].decode() in _PREFIXES else ""
-        groups[prefix].add(name[len(prefix):])
-    key = hashlib.sha1(b"\0".join(encoded), usedforsecurity=False).digest()
-    return _Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
-                  frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]), key)
-
-
-def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes]) -> bool:
-    """Does data call through one of the fields (`->f(`, `.f(`, `->f)(` of `(*p->f)(`) or
-    store into it (`.f = fn`, `p->f = fn`)? A store of another function there makes the
-    calls through the field no funnel calls: the file must be read to know."""
-    named = fields & idents
-    if not named:
-        return False
-    alternatives = b"|".join(re.escape(f) for f in sorted(named))
-    return re.search(rb"(?:->|\.)\s*(?:" + alternatives + rb")\s*(?:\)?\s*\(|=(?!=))",
-                     data) is not None
-
-
-def _registers_field(data: bytes, calls: frozenset[bytes], fields: frozenset[bytes],
-                     idents: frozenset[bytes]) -> bool:
-    """Does data pass one of the fields to a registration call (`request_irq(irq,
-    chip->handler, ...)`), within the call's statement?"""
-    named, registering = fields & idents, calls & idents
-    if not named or not registering:
-        return False
-    call = b"|".join(re.escape(c) for c in sorted(registering))
-    field = b"|".join(re.escape(f) for f in sorted(named))
-    return re.search(rb"\b(?:" + call + rb")\s*\([^;]{0,400}?(?:->|\.)\s*(?:" + field
-                     + rb")\b", data) is not None
-
-
-_MASK_BITS = 1 << 14  # per file: 2 KiB; about 3% false positives per name for 500 names
-
-
-def _mask(idents: frozenset[bytes]) -> bytes:
-    """A one-hash Bloom filter of a file's identifiers: a later round tests its new names
-    against it and reads again only the files that may mention one (no false negatives)."""
-    bits = bytearray(_MASK_BITS // 8)
-    for ident in idents:
-        h = hash(ident) & (_MASK_BITS - 1)
-        bits[h >> 3] |= 1 << (h & 7)
-    return bytes(bits)
-
-
-def _may_hold(mask: bytes, names: frozenset[bytes]) -> bool:
-    for name in names:
-        h = hash(name) & (_MASK_BITS - 1)
-        if mask[h >> 3] & (1 << (h & 7)):
-            return True
-    return False
-
-
-class _Rounds:
-    """The caller rounds' memory: which names every folder, header and the whole tree made
-    visible in the rounds before, so that a round searches the unparsed files only for the
-    names that are new (a file searched for a name once does not mention it: its content
-    has not changed), and a mask of the identifiers of each file read, so that a later
-    round reads again only the files that may mention a new name. A name new to a header
-    may be one a file saw through another header before: searched twice, found the same."""
-
-    def __init__(self, hot: frozenset[str], calls: frozenset[str] = frozenset()) -> None:
-        self.hot = frozenset(n.encode("utf-8") for n in hot)
-        self.calls = frozenset(n.encode("utf-8") for n in calls)  # registration calls
-        self.folders: dict[str, frozenset[str]] = {}
-        self.headers: dict[str, frozenset[str]] = {}
-        self.everywhere: frozenset[str] = frozenset()
-        self.masks: dict[str, bytes] = {}
-        self._split: dict[frozenset[str], _Names] = {}
-
-    def names(self, names: frozenset[str]) -> _Names:
-        found = self._split.get(names)
-        if found is None:
-            found = self._split[names] = _split(names)
-        return found
-
-    def advance(self, visible: _Visible, folders: Iterable[str]
-                ) -> tuple[dict[str, _Names], dict[str, frozenset[str]], _Names]:
-        """The names new since the last round: per folder of a candidate (its own and its
-        parent's), per header, and everywhere."""
-        self._split.clear()  # last round's sets are not asked for again
-        new_folders: dict[str, _Names] = {}
-        for folder in folders:
-            now = frozenset(visible.by_folder.get(folder, set())
-                            | visible.by_folder.get(folder_of(folder), set())
-                            | visible.in_subtree(folder))
-            new_folders[folder] = self.names(now - self.folders.get(folder, frozenset()))
-            self.folders[folder] = now
-        new_headers: dict[str, frozenset[str]] = {}
-        for header, names in visible.by_header.items():
-            delta = frozenset(names) - self.headers.get(header, frozenset())
-            if delta:
-                new_headers[header] = delta
-            self.headers[header] = frozenset(names) | self.headers.get(header, frozenset())
-        now_everywhere = frozenset(visible.everywhere)
-        new_everywhere = self.names(now_everywhere - self.everywhere)
-        self.everywhere = self.everywhere | now_everywhere
-        return new_folders, new_headers, new_everywhere
-
-    def may_match(self, path: str, groups: tuple[_Names, ...]) -> bool:
-        """False when the file was read before and its mask rules every name out."""
-        mask = self.masks.get(path)
-        if mask is None:
-            return True
-        for names in groups:
-            if _may_hold(mask, names.plain) or _may_hold(mask, names.fields):
-                return True
-            if _may_hold(mask, names.partners) and _may_hold(mask, self.hot):
-                return True
-            if _may_hold(mask, names.handler_fields) and _may_hold(mask, self.calls):
-                return True
-        return False
-
-    def matches(self, path: str, data: bytes, groups: tuple[_Names, ...]) -> bool:
-        idents = frozenset(_IDENT_RE.findall(data))
-        self.masks[path] = _mask(idents)
-        hot: bool | None = None
-        for names in groups:
-            if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):
-                return True
-            if not names.partners.isdisjoint(idents):
-                if hot is None:
-                    hot = not self.hot.isdisjoint(idents)
-                if hot:
-                    return True
-            if _registers_field(data, self.calls, names.handler_fields, idents):
-                return True
-        return False
-
-
-@functools.cache
-def _matching_salt() -> bytes:
-    """Part of every negatives key: what a search for a name set means is this module's
-    code (prefixes, the field-call pattern, the hot conjunction); a negative recorded by
-    another version of it must not answer for this one."""
-    return source_digest(__name__).encode("ascii")
-
-
-def _callers_round(store: _Facts, scoped: list[str], rounds: _Rounds,
+def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
                    negatives: set[tuple[str, str]],
                    fresh_negatives: list[tuple[str, str]]) -> set[str]:
     """Unparsed files in scope that mention a name made visible to them since the last
@@ -585,19 +196,20 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: _Rounds,
     candidates = [path for path in scoped
                   if (facts := store.by_path.get(path)) is not None and not facts.parsed
                   and facts.digest]
+    visible = visible_names(store.by_path, store.rules, store.scope_calls)
     folders, headers, everywhere = rounds.advance(
-        _visible_wrappers(store), sorted({folder_of(p) for p in candidates}))
+        visible, sorted({folder_of(p) for p in candidates}))
     includes = IncludeIndex(store.by_path)  # unparsed headers pass their includes on
     found: set[str] = set()
     for path in candidates:
         facts = store.by_path[path]
         through = includes.names_seen(path, facts.includes, headers) if headers else None
         groups = tuple(g for g in (folders[folder_of(path)], everywhere,
-                                   rounds.names(through) if through else _NO_NAMES)
+                                   rounds.names(through) if through else NO_NAMES)
                        if g.key)
         if not groups:
             continue
-        names_key = hashlib.sha1(_matching_salt() + b"".join(g.key for g in groups),
+        names_key = hashlib.sha1(matching_salt() + b"".join(g.key for g in groups),
                                  usedforsecurity=False).hexdigest()
         if (facts.digest, names_key) in negatives:
             continue  # an earlier scan searched this very file for these very names
@@ -672,7 +284,7 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     _context_headers(store, first, scoped_set)
     _hot_headers(store, scoped_set)
     clock.lap("context headers")
-    rounds = _Rounds(frozenset(store.rules.hot.registrations) | store.rules.hot.fields,
+    rounds = Rounds(frozenset(store.rules.hot.registrations) | store.rules.hot.fields,
                      frozenset(store.rules.hot.registrations))
     cache = open_cache(store.options.cache_dir, store.rules.digest, store.spec)
     negatives = cache.negatives()
