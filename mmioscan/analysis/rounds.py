@@ -23,7 +23,11 @@ from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.core.sources import source_digest
 
-IDENT_RE = re.compile(rb"[A-Za-z_]\w*")
+# Every byte that cannot be part of an identifier, as a space: a file's identifiers are then
+# the words of `data.translate(_WORDS).split()` (twice as fast as a regex; numbers are words
+# too, and no name looked for starts with a digit)
+_WORDS = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") else 32
+               for c in range(256))
 
 # Names in the visible sets below carry a prefix saying how a file must mention them:
 # FIELD_CALL: called through a field (`p->read_reg(`, `p->ops.read_reg(`, `(*p->read_reg)(`);
@@ -147,44 +151,54 @@ class _Reaching:
         self.by_path = {p: _makers(f, accessing) for p, f in parsed.items()}
         self._own: dict[str, set[str]] = {}
         self._global: dict[str, set[str]] = {}  # name -> folders
-        self._shared = set(accessing)
-        fresh = dict(self.by_path)
+        self._shared: set[str] = set()
+        callers: dict[str, list[tuple[str, int]]] = {}  # callee name -> (path, scope)
+        for path, facts in parsed.items():
+            for i, scope in enumerate(facts.scopes):
+                for callee in set(scope.callees):
+                    callers.setdefault(callee, []).append((path, i))
+        self._shared.update(accessing)
+        learned = set(accessing) | self._learn(parsed, self.by_path)
         for _depth in range(MAX_REACH_DEPTH):
-            self._learn(parsed, fresh)
             through = _AccessFields(stores, frozenset(
                 self._shared | set(self._global) | set().union(*self._own.values())))
-            fresh = {}
+            fresh: dict[str, set[int]] = {}
+            for path, i in {c for name in learned for c in callers.get(name, ())}:
+                if i not in self.by_path[path] and any(
+                        self._reaches(path, c) for c in parsed[path].scopes[i].callees):
+                    fresh.setdefault(path, set()).add(i)
             for path, facts in parsed.items():
-                found = self._step(path, facts, through)
+                found = through.callers(path, facts) - self.by_path[path]
                 if found:
-                    fresh[path] = found
-                    self.by_path[path] |= found
-            if not fresh:
+                    fresh.setdefault(path, set()).update(found)
+            for path, found in fresh.items():
+                self.by_path[path] |= found
+            learned = self._learn(parsed, fresh)
+            if not learned:
                 break
 
-    def _learn(self, parsed: Mapping[str, FileFacts], fresh: Mapping[str, set[int]]) -> None:
+    def _learn(self, parsed: Mapping[str, FileFacts], fresh: Mapping[str, set[int]]
+               ) -> set[str]:
+        """Record the names of the fresh scopes as reaching; returns them."""
+        names: set[str] = set()
         for path, scopes in fresh.items():
             facts = parsed[path]
             for i in scopes:
                 scope = facts.scopes[i]
+                names.add(scope.name)
                 if path.endswith(".h") or scope.name in facts.exports:
                     self._shared.add(scope.name)
                 elif scope.static:
                     self._own.setdefault(path, set()).add(scope.name)
                 else:
                     self._global.setdefault(scope.name, set()).add(folder_of(path))
+        return names
 
     def _reaches(self, path: str, name: str) -> bool:
         if name in self._shared or name in self._own.get(path, ()):
             return True
         folders = self._global.get(name)
         return folders is not None and any(same_subtree(f, folder_of(path)) for f in folders)
-
-    def _step(self, path: str, facts: FileFacts, through: _AccessFields) -> set[int]:
-        known = self.by_path[path]
-        found = {i for i, s in enumerate(facts.scopes)
-                 if i not in known and any(self._reaches(path, c) for c in s.callees)}
-        return found | (through.callers(path, facts) - known)
 
 
 def _makers(facts: FileFacts, accessing: set[str]) -> set[int]:
@@ -386,7 +400,7 @@ class Rounds:
         return False
 
     def matches(self, path: str, data: bytes, groups: tuple[Names, ...]) -> bool:
-        idents = frozenset(IDENT_RE.findall(data))
+        idents = frozenset(data.translate(_WORDS).split())
         self.masks[path] = _mask(idents)
         hot: bool | None = None
         for names in groups:
