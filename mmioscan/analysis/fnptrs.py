@@ -47,37 +47,50 @@ def alternatives(options: Iterable[Counts]) -> Counts:
     return tuple(merged.items())
 
 
-class _Functions:
-    """Which names a file may store as a function, by name as the call graph resolves them
-    (CallGraph._resolve without the include graph): an accessor, a function of the file, a
-    non-static function of its subtree, a function defined in a header, an exported one.
-    The extractor records every `x->f = name` whose right side is an identifier: most are
-    locals (`p->ret = ret`, `s->start = start`), and by name over the tree nearly every
-    local is some file's function."""
+class NameScopes:
+    """Names seen as the call graph resolves a name from a file (CallGraph._resolve without
+    the include graph): from every file (accessors, definitions in headers, exported
+    functions), from one file (its static definitions), or from a folder's subtree (the
+    folders above and below it: non-static definitions of its .c files)."""
 
-    def __init__(self, files: Mapping[str, FileFacts], leaves: frozenset[str]) -> None:
-        self._shared = set(leaves)  # seen from every file
+    def __init__(self, shared: Iterable[str] = ()) -> None:
+        self._shared = set(shared)
         self._own: dict[str, set[str]] = {}
         self._global: dict[str, set[str]] = {}  # name -> folders of non-static definitions
-        for path, facts in files.items():
-            header = path.endswith(".h")
-            exported = facts.exports
-            own = self._own.setdefault(path, set())
-            for scope in facts.scopes:
-                if scope.kind != "function":
-                    continue
-                name = scope.name
-                own.add(name)
-                if header or name in exported:
-                    self._shared.add(name)
-                elif not scope.static:
-                    self._global.setdefault(name, set()).add(folder_of(path))
+
+    def add(self, path: str, name: str, static: bool, exported: bool) -> None:
+        if path.endswith(".h") or exported:
+            self._shared.add(name)
+        elif static:
+            self._own.setdefault(path, set()).add(name)
+        else:
+            self._global.setdefault(name, set()).add(folder_of(path))
 
     def seen(self, path: str, name: str) -> bool:
         if name in self._shared or name in self._own.get(path, ()):
             return True
         folder = folder_of(path)
         return any(same_subtree(f, folder) for f in self._global.get(name, ()))
+
+    def names(self) -> set[str]:
+        """Every name, wherever it is seen."""
+        return self._shared | set(self._global) | set().union(*self._own.values())
+
+
+def _functions(files: Mapping[str, FileFacts], leaves: frozenset[str]) -> NameScopes:
+    """Which names a file may store as a function: an accessor or a function it can call.
+    The extractor records every `x->f = name` whose right side is an identifier: most are
+    locals (`p->ret = ret`, `s->start = start`), and by name over the tree nearly every
+    local is some file's function."""
+    functions = NameScopes(leaves)
+    for path, facts in files.items():
+        for scope in facts.scopes:
+            if scope.kind == "function":
+                # a file's own functions, static or not, are seen from it
+                functions.add(path, scope.name, True, scope.name in facts.exports)
+                if not scope.static:
+                    functions.add(path, scope.name, False, scope.name in facts.exports)
+    return functions
 
 
 class FieldStores:
@@ -90,11 +103,12 @@ class FieldStores:
         for path in sorted(files):
             for outer, member, inner in files[path].members:
                 self._members.setdefault((outer, member), inner)
-        functions = _Functions(files, leaves)
+        functions = _functions(files, leaves)
         self._by_type: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._by_folder: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         # (path, struct or "", field, function) of every store kept, in path order
         self.kept: list[tuple[str, str, str, str]] = []
+        self._answers: dict[tuple[str, str, str], frozenset[tuple[str, str]]] = {}
         for path in sorted(files):
             folder = folder_of(path)
             for written, field, function, _line in files[path].fnptrs:
@@ -118,9 +132,17 @@ class FieldStores:
                 return ""
         return struct
 
-    def stores(self, folder: str, field: str, written: str) -> set[tuple[str, str]]:
+    def stores(self, folder: str, field: str, written: str) -> frozenset[tuple[str, str]]:
         """(path, function) of the stores a call through `field` of type `written` (as
-        recorded) from a file of `folder` may reach."""
+        recorded) from a file of `folder` may reach; memoised (every round of the facts
+        stage asks it for each call through a field)."""
+        key = (folder, field, written)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = frozenset(self._stores(folder, field, written))
+        return found
+
+    def _stores(self, folder: str, field: str, written: str) -> set[tuple[str, str]]:
         struct = self.type_of(written)
         found = self._by_type.get((struct, field), set()) if struct else set()
         # Two drivers may declare the same struct (igb's and e1000e's e1000_mac_operations):

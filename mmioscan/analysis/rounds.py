@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 from mmioscan.analysis.callgraph import approximate_wrappers, folder_of
 from mmioscan.analysis.dataflow import ScopeCalls
-from mmioscan.analysis.fnptrs import FieldStores
+from mmioscan.analysis.fnptrs import FieldStores, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
-from mmioscan.cfront.includes import same_subtree
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.core.sources import source_digest
@@ -43,9 +42,9 @@ _KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do",
 
 @dataclass(slots=True)
 class Visible:
-    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL and PARTNER
-    say): seen from a folder (and from its subfolders), from the files including a header,
-    and from everywhere."""
+    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL, PARTNER and
+    HANDLER_FIELD say): seen from a folder (and from its subfolders), from the files
+    including a header, and from everywhere."""
 
     by_folder: dict[str, set[str]] = dataclasses.field(default_factory=dict)
     by_header: dict[str, set[str]] = dataclasses.field(default_factory=dict)
@@ -149,23 +148,19 @@ class _Reaching:
     def __init__(self, parsed: Mapping[str, FileFacts], stores: FieldStores,
                  accessing: set[str]) -> None:
         self.by_path = {p: _makers(f, accessing) for p, f in parsed.items()}
-        self._own: dict[str, set[str]] = {}
-        self._global: dict[str, set[str]] = {}  # name -> folders
-        self._shared: set[str] = set()
+        self._names = NameScopes(accessing)  # the names known to reach an access
         callers: dict[str, list[tuple[str, int]]] = {}  # callee name -> (path, scope)
         for path, facts in parsed.items():
             for i, scope in enumerate(facts.scopes):
                 for callee in set(scope.callees):
                     callers.setdefault(callee, []).append((path, i))
-        self._shared.update(accessing)
         learned = set(accessing) | self._learn(parsed, self.by_path)
         for _depth in range(MAX_REACH_DEPTH):
-            through = _AccessFields(stores, frozenset(
-                self._shared | set(self._global) | set().union(*self._own.values())))
+            through = _AccessFields(stores, frozenset(self._names.names()))
             fresh: dict[str, set[int]] = {}
             for path, i in {c for name in learned for c in callers.get(name, ())}:
                 if i not in self.by_path[path] and any(
-                        self._reaches(path, c) for c in parsed[path].scopes[i].callees):
+                        self._names.seen(path, c) for c in parsed[path].scopes[i].callees):
                     fresh.setdefault(path, set()).add(i)
             for path, facts in parsed.items():
                 found = through.callers(path, facts) - self.by_path[path]
@@ -186,19 +181,8 @@ class _Reaching:
             for i in scopes:
                 scope = facts.scopes[i]
                 names.add(scope.name)
-                if path.endswith(".h") or scope.name in facts.exports:
-                    self._shared.add(scope.name)
-                elif scope.static:
-                    self._own.setdefault(path, set()).add(scope.name)
-                else:
-                    self._global.setdefault(scope.name, set()).add(folder_of(path))
+                self._names.add(path, scope.name, scope.static, scope.name in facts.exports)
         return names
-
-    def _reaches(self, path: str, name: str) -> bool:
-        if name in self._shared or name in self._own.get(path, ()):
-            return True
-        folders = self._global.get(name)
-        return folders is not None and any(same_subtree(f, folder_of(path)) for f in folders)
 
 
 def _makers(facts: FileFacts, accessing: set[str]) -> set[int]:
