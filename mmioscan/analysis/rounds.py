@@ -33,9 +33,11 @@ _WORDS = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") els
 # PARTNER: a function the file may reach, counted only in a file that also registers a hot
 # root (a request_irq call, an `.ndo_start_xmit =`); HANDLER_FIELD: a field storing such a
 # function, counted only as an argument of a registration call (`request_irq(irq,
-# chip->interrupt, ...)`); unprefixed: anywhere, as an identifier.
-FIELD_CALL, PARTNER, HANDLER_FIELD = ".", "&", "*"
-_PREFIXES = (FIELD_CALL, PARTNER, HANDLER_FIELD)
+# chip->interrupt, ...)`); PATH_FIELD: called through a field that stores a function reaching
+# an access (`ipp->funcs->commit(`, nand_base.c's `chip->ecc.read_page(`): the file may be on
+# the path from a root to that access; unprefixed: anywhere, as an identifier.
+FIELD_CALL, PARTNER, HANDLER_FIELD, PATH_FIELD = ".", "&", "*", "^"
+_PREFIXES = (FIELD_CALL, PARTNER, HANDLER_FIELD, PATH_FIELD)
 # Scope names a parse error makes of a statement (`if (...) {` read as a definition)
 _KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do", "else"})
 
@@ -121,6 +123,7 @@ def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessin
     the file registers through (`request_irq(irq, chip->handler, ...)`) counts by the
     field's name, in the storing folder."""
     reaching = _Reaching(parsed, stores, accessing)
+    _path_fields(parsed, stores, reaching, visible)
     for path, facts in parsed.items():
         names = {facts.scopes[i].name for i in reaching.by_path[path]} - _KEYWORDS
         fields = {HANDLER_FIELD + field for _s, field, fn, _l in facts.fnptrs if fn in names}
@@ -132,6 +135,27 @@ def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessin
         if fields or partners:
             visible.by_folder.setdefault(folder_of(path), set()).update(fields | partners)
 
+
+def _path_fields(parsed: Mapping[str, FileFacts], stores: FieldStores, reaching: _Reaching,
+                 visible: Visible) -> None:
+    """A field a driver with hot roots stores a function reaching an access into
+    (`.commit = fimc_commit` in exynos_drm_fimc.c, which registers its interrupt handler):
+    a file of the storing folder calling through the field (exynos_drm_ipp.c's
+    `ipp->funcs->commit(...)`, called from that handler) may be on the path from the root
+    back to the access, and an unparsed file there breaks the chain. Only calls count, only
+    in the storing folder, and only for a storing file with roots: by field name alone
+    (`.probe`, `.init`, `.read` store a function making an access in most drivers) a
+    sixth of the tree's unparsed files called one, and the bus and arch code they brought
+    in made `ioremap` and `vmalloc` look like funnels by name. Drivers only (drivers/,
+    sound/): an architecture's or the core's own ops (arch/arm/mm, mm/) brought in the
+    other architectures' definitions of the mm API, which by name then stood for all."""
+    for path, _struct, field, function in stores.kept:
+        if (path.startswith(_DRIVER_TREES) and parsed[path].roots
+                and reaching.seen(path, function)):
+            visible.by_folder.setdefault(folder_of(path), set()).add(PATH_FIELD + field)
+
+
+_DRIVER_TREES = ("drivers/", "sound/")
 
 # How many calls deep a handler may reach its first access and still bring its
 # registration in: t7xx's NAPI poll reaches the doorbell three calls down.
@@ -171,6 +195,10 @@ class _Reaching:
             learned = self._learn(parsed, fresh)
             if not learned:
                 break
+
+    def seen(self, path: str, name: str) -> bool:
+        """Does name, as a file of path would resolve it, reach an access?"""
+        return self._names.seen(path, name)
 
     def _learn(self, parsed: Mapping[str, FileFacts], fresh: Mapping[str, set[int]]
                ) -> set[str]:
@@ -258,10 +286,11 @@ class Names:
     fields: frozenset[bytes]
     partners: frozenset[bytes]
     handler_fields: frozenset[bytes]
+    path_fields: frozenset[bytes]
     key: bytes  # a digest of the names (the negatives cache remembers files by it)
 
 
-NO_NAMES = Names(frozenset(), frozenset(), frozenset(), frozenset(), b"")
+NO_NAMES = Names(frozenset(), frozenset(), frozenset(), frozenset(), frozenset(), b"")
 
 
 def _split(names: frozenset[str]) -> Names:
@@ -274,18 +303,21 @@ def _split(names: frozenset[str]) -> Names:
         groups[prefix].add(name[len(prefix):])
     key = hashlib.sha1(b"\0".join(encoded), usedforsecurity=False).digest()
     return Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
-                  frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]), key)
+                 frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]),
+                 frozenset(groups[PATH_FIELD]), key)
 
 
-def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes]) -> bool:
-    """Does data call through one of the fields (`->f(`, `.f(`, `->f)(` of `(*p->f)(`) or
-    store into it (`.f = fn`, `p->f = fn`)? A store of another function there makes the
-    calls through the field no funnel calls: the file must be read to know."""
+def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes],
+                 stores: bool = True) -> bool:
+    """Does data call through one of the fields (`->f(`, `.f(`, `->f)(` of `(*p->f)(`) or,
+    with stores, store into it (`.f = fn`, `p->f = fn`)? A store of another function there
+    makes the calls through a funnel field no funnel calls: the file must be read to know."""
     named = fields & idents
     if not named:
         return False
     alternatives = b"|".join(re.escape(f) for f in sorted(named))
-    return re.search(rb"(?:->|\.)\s*(?:" + alternatives + rb")\s*(?:\)?\s*\(|=(?!=))",
+    after = rb"(?:\)?\s*\(|=(?!=))" if stores else rb"\)?\s*\("
+    return re.search(rb"(?:->|\.)\s*(?:" + alternatives + rb")\s*" + after,
                      data) is not None
 
 
@@ -375,7 +407,8 @@ class Rounds:
         if mask is None:
             return True
         for names in groups:
-            if _may_hold(mask, names.plain) or _may_hold(mask, names.fields):
+            if (_may_hold(mask, names.plain) or _may_hold(mask, names.fields)
+                    or _may_hold(mask, names.path_fields)):
                 return True
             if _may_hold(mask, names.partners) and _may_hold(mask, self.hot):
                 return True
@@ -389,6 +422,8 @@ class Rounds:
         hot: bool | None = None
         for names in groups:
             if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):
+                return True
+            if _calls_field(data, names.path_fields, idents, stores=False):
                 return True
             if not names.partners.isdisjoint(idents):
                 if hot is None:

@@ -273,3 +273,40 @@ def test_a_handler_reaching_an_access_calls_down_brings_its_registration_in(
         ("t_rx_poll", "drivers/t/t_net.c")}
     assert all(s["hot"] for s in data["sites"] if s["function"] == "t_ring_doorbell")
     assert data["stats"]["files_parsed"] == 3
+
+
+def test_a_file_calling_through_a_field_that_reaches_an_access_is_on_the_path(
+        tmp_path: Path) -> None:
+    """f_irq (f_fimc.c) ends a task through f_task_done (f_ipp.c, no accessor named),
+    which commits the next one through `ipp->funcs->commit`, a field storing f_commit, a
+    function making an access: f_ipp.c is parsed, so the chain from the root reaches the
+    write and it is hot. A file of the folder only storing into the field stays
+    unparsed (a store is no step on a path)."""
+    root = mini_tree(tmp_path / "linux", {
+        "drivers/f/f_ipp.h": ("struct f_ipp;\nstruct f_funcs {\n"
+                              "\tint (*commit)(struct f_ipp *ipp);\n};\n"
+                              "struct f_ipp { const struct f_funcs *funcs;"
+                              " void __iomem *regs; };\n"
+                              "void f_task_done(struct f_ipp *ipp);\n"),
+        "drivers/f/f_fimc.c": ('#include "f_ipp.h"\n\n'
+                               "static int f_commit(struct f_ipp *ipp)\n{\n"
+                               "\twritel(1, ipp->regs + 0x20);\n\treturn 0;\n}\n\n"
+                               "static const struct f_funcs f_fimc_funcs = {\n"
+                               "\t.commit = f_commit,\n};\n\n"
+                               "static irqreturn_t f_irq(int irq, void *data)\n{\n"
+                               "\tf_task_done(data);\n\treturn IRQ_HANDLED;\n}\n\n"
+                               "int f_probe(struct f_ipp *ipp, int irq)\n{\n"
+                               "\tipp->funcs = &f_fimc_funcs;\n"
+                               '\treturn request_irq(irq, f_irq, 0, "f", ipp);\n}\n'),
+        "drivers/f/f_ipp.c": ('#include "f_ipp.h"\n\n'
+                              "void f_task_done(struct f_ipp *ipp)\n{\n"
+                              "\tipp->funcs->commit(ipp);\n}\n"),
+        "drivers/f/f_stub.c": ('#include "f_ipp.h"\n\n'
+                               "static int f_nop(struct f_ipp *ipp)\n{\n\treturn 0;\n}\n\n"
+                               "static const struct f_funcs f_stub_funcs = {\n"
+                               "\t.commit = f_nop,\n};\n"),
+    })
+    data = scan_json(tmp_path, root)
+    commits = [s for s in data["sites"] if s["function"] == "f_commit"]
+    assert commits and all(s["hot"] for s in commits)
+    assert data["stats"]["files_parsed"] == 3
