@@ -231,7 +231,7 @@ def load_expectations(path: Path) -> list[Expected]:
 
 def _listed(entry: Expected, by_key: dict[tuple[str, int, str, str], list[Site]]) -> list[Site]:
     found = by_key.get((entry.path, entry.line, entry.callee, entry.kind), [])
-    if entry.bucket == "hot":
+    if entry.bucket == "hot" or entry.bucket.endswith("-hot"):
         # judged: a real hot root reaches the site. The tool says so with `hot`, or with
         # `hot_only_via` when the only chains pass through reset or error handling
         return [s for s in found if s.get("hot") or s.get("hot_only_via")]

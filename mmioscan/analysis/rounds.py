@@ -11,6 +11,8 @@ import functools
 import hashlib
 import posixpath
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -288,6 +290,11 @@ class Names:
     handler_fields: frozenset[bytes]
     path_fields: frozenset[bytes]
     key: bytes  # a digest of the names (the negatives cache remembers files by it)
+    # identifier hashes (_hashes) of the names a file may match by: plain names and fields;
+    # partners; handler fields
+    mentioned: frozenset[int] = frozenset()
+    partner_hashes: frozenset[int] = frozenset()
+    handler_hashes: frozenset[int] = frozenset()
 
 
 NO_NAMES = Names(frozenset(), frozenset(), frozenset(), frozenset(), frozenset(), b"")
@@ -304,7 +311,9 @@ def _split(names: frozenset[str]) -> Names:
     key = hashlib.sha1(b"\0".join(encoded), usedforsecurity=False).digest()
     return Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
                  frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]),
-                 frozenset(groups[PATH_FIELD]), key)
+                 frozenset(groups[PATH_FIELD]), key,
+                 _hashes(groups[""] | groups[FIELD_CALL] | groups[PATH_FIELD]),
+                 _hashes(groups[PARTNER]), _hashes(groups[HANDLER_FIELD]))
 
 
 def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes],
@@ -334,23 +343,31 @@ def _registers_field(data: bytes, calls: frozenset[bytes], fields: frozenset[byt
                      + rb")\b", data) is not None
 
 
-_MASK_BITS = 1 << 14  # per file: 2 KiB; about 3% false positives per name for 500 names
+_HASH_MASK = 0xFFFFFFFF
+# A name set this small is looked up name by name (bisect); a larger one scans the file's
+# hashes once
+_FEW = 64
 
 
-def _mask(idents: frozenset[bytes]) -> bytes:
-    """A one-hash Bloom filter of a file's identifiers: a later round tests its new names
-    against it and reads again only the files that may mention one (no false negatives)."""
-    bits = bytearray(_MASK_BITS // 8)
-    for ident in idents:
-        h = hash(ident) & (_MASK_BITS - 1)
-        bits[h >> 3] |= 1 << (h & 7)
-    return bytes(bits)
+def _hashes(idents: Iterable[bytes]) -> frozenset[int]:
+    return frozenset(hash(i) & _HASH_MASK for i in idents)
 
 
-def _may_hold(mask: bytes, names: frozenset[bytes]) -> bool:
-    for name in names:
-        h = hash(name) & (_MASK_BITS - 1)
-        if mask[h >> 3] & (1 << (h & 7)):
+def _ident_hashes(idents: frozenset[bytes]) -> array[int]:
+    """A file's identifiers as their sorted 32-bit hashes (1.7 KB for the average file of
+    the tree): a later round tests its new names against them and reads again only a
+    file that may mention one (a collision only costs a read; no false negatives)."""
+    return array("I", sorted(_hashes(idents)))
+
+
+def _hits(hashes: array[int], wanted: frozenset[int]) -> bool:
+    """May the file with these identifier hashes mention one of the wanted names?"""
+    if len(wanted) > _FEW:
+        return not wanted.isdisjoint(hashes)
+    size = len(hashes)
+    for h in wanted:
+        at = bisect_left(hashes, h)
+        if at < size and hashes[at] == h:
             return True
     return False
 
@@ -359,17 +376,18 @@ class Rounds:
     """The caller rounds' memory: which names every folder, header and the whole tree made
     visible in the rounds before, so that a round searches the unparsed files only for the
     names that are new (a file searched for a name once does not mention it: its content
-    has not changed), and a mask of the identifiers of each file read, so that a later
-    round reads again only the files that may mention a new name. A name new to a header
+    has not changed), and the identifier hashes of each file read, so that a later round
+    reads again only the files that may mention a new name. A name new to a header
     may be one a file saw through another header before: searched twice, found the same."""
 
     def __init__(self, hot: frozenset[str], calls: frozenset[str] = frozenset()) -> None:
         self.hot = frozenset(n.encode("utf-8") for n in hot)
         self.calls = frozenset(n.encode("utf-8") for n in calls)  # registration calls
+        self._hot_hashes, self._call_hashes = _hashes(self.hot), _hashes(self.calls)
         self.folders: dict[str, frozenset[str]] = {}
         self.headers: dict[str, frozenset[str]] = {}
         self.everywhere: frozenset[str] = frozenset()
-        self.masks: dict[str, bytes] = {}
+        self.idents: dict[str, array[int]] = {}  # identifier hashes of each file read
         self._split: dict[frozenset[str], Names] = {}
 
     def names(self, names: frozenset[str]) -> Names:
@@ -402,23 +420,22 @@ class Rounds:
         return new_folders, new_headers, new_everywhere
 
     def may_match(self, path: str, groups: tuple[Names, ...]) -> bool:
-        """False when the file was read before and its mask rules every name out."""
-        mask = self.masks.get(path)
-        if mask is None:
+        """False when the file was read before and its identifiers rule every name out."""
+        hashes = self.idents.get(path)
+        if hashes is None:
             return True
         for names in groups:
-            if (_may_hold(mask, names.plain) or _may_hold(mask, names.fields)
-                    or _may_hold(mask, names.path_fields)):
+            if _hits(hashes, names.mentioned):
                 return True
-            if _may_hold(mask, names.partners) and _may_hold(mask, self.hot):
+            if _hits(hashes, names.partner_hashes) and _hits(hashes, self._hot_hashes):
                 return True
-            if _may_hold(mask, names.handler_fields) and _may_hold(mask, self.calls):
+            if _hits(hashes, names.handler_hashes) and _hits(hashes, self._call_hashes):
                 return True
         return False
 
     def matches(self, path: str, data: bytes, groups: tuple[Names, ...]) -> bool:
         idents = frozenset(data.translate(_WORDS).split())
-        self.masks[path] = _mask(idents)
+        self.idents[path] = _ident_hashes(idents)
         hot: bool | None = None
         for names in groups:
             if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):

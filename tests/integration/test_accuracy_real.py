@@ -1,14 +1,16 @@
 """Measured, and kept measured: precision on sites a person judged, and recall on folders read.
 
-tests/integration/judged/sites-2026.toml holds 150 sites: 130 drawn by `bench/accuracy.py sample
+tests/integration/judged/sites-2026.toml holds 164 sites: 130 drawn by `bench/accuracy.py sample
 --all --seed 2026` from the whole-tree scan under Debian's cloud config (20 per kind, 15
-`unsupported` verdicts, 15 hot sites), and 20 wrapper sites a change of the caller rounds
-gained (bucket rounds-gained), each judged true or false by reading the kernel's code, with
-the reason. The current code scans the whole tree once (into the session's
-whole_tree_cache, which test_reports_fresh.py then reuses warm) and must still report every
-judged-true site with the same kind and access, and keep precision per bucket (of the judged
-sites still listed, the share judged true) at 95% or more. The buckets measured below that are
-expected failures naming their cause: fixing the cause turns them into unexpected passes.
+`unsupported` verdicts, 15 hot sites), 20 wrapper sites a change of the caller rounds gained
+(bucket rounds-gained) and 14 sites the rounds' path-field rule made hot (bucket rounds-hot: a
+bucket ending in -hot is judged on `hot`, as bucket hot), each judged true or false by reading
+the kernel's code, with the reason. The current code scans the whole tree once (into the
+session's whole_tree_cache, which test_reports_fresh.py then reuses warm) and must still report
+every judged-true site with the same kind and access, and keep precision per bucket (of the
+judged sites still listed, the share judged true) at 95% or more. The buckets measured below
+that are expected failures naming their cause: fixing the cause turns them into unexpected
+passes.
 
 Recall, on folders read by hand: igb's rd32() calls are all wrapper reads; three I2C-only
 codecs of sound/soc/codecs (each makes its map with devm_regmap_init_i2c() and nothing else)
@@ -55,7 +57,11 @@ EXPECTED = accuracy.load_expectations(JUDGED)
 # Buckets whose measured precision is below the bar, with the cause of their false sites.
 # (deref and unsupported were, from __iomem pointers to RAM: at_hdmac's dma_pool_alloc buffer,
 # pmac's DBDMA command rings, gelic_udbg's static buffer; rules/ram.toml leaves them out.)
-BELOW_THE_BAR: dict[str, str] = {}
+BELOW_THE_BAR: dict[str, str] = {
+    "rounds-hot": "13 of 14: moxa_wait_finish is marked irq-thread hot through tty_operations "
+                  "fields resolved by struct type across drivers (moxa has no interrupt "
+                  "handler; a threaded handler of another tty driver calls the same field)",
+}
 
 
 def _wanted(site: dict[str, Any], keys: set[tuple[str, int, str]]) -> bool:

@@ -310,3 +310,23 @@ def test_a_file_calling_through_a_field_that_reaches_an_access_is_on_the_path(
     commits = [s for s in data["sites"] if s["function"] == "f_commit"]
     assert commits and all(s["hot"] for s in commits)
     assert data["stats"]["files_parsed"] == 3
+
+
+def test_a_file_read_once_is_read_again_only_for_names_it_mentions() -> None:
+    """After a round read a file, a later round's new names are tested against the file's
+    identifier hashes: a name it mentions (as a word, or as a field it calls through)
+    lets it be read again, names it does not mention rule it out; a partner counts only
+    with a hot registration name in the file."""
+    from mmioscan.analysis.rounds import FIELD_CALL, PARTNER, Rounds
+
+    data = (b"static int x_poll(struct x_dev *d)\n{\n\treturn d->ops->kick(d, X_REG);\n}\n"
+            b"int x_setup(struct x_dev *d)\n{\n\treturn x_start(d);\n}\n")
+    rounds = Rounds(frozenset({"request_irq"}), frozenset({"request_irq"}))
+    first = rounds.names(frozenset({"y_write32", FIELD_CALL + "doorbell"}))
+    assert not rounds.matches("drivers/x/x.c", data, (first,))
+    for wanted, expected in (({"x_start"}, True), ({FIELD_CALL + "kick"}, True),
+                             ({"y_read32", "z_start", FIELD_CALL + "poll_ring"}, False),
+                             ({PARTNER + "x_start"}, False)):
+        names = rounds.names(frozenset(wanted))
+        assert rounds.may_match("drivers/x/x.c", (names,)) is expected, wanted
+    assert rounds.may_match("drivers/x/other.c", (first,))  # never read: must be read
