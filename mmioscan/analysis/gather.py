@@ -76,6 +76,15 @@ class _Facts:
         self.problems: list[Problem] = []
         self.hit_paths: set[str] = set()  # a forced file read again counts once
         self.scope_calls: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] = {}
+        self._includes: IncludeIndex | None = None  # over by_path, until a file's includes change
+
+    def includes(self) -> IncludeIndex:
+        """The include index of every file read. Kept while no file is added and no file's
+        includes change: a file a round parses was read before, unparsed, with the same
+        `#include` lines (the index is rebuilt over 60,000 files otherwise, twice a round)."""
+        if self._includes is None:
+            self._includes = IncludeIndex(self.by_path)
+        return self._includes
 
     def add(self, files: Iterable[str], force: frozenset[str] = frozenset(),
             progress: bool = False) -> list[FileFacts]:
@@ -88,6 +97,9 @@ class _Facts:
         self.hit_paths.update(run.hit_paths)
         self.problems.extend(p for p in run.problems if p not in self.problems)
         for facts in run.facts:
+            before = self.by_path.get(facts.path)
+            if before is None or before.includes != facts.includes:
+                self._includes = None
             self.by_path[facts.path] = facts
         return list(run.facts)
 
@@ -124,7 +136,7 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
     registers name an accessor (or a wrapper) and are parsed anyway."""
     defined: dict[str, frozenset[str]] = {}
     for _ in range(MAX_INCLUDE_DEPTH):
-        includes = IncludeIndex(store.by_path)
+        includes = store.includes()
         candidates = {header for path, facts in sorted(store.by_path.items())
                       if facts.parsed and facts.roots
                       for header in _driver_headers(includes, path)
@@ -199,7 +211,7 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
     visible = visible_names(store.by_path, store.rules, store.scope_calls)
     folders, headers, everywhere = rounds.advance(
         visible, sorted({folder_of(p) for p in candidates}))
-    includes = IncludeIndex(store.by_path)  # unparsed headers pass their includes on
+    includes = store.includes()  # unparsed headers pass their includes on
     found: set[str] = set()
     for path in candidates:
         facts = store.by_path[path]
