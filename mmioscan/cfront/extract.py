@@ -11,7 +11,7 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
-from mmioscan.cfront.cnodes import function_declarator
+from mmioscan.cfront.cnodes import captures, function_declarator
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.lexer import INCLUDE_RE
@@ -199,7 +199,7 @@ class Extractor:
         root = tree.root_node
         if deeper_than(root, self.max_depth):
             return self._too_deep(path, digest, data)
-        caps = ts.QueryCursor(self.defs_query).captures(root)
+        caps = captures(self.defs_query, root)
         directives = Directives(clean)
         scopes, starts, ends, nodes = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []

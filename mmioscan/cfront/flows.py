@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 import tree_sitter as ts
 
 from mmioscan.cfront import lexer
-from mmioscan.cfront.cnodes import function_declarator
+from mmioscan.cfront.cnodes import captures, function_declarator
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
@@ -147,7 +147,7 @@ class FileFlows:
     """The flows of every function of one parsed file, from one query over its tree."""
 
     def __init__(self, query: ts.Query, root: ts.Node, original: bytes = b"") -> None:
-        caps = ts.QueryCursor(query).captures(root)
+        caps = captures(query, root)
         # Pointers declared without __iomem (locals and parameters): contexts, whose member
         # accesses (`vsi->back`) do not carry a selecting parameter along.
         pointers = []

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import tree_sitter as ts
 
+from mmioscan.cfront.cnodes import captures
+
 FNPTR_QUERY = """
 (call_expression function: (field_expression field: (field_identifier) @call_field))
 (call_expression function: (parenthesized_expression (pointer_expression
@@ -197,7 +199,7 @@ def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
                            tuple[tuple[str, str, str], ...], FileTypes]:
     """Stores into fields, calls through fields and the struct types of members, in one
     query over the file (and the declared types, for the registrations)."""
-    caps = ts.QueryCursor(query).captures(root)
+    caps = captures(query, root)
     types = FileTypes(caps.get("typed", []), scope_at)
     stored: set[Stored] = set()
     initialised = _Initialised()
