@@ -35,9 +35,11 @@ from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
 from mmioscan.core.ruleset import RamSources, Regmap, root_how
 
+# One query over the tree for the definitions, the flows (flows.FLOW_QUERY: it captures the
+# callees too) and the function pointers (fnptrs.FNPTR_QUERY): each pass of a query cursor over
+# a whole tree costs about a third of the parse, whatever it captures.
 _DEFS_QUERY = """
 (function_definition) @function
-(call_expression function: (identifier) @callee)
 (initializer_pair designator: (field_designator (field_identifier) @field)
                   value: (identifier) @field_value)
 (ERROR) @error
@@ -178,9 +180,8 @@ class Extractor:
         self._regmap_api = frozenset(regmap.api) if regmap is not None else frozenset()
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
-        self.defs_query = ts.Query(self.language, _DEFS_QUERY)
-        self.flow_query = ts.Query(self.language, flows.FLOW_QUERY)
-        self.fnptr_query = ts.Query(self.language, fnptrs.FNPTR_QUERY)
+        self.file_query = ts.Query(self.language,
+                                   _DEFS_QUERY + flows.FLOW_QUERY + fnptrs.FNPTR_QUERY)
         self.assign_query = ts.Query(self.language, fnptrs.ASSIGN_QUERY)
         self.scanner = NameScanner(self.interesting)
         self._instantiating = False  # extracting the text pasting macros produce
@@ -199,7 +200,7 @@ class Extractor:
         root = tree.root_node
         if deeper_than(root, self.max_depth):
             return self._too_deep(path, digest, data)
-        caps = captures(self.defs_query, root)
+        caps = captures(self.file_query, root)
         directives = Directives(clean)
         scopes, starts, ends, nodes = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []
@@ -208,7 +209,7 @@ class Extractor:
         exports: list[tuple[str, str, int]] = []
         roots: list[tuple[str, str, int]] = []
         stored, indirect, members, types = fnptrs.file_fnptrs(
-            self.fnptr_query, root, lambda o: self._scope_at(starts, ends, o))
+            caps, lambda o: self._scope_at(starts, ends, o))
         assigned = fnptrs.Assignments(self.assign_query)
         polls: list[tuple[int, int]] = []
         for node in caps.get("callee", []):
@@ -232,7 +233,7 @@ class Extractor:
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references,
                                ref_nodes)
-        flow_records, selectors = self._function_flows(root, data_nc, nodes, ref_nodes, starts,
+        flow_records, selectors = self._function_flows(caps, data_nc, nodes, ref_nodes, starts,
                                                        ends)
         try:
             derefs, ram_backed = iomem.file_derefs(
@@ -348,7 +349,8 @@ class Extractor:
                          includes=include_targets(data))
 
 
-    def _function_flows(self, root: ts.Node, original: bytes, nodes: list[ts.Node],
+    def _function_flows(self, caps: dict[str, list[ts.Node]], original: bytes,
+                        nodes: list[ts.Node],
                         ref_nodes: list[ts.Node], starts: list[int], ends: list[int]
                         ) -> tuple[list[flows.Flow], list[flows.Selectors]]:
         """Parameter flows into call arguments, and register-selecting parameters, of every
@@ -357,7 +359,7 @@ class Extractor:
         selectors: list[flows.Selectors] = []
         if not nodes:
             return records, selectors
-        file_flows = flows.FileFlows(self.flow_query, root, original)
+        file_flows = flows.FileFlows(caps, original)
         refs: dict[int, list[ts.Node]] = {}
         for ref in ref_nodes:
             refs.setdefault(self._scope_at(starts, ends, ref.start_byte), []).append(ref)

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 import tree_sitter as ts
 
 from mmioscan.cfront import lexer
-from mmioscan.cfront.cnodes import captures, function_declarator
+from mmioscan.cfront.cnodes import function_declarator
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
@@ -144,10 +144,11 @@ def parameters(function: ts.Node, original: bytes
 
 
 class FileFlows:
-    """The flows of every function of one parsed file, from one query over its tree."""
+    """The flows of every function of one parsed file, from the captures of FLOW_QUERY."""
 
-    def __init__(self, query: ts.Query, root: ts.Node, original: bytes = b"") -> None:
-        caps = captures(query, root)
+    def __init__(self, caps: dict[str, list[ts.Node]], original: bytes = b"") -> None:
+        """caps: the captures of FLOW_QUERY over the file's tree, in source order
+        (cnodes.captures; cfront/extract.py runs it with its other queries, in one pass)."""
         # Pointers declared without __iomem (locals and parameters): contexts, whose member
         # accesses (`vsi->back`) do not carry a selecting parameter along.
         pointers = []
@@ -162,22 +163,22 @@ class FileFlows:
         pointers.sort()
         self._pointer_starts = [o for o, _ in pointers]
         self._pointer_names = [n for _, n in pointers]
-        ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
+        ids = caps.get("id", [])
         self._id_starts = [n.start_byte for n in ids]
         # Names are decoded when a function with selecting parameters asks (_deps): most
         # identifiers of a file are never looked at
         self._ids = ids
         self._id_names: list[str | None] = [None] * len(ids)
-        self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
+        self._callees = caps.get("callee", [])
         self._callee_starts = [n.start_byte for n in self._callees]
         # Calls through a field: recorded as callee "->field" (cfront/fnptrs.py)
-        self._indirect = sorted(caps.get("indirect", []), key=lambda n: n.start_byte)
+        self._indirect = caps.get("indirect", [])
         self._indirect_starts = [n.start_byte for n in self._indirect]
         assigns = [*caps.get("assign", []), *caps.get("init", [])]
         assigns.sort(key=lambda n: n.start_byte)
         self._assigns = assigns
         self._assign_starts = [n.start_byte for n in assigns]
-        loops = sorted(caps.get("loop", []), key=lambda n: n.start_byte)
+        loops = caps.get("loop", [])
         self._loops = [(n.start_byte, n.end_byte) for n in loops]
         self._loop_starts = [s for s, _ in self._loops]
         # The furthest end of the loops starting up to each one: an offset is inside a loop
