@@ -246,9 +246,12 @@ class Extractor:
             return self._too_deep(path, digest, data)
         invocations = Invocations(clean)
         first_macro = len(scopes)
-        scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references,
-                                         flow_records, selectors, invocations))
-        produced, depends = self._pasted(active, directives, invocations, folder)
+        macros = list(directives.definitions(clean))  # read by three stages below
+        scopes.extend(self._macro_scopes(clean, macros, directives, len(scopes), calls,
+                                         references, flow_records, selectors, invocations))
+        # the macros of the text with annotations: those of clean when it has none
+        produced, depends = self._pasted(active, macros if active == clean else None,
+                                         directives, invocations, folder)
         if produced is not None:
             calls, references, derefs = _without_templates(
                 produced, first_macro, scopes, calls, references, derefs)
@@ -260,7 +263,7 @@ class Extractor:
         scopes = self._with_callees(scopes, calls, references)
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
-        defining, forwards = _definition_macros(directives.definitions(clean))
+        defining, forwards = _definition_macros(macros)
         facts = FileFacts(path=path, digest=digest, size=len(data), parsed=True,
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
@@ -284,14 +287,15 @@ class Extractor:
 
     # -- functions defined by pasting macros (cfront/pasted.py) -----------------------------
 
-    def _pasted(self, active: bytes, directives: Directives, invocations: Invocations,
-                folder: str | None) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
+    def _pasted(self, active: bytes, macros: list[MacroDef] | None, directives: Directives,
+                invocations: Invocations, folder: str | None
+                ) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
         """The instances of the function-defining macros of the file, then of the headers
         it includes from its folder; and the stamps of the headers read. active: the text
         with its annotations (`__iomem` marks the pointers whose dereferences are sites)."""
         if self._instantiating:
             return None, []  # the produced text itself: it holds no #define to expand
-        own = list(directives.definitions(active))
+        own = macros if macros is not None else list(directives.definitions(active))
         defining = list(pasted.defining_macros(own))
         stamps: list[pasted.Stamp] = []
         if folder is not None:
@@ -518,14 +522,13 @@ class Extractor:
 
     # -- macros ----------------------------------------------------------------------------
 
-    def _macro_scopes(self, clean: bytes, directives: Directives, first_index: int,
-                      calls: list[Call], references: list[Call],
-                      flow_records: list[flows.Flow],
-                      selectors: list[flows.Selectors],
+    def _macro_scopes(self, clean: bytes, macros: list[MacroDef], directives: Directives,
+                      first_index: int, calls: list[Call], references: list[Call],
+                      flow_records: list[flows.Flow], selectors: list[flows.Selectors],
                       invocations: Invocations) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
-        for macro in directives.definitions(clean):
+        for macro in macros:
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
             index = first_index + len(scopes)

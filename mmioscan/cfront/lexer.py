@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,21 +52,36 @@ def _after_type(tokens: list[tuple[str | None, bytes, int]], i: int) -> bool:
 
 def identifiers(text: bytes) -> Iterator[IdentUse]:
     """Yield identifiers outside comments and string literals, with their context."""
+    return iter(_remembered(text) if len(text) <= _REMEMBERED_BYTES else _lexed(text))
+
+
+# A macro body is lexed by each reader of it (its uses, its flows, whether it forwards,
+# pastes or defines): the uses of the last short texts are kept (IdentUse is frozen). A long
+# text (an `#if 0` block) is lexed once, and would hold its uses in memory.
+_REMEMBERED_BYTES = 4096
+
+
+def _lexed(text: bytes) -> tuple[IdentUse, ...]:
     tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN_RE.finditer(text)
               if m.lastgroup != "skip"]
+    uses: list[IdentUse] = []
     for i, (kind, value, offset) in enumerate(tokens):
         if kind != "ident":
             continue
         prev = tokens[i - 1][1] if i > 0 else b""
         nxt = tokens[i + 1][1] if i + 1 < len(tokens) else b""
-        yield IdentUse(
+        uses.append(IdentUse(
             name=value.decode("ascii", "replace"),
             offset=offset,
             called=nxt == b"(",
             member=prev in (b".", b"->"),
             pasted=prev in (b"##", b"#") or nxt == b"##",
             declared=_after_type(tokens, i),
-        )
+        ))
+    return tuple(uses)
+
+
+_remembered = functools.lru_cache(maxsize=4096)(_lexed)
 
 
 def position(text: bytes, offset: int, base_line: int, base_column: int,
