@@ -14,7 +14,6 @@ from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
 from mmioscan.cfront.cnodes import captures, function_declarator
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
-from mmioscan.cfront.lexer import INCLUDE_RE
 from mmioscan.cfront.macros import (
     Directives,
     Invocations,
@@ -120,7 +119,7 @@ def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
 
 def _includes(clean: bytes) -> tuple[str, ...]:
     """`#include` targets as written, with their brackets: `<linux/io.h>`, `"e1000.h"`."""
-    return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(clean))
+    return include_targets(clean)
 
 
 def _clean_header(data: bytes) -> bytes:
@@ -249,9 +248,11 @@ class Extractor:
         macros = list(directives.definitions(clean))  # read by three stages below
         scopes.extend(self._macro_scopes(clean, macros, directives, len(scopes), calls,
                                          references, flow_records, selectors, invocations))
-        # the macros of the text with annotations: those of clean when it has none
-        produced, depends = self._pasted(active, macros if active == clean else None,
-                                         directives, invocations, folder)
+        includes = _includes(clean)
+        # the macros and includes of the text with annotations: clean's when it has none
+        produced, depends = self._pasted(
+            active, (macros, includes) if active == clean else None, directives, invocations,
+            folder)
         if produced is not None:
             calls, references, derefs = _without_templates(
                 produced, first_macro, scopes, calls, references, derefs)
@@ -268,7 +269,7 @@ class Extractor:
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
-                         problems=tuple(problems), includes=_includes(clean),
+                         problems=tuple(problems), includes=includes,
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
                          derefs=derefs, ram_backed_derefs=ram_backed,
                          definition_macros=tuple(sorted(defining)),
@@ -287,19 +288,20 @@ class Extractor:
 
     # -- functions defined by pasting macros (cfront/pasted.py) -----------------------------
 
-    def _pasted(self, active: bytes, macros: list[MacroDef] | None, directives: Directives,
-                invocations: Invocations, folder: str | None
+    def _pasted(self, active: bytes, read: tuple[list[MacroDef], tuple[str, ...]] | None,
+                directives: Directives, invocations: Invocations, folder: str | None
                 ) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
         """The instances of the function-defining macros of the file, then of the headers
         it includes from its folder; and the stamps of the headers read. active: the text
         with its annotations (`__iomem` marks the pointers whose dereferences are sites)."""
         if self._instantiating:
             return None, []  # the produced text itself: it holds no #define to expand
-        own = macros if macros is not None else list(directives.definitions(active))
+        own = read[0] if read is not None else list(directives.definitions(active))
         defining = list(pasted.defining_macros(own))
         stamps: list[pasted.Stamp] = []
         if folder is not None:
-            foreign, stamps = pasted.sibling_macros(folder, _includes(active), _clean_header)
+            foreign, stamps = pasted.sibling_macros(
+                folder, read[1] if read is not None else _includes(active), _clean_header)
             defining.extend(foreign)
         if not defining:
             return None, stamps

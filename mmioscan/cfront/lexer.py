@@ -12,6 +12,22 @@ IDENT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 IDENT_CHARS = frozenset(chr(b) for b in IDENT_BYTES)
 # An `#include` directive at the start of a line; group 1 is the target as written.
 INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
+# The same from its `#`: a pattern opening with a literal lets `re` skip ahead (the `^[ \t]*`
+# of INCLUDE_RE is tried at every line start: seven times slower on drivers/).
+_INCLUDE_HASH_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
+
+
+def include_targets(data: bytes) -> tuple[str, ...]:
+    """The targets of INCLUDE_RE's matches as written (`<linux/io.h>`, `"foo.h"`), in order.
+
+    A match of _INCLUDE_HASH_RE counts when only blanks stand before it on its line; one that
+    does not lies within its line, so it never hides the `#` of a directive after it."""
+    found: list[str] = []
+    for m in _INCLUDE_HASH_RE.finditer(data):
+        line = data.rfind(b"\n", 0, m.start()) + 1
+        if not data[line:m.start()].strip(b" \t"):
+            found.append(m.group(1).decode("utf-8", "replace"))
+    return tuple(found)
 
 _TOKEN_RE = re.compile(
     rb"""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from mmioscan.cfront.lexer import IDENT_BYTES, INCLUDE_RE
+from mmioscan.cfront import lexer
+from mmioscan.cfront.lexer import IDENT_BYTES
 
 # Every byte that cannot be part of an identifier, as a space: a file's whole identifiers
 # (maximal runs of IDENT_BYTES, numbers too) are the words of `data.translate(_WORDS).split()`.
@@ -61,4 +62,4 @@ def include_targets(data: bytes) -> tuple[str, ...]:
     Kept even for files the prefilter skips: a later round needs to know which headers a
     file includes to find the wrappers it may call.
     """
-    return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(data))
+    return lexer.include_targets(data)
