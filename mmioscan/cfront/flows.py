@@ -30,9 +30,10 @@ the call list has them.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import tree_sitter as ts
 
@@ -73,6 +74,7 @@ _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_dec
 _AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
 _MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
 _EMPTY: tuple[int, ...] = ()
+_NONE: frozenset[int] = frozenset()
 # A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
 # index. It makes the macro a funnel (macros have no types) but never propagates to callers.
 CONTEXT_USE = 1 << 16
@@ -187,19 +189,46 @@ class FileFlows:
 
     def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]],
               contexts: frozenset[str] = frozenset()) -> frozenset[int]:
-        lo = bisect.bisect_left(self._id_starts, node.start_byte)
-        hi = bisect.bisect_left(self._id_starts, node.end_byte)
+        starts = self._id_starts
+        lo = bisect.bisect_left(starts, node.start_byte)
+        hi = bisect.bisect_left(starts, node.end_byte, lo)
+        if lo == hi:
+            return _NONE  # a literal, a string: no identifier
+        names = self._id_names
         found: set[int] = set()
         for i in range(lo, hi):
-            name = self._id_names[i]
+            name = names[i]
             if name is None:
-                name = self._id_names[i] = _text(self._ids[i])
+                name = names[i] = _text(self._ids[i])
             if name in contexts:
                 continue  # a context pointer selects only as the whole address: _whole()
             dep = taint.get(name)
             if dep:
                 found.update(dep)
         return frozenset(found)
+
+    def _assignments(self, assigns: Iterable[ts.Node]) -> Iterator[tuple[str, ts.Node]]:
+        """(assigned name, value) of each `x = e`, `x += e` and `T x = e`."""
+        for a in assigns:
+            if a.type == "init_declarator":
+                target, _p = _declarator_name(a.child_by_field_name("declarator"))
+                value = a.child_by_field_name("value")
+            else:
+                left = a.child_by_field_name("left")
+                target = self._name(left) if left is not None else None
+                value = a.child_by_field_name("right")
+            if target is not None and value is not None:
+                yield target, value
+
+    def _name(self, node: ts.Node) -> str:
+        """The text of an identifier, decoded once per file (it is one of the captured ids)."""
+        i = bisect.bisect_left(self._id_starts, node.start_byte)
+        if i < len(self._ids) and self._ids[i] == node:
+            name = self._id_names[i]
+            if name is None:
+                name = self._id_names[i] = _text(node)
+            return name
+        return _text(node)
 
     def _in_loop(self, offset: int, start: int) -> bool:
         """Inside a loop of the function starting at `start`: loops before the function
@@ -226,17 +255,9 @@ class FileFlows:
         hi = bisect.bisect_left(self._assign_starts, end)
         assigns = self._assigns[lo:hi]
         if taint:
+            steps = list(self._assignments(assigns))  # read once for both passes
             for _ in range(2):
-                for a in assigns:
-                    if a.type == "init_declarator":
-                        target, _p = _declarator_name(a.child_by_field_name("declarator"))
-                    else:
-                        left = a.child_by_field_name("left")
-                        target = _text(left) if left is not None else None
-                    value = a.child_by_field_name("value" if a.type == "init_declarator"
-                                                  else "right")
-                    if target is None or value is None:
-                        continue
+                for target, value in steps:
                     dep = self._deps(value, taint, contexts)
                     if dep and not dep <= taint.get(target, frozenset()):
                         taint[target] = taint.get(target, frozenset()) | dep
@@ -254,7 +275,7 @@ class FileFlows:
             deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
                          if taint else _EMPTY for a in values)
             loop = self._in_loop(callee.start_byte, start)
-            name = _text(callee) if callee.type == "identifier" else "->" + _text(callee)
+            name = self._name(callee) if callee.type == "identifier" else "->" + _text(callee)
             if loop or any(deps):
                 row, col = callee.start_point
                 flows.append((scope, name, row + 1, col + 1, deps, loop, False))
@@ -306,6 +327,8 @@ def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
     """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`,
     marked CONTEXT_USE + index: it selects for an accessor or a function funnel (whose
     parameter's type tells an address), not for a macro (`REG_RD(bp, off)`: bp is a context)."""
+    if not contexts:
+        return _NONE
     node: ts.Node | None = arg
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         node = node.child_by_field_name("value") or (
@@ -360,11 +383,21 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
 def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:
     """Parameters appearing in text; CONTEXT_USE + i for a parameter that appears only as
     the object of a member access (`(hw)->regs`: a context)."""
+    if not index:
+        return ()  # an object-like macro, or one without parameters
     found = set()
     for name in {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}:
-        word = re.escape(name.encode())
-        total = len(re.findall(rb"(?<![\w.>])" + word + rb"(?!\w)", text))
-        objects = len(re.findall(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))",
-                                 text))
+        uses, as_object = _parameter_patterns(name)
+        total = len(uses.findall(text))
+        objects = len(as_object.findall(text))
         found.add(index[name] if total > objects else CONTEXT_USE + index[name])
     return tuple(sorted(found))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parameter_patterns(name: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """A parameter's uses, and its uses as the object of a member access. Kept here: the
+    names of a tree's parameters outnumber the 512 patterns `re` keeps compiled."""
+    word = re.escape(name.encode())
+    return (re.compile(rb"(?<![\w.>])" + word + rb"(?!\w)"),
+            re.compile(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))"))

@@ -113,6 +113,8 @@ def position(text: bytes, offset: int, base_line: int, base_column: int,
 
 def pasted_calls(text: bytes) -> list[tuple[int, tuple[str, ...]]]:
     """Calls whose callee is glued with `##` (`out##bwl(v, port)`): (offset, parts)."""
+    if b"##" not in text:
+        return []  # most bodies: no `##` token, no pasted call
     tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN_RE.finditer(text)
               if m.lastgroup != "skip"]
     found: list[tuple[int, tuple[str, ...]]] = []
@@ -154,6 +156,10 @@ def split_arguments(text: bytes, open_paren: int) -> tuple[list[bytes], int] | N
     return None
 
 
+_OPENING = frozenset({b"(", b"[", b"{"})
+_CLOSING = frozenset({b")", b"]", b"}"})
+
+
 class Brackets:
     """Every bracket of a text and its match, from one pass over the tokens.
 
@@ -164,20 +170,18 @@ class Brackets:
 
     def __init__(self, text: bytes) -> None:
         self.text = text
-        self.tokens: list[tuple[int, int, bytes]] = []
+        # (the tokens first, then the brackets among them: 1.6x faster than one loop)
+        self.tokens: list[tuple[int, int, bytes]] = [
+            (m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)
+            if m.lastgroup != "skip"]
         self.at: dict[int, int] = {}  # byte offset of an opening bracket -> its token index
         self.partner: dict[int, int] = {}  # token index of an opening bracket -> of its close
         stack: list[int] = []
-        for m in _TOKEN_RE.finditer(text):
-            if m.lastgroup == "skip":
-                continue
-            tok = m.group()
-            index = len(self.tokens)
-            self.tokens.append((m.start(), m.end(), tok))
-            if tok in (b"(", b"[", b"{"):
-                self.at[m.start()] = index
+        for index, (start, _end, tok) in enumerate(self.tokens):
+            if tok in _OPENING:
+                self.at[start] = index
                 stack.append(index)
-            elif tok in (b")", b"]", b"}") and stack:
+            elif tok in _CLOSING and stack:
                 self.partner[stack.pop()] = index
 
     def arguments(self, open_paren: int) -> list[bytes] | None:
