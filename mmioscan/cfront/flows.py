@@ -44,7 +44,7 @@ Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
 
 FLOW_QUERY = """
-(call_expression function: (identifier) @callee)
+(call_expression function: (identifier) @callee) @call
 (assignment_expression left: (identifier) right: (_)) @assign
 (init_declarator value: (_)) @init
 (identifier) @id
@@ -173,6 +173,11 @@ class FileFlows:
         self._id_names: list[str | None] = [None] * len(ids)
         self._callees = caps.get("callee", [])
         self._callee_starts = [n.start_byte for n in self._callees]
+        # The call of each callee, in the same order (a call starts with its callee): no
+        # upward step (`parent` descends from the root in tree-sitter)
+        calls = caps.get("call", [])
+        self._calls: list[ts.Node] | None = calls if (
+            [n.start_byte for n in calls] == self._callee_starts) else None
         # Calls through a field: recorded as callee "->field" (cfront/fnptrs.py)
         self._indirect = caps.get("indirect", [])
         self._indirect_starts = [n.start_byte for n in self._indirect]
@@ -266,8 +271,10 @@ class FileFlows:
         hi = bisect.bisect_left(self._callee_starts, end)
         ilo = bisect.bisect_left(self._indirect_starts, start)
         ihi = bisect.bisect_left(self._indirect_starts, end)
-        for callee in (*self._callees[lo:hi], *self._indirect[ilo:ihi]):
-            call = _call_of(callee)
+        direct = self._calls[lo:hi] if self._calls is not None else [
+            _call_of(c) for c in self._callees[lo:hi]]
+        for callee, call in (*zip(self._callees[lo:hi], direct, strict=True),
+                             *((c, _call_of(c)) for c in self._indirect[ilo:ihi])):
             args = call.child_by_field_name("arguments") if call is not None else None
             if args is None:
                 continue
