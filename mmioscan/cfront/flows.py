@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import tree_sitter as ts
 
 from mmioscan.cfront import lexer
-from mmioscan.cfront.cnodes import function_declarator
+from mmioscan.cfront.cnodes import WORD_RE, function_declarator
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
@@ -78,6 +78,8 @@ _NONE: frozenset[int] = frozenset()
 # A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
 # index. It makes the macro a funnel (macros have no types) but never propagates to callers.
 CONTEXT_USE = 1 << 16
+# What follows a name used as the object of a member access: `hw->`, `(hw)->`, `hw.x`.
+_MEMBER_TAIL_RE = re.compile(rb"\s*\)?\s*(?:->|\.(?!\.))")
 _GLUED_RE = re.compile(rb"(struct|union|enum|unsigned|signed)(?:\s+\w+)*?\s+(\w+)")
 
 
@@ -392,13 +394,31 @@ def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:
     the object of a member access (`(hw)->regs`: a context)."""
     if not index:
         return ()  # an object-like macro, or one without parameters
+    names = {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}
+    if not names:
+        return ()
     found = set()
-    for name in {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}:
-        uses, as_object = _parameter_patterns(name)
-        total = len(uses.findall(text))
-        objects = len(as_object.findall(text))
+    for name, (total, objects) in _parameter_uses(text, names).items():
         found.add(index[name] if total > objects else CONTEXT_USE + index[name])
     return tuple(sorted(found))
+
+
+def _parameter_uses(text: bytes, names: set[str]) -> dict[str, tuple[int, int]]:
+    """Per name, its uses in text (not after `.` or `->`) and those that are the object of
+    a member access. A use is a whole word (`\\w` runs: a `$`, which C names may hold,
+    makes each name its own pattern): one pass over the words, no pattern to compile."""
+    if b"$" in text:
+        return {name: (len(uses.findall(text)), len(as_object.findall(text)))
+                for name, (uses, as_object) in ((n, _parameter_patterns(n)) for n in names)}
+    wanted = {n.encode(): n for n in names}
+    counts = dict.fromkeys(names, (0, 0))
+    for m in WORD_RE.finditer(text):
+        name = wanted.get(m.group())
+        if name is None or (m.start() and text[m.start() - 1] in b".>"):
+            continue
+        total, objects = counts[name]
+        counts[name] = (total + 1, objects + bool(_MEMBER_TAIL_RE.match(text, m.end())))
+    return counts
 
 
 @functools.lru_cache(maxsize=4096)
