@@ -4,6 +4,7 @@ scopes and the parameter flows (cfront/extract.py, cfront/flows.py)."""
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable
 
@@ -23,6 +24,28 @@ DECLARATOR_STEPS = frozenset({
 DECLARATIONS = frozenset({"declaration", "parameter_declaration", "field_declaration"})
 # Where a declaration's name is visible: the innermost of these around it.
 BLOCKS = frozenset({"compound_statement", "for_statement", "translation_unit"})
+
+
+_START = operator.attrgetter("start_byte")
+_SPAN = operator.attrgetter("start_byte", "end_byte")
+
+
+def captures(query: ts.Query, node: ts.Node) -> dict[str, list[ts.Node]]:
+    """The nodes of each capture of query under node, in source order (by start, then end).
+
+    py-tree-sitter gathers each capture's nodes in a set: its lists come in the order of
+    the nodes' hashes, memory addresses that change from run to run. Read in that order,
+    the regmap records came out shuffled and the last declaration of a name (fnptrs.py's
+    types) was a random one; sorted, a file's facts are the same in every run. (Two nodes
+    of one span under one capture, an ERROR in an ERROR, are only counted.)"""
+    found = ts.QueryCursor(query).captures(node)
+    for nodes in found.values():
+        # By start alone is four times cheaper (no tuples to compare); nodes starting
+        # together are rare (a capture of nested nodes, a zero-width MISSING node).
+        nodes.sort(key=_START)
+        if len(set(map(_START, nodes))) < len(nodes):
+            nodes.sort(key=_SPAN)
+    return found
 
 
 def text(node: ts.Node) -> str:

@@ -11,10 +11,9 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
-from mmioscan.cfront.cnodes import function_declarator
+from mmioscan.cfront.cnodes import captures, function_declarator
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
-from mmioscan.cfront.lexer import INCLUDE_RE
 from mmioscan.cfront.macros import (
     Directives,
     Invocations,
@@ -35,9 +34,11 @@ from mmioscan.cfront.regmaps import regmap_facts
 from mmioscan.core.model import Call, FileFacts, Problem, Scope
 from mmioscan.core.ruleset import RamSources, Regmap, root_how
 
+# One query over the tree for the definitions, the flows (flows.FLOW_QUERY: it captures the
+# callees too) and the function pointers (fnptrs.FNPTR_QUERY): each pass of a query cursor over
+# a whole tree costs about a third of the parse, whatever it captures.
 _DEFS_QUERY = """
 (function_definition) @function
-(call_expression function: (identifier) @callee)
 (initializer_pair designator: (field_designator (field_identifier) @field)
                   value: (identifier) @field_value)
 (ERROR) @error
@@ -118,7 +119,7 @@ def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
 
 def _includes(clean: bytes) -> tuple[str, ...]:
     """`#include` targets as written, with their brackets: `<linux/io.h>`, `"e1000.h"`."""
-    return tuple(m.group(1).decode("utf-8", "replace") for m in INCLUDE_RE.finditer(clean))
+    return include_targets(clean)
 
 
 def _clean_header(data: bytes) -> bytes:
@@ -178,9 +179,8 @@ class Extractor:
         self._regmap_api = frozenset(regmap.api) if regmap is not None else frozenset()
         self.language = ts.Language(tsc.language())
         self.parser = ts.Parser(self.language)
-        self.defs_query = ts.Query(self.language, _DEFS_QUERY)
-        self.flow_query = ts.Query(self.language, flows.FLOW_QUERY)
-        self.fnptr_query = ts.Query(self.language, fnptrs.FNPTR_QUERY)
+        self.file_query = ts.Query(self.language,
+                                   _DEFS_QUERY + flows.FLOW_QUERY + fnptrs.FNPTR_QUERY)
         self.assign_query = ts.Query(self.language, fnptrs.ASSIGN_QUERY)
         self.scanner = NameScanner(self.interesting)
         self._instantiating = False  # extracting the text pasting macros produce
@@ -199,7 +199,7 @@ class Extractor:
         root = tree.root_node
         if deeper_than(root, self.max_depth):
             return self._too_deep(path, digest, data)
-        caps = ts.QueryCursor(self.defs_query).captures(root)
+        caps = captures(self.file_query, root)
         directives = Directives(clean)
         scopes, starts, ends, nodes = self._function_scopes(caps.get("function", []))
         calls: list[Call] = []
@@ -208,7 +208,7 @@ class Extractor:
         exports: list[tuple[str, str, int]] = []
         roots: list[tuple[str, str, int]] = []
         stored, indirect, members, types = fnptrs.file_fnptrs(
-            self.fnptr_query, root, lambda o: self._scope_at(starts, ends, o))
+            caps, lambda o: self._scope_at(starts, ends, o))
         assigned = fnptrs.Assignments(self.assign_query)
         polls: list[tuple[int, int]] = []
         for node in caps.get("callee", []):
@@ -232,7 +232,7 @@ class Extractor:
         roots.extend(self._installed(caps.get("field", []), caps.get("field_value", [])))
         self._interesting_uses(clean, root, directives, starts, ends, calls, references,
                                ref_nodes)
-        flow_records, selectors = self._function_flows(root, data_nc, nodes, ref_nodes, starts,
+        flow_records, selectors = self._function_flows(caps, data_nc, nodes, ref_nodes, starts,
                                                        ends)
         try:
             derefs, ram_backed = iomem.file_derefs(
@@ -245,9 +245,14 @@ class Extractor:
             return self._too_deep(path, digest, data)
         invocations = Invocations(clean)
         first_macro = len(scopes)
-        scopes.extend(self._macro_scopes(clean, directives, len(scopes), calls, references,
-                                         flow_records, selectors, invocations))
-        produced, depends = self._pasted(active, directives, invocations, folder)
+        macros = list(directives.definitions(clean))  # read by three stages below
+        scopes.extend(self._macro_scopes(clean, macros, directives, len(scopes), calls,
+                                         references, flow_records, selectors, invocations))
+        includes = _includes(clean)
+        # the macros and includes of the text with annotations: clean's when it has none
+        produced, depends = self._pasted(
+            active, (macros, includes) if active == clean else None, directives, invocations,
+            folder)
         if produced is not None:
             calls, references, derefs = _without_templates(
                 produced, first_macro, scopes, calls, references, derefs)
@@ -259,12 +264,12 @@ class Extractor:
         scopes = self._with_callees(scopes, calls, references)
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
-        defining, forwards = _definition_macros(directives.definitions(clean))
+        defining, forwards = _definition_macros(macros)
         facts = FileFacts(path=path, digest=digest, size=len(data), parsed=True,
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
                          references=tuple(tuple(r) for r in references),  # type: ignore[misc]
-                         problems=tuple(problems), includes=_includes(clean),
+                         problems=tuple(problems), includes=includes,
                          roots=tuple(sorted(set(roots), key=lambda r: (r[2], r[0], r[1]))),
                          derefs=derefs, ram_backed_derefs=ram_backed,
                          definition_macros=tuple(sorted(defining)),
@@ -283,18 +288,20 @@ class Extractor:
 
     # -- functions defined by pasting macros (cfront/pasted.py) -----------------------------
 
-    def _pasted(self, active: bytes, directives: Directives, invocations: Invocations,
-                folder: str | None) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
+    def _pasted(self, active: bytes, read: tuple[list[MacroDef], tuple[str, ...]] | None,
+                directives: Directives, invocations: Invocations, folder: str | None
+                ) -> tuple[pasted.Pasted | None, list[pasted.Stamp]]:
         """The instances of the function-defining macros of the file, then of the headers
         it includes from its folder; and the stamps of the headers read. active: the text
         with its annotations (`__iomem` marks the pointers whose dereferences are sites)."""
         if self._instantiating:
             return None, []  # the produced text itself: it holds no #define to expand
-        own = list(directives.definitions(active))
+        own = read[0] if read is not None else list(directives.definitions(active))
         defining = list(pasted.defining_macros(own))
         stamps: list[pasted.Stamp] = []
         if folder is not None:
-            foreign, stamps = pasted.sibling_macros(folder, _includes(active), _clean_header)
+            foreign, stamps = pasted.sibling_macros(
+                folder, read[1] if read is not None else _includes(active), _clean_header)
             defining.extend(foreign)
         if not defining:
             return None, stamps
@@ -348,7 +355,8 @@ class Extractor:
                          includes=include_targets(data))
 
 
-    def _function_flows(self, root: ts.Node, original: bytes, nodes: list[ts.Node],
+    def _function_flows(self, caps: dict[str, list[ts.Node]], original: bytes,
+                        nodes: list[ts.Node],
                         ref_nodes: list[ts.Node], starts: list[int], ends: list[int]
                         ) -> tuple[list[flows.Flow], list[flows.Selectors]]:
         """Parameter flows into call arguments, and register-selecting parameters, of every
@@ -357,7 +365,7 @@ class Extractor:
         selectors: list[flows.Selectors] = []
         if not nodes:
             return records, selectors
-        file_flows = flows.FileFlows(self.flow_query, root, original)
+        file_flows = flows.FileFlows(caps, original)
         refs: dict[int, list[ts.Node]] = {}
         for ref in ref_nodes:
             refs.setdefault(self._scope_at(starts, ends, ref.start_byte), []).append(ref)
@@ -516,14 +524,13 @@ class Extractor:
 
     # -- macros ----------------------------------------------------------------------------
 
-    def _macro_scopes(self, clean: bytes, directives: Directives, first_index: int,
-                      calls: list[Call], references: list[Call],
-                      flow_records: list[flows.Flow],
-                      selectors: list[flows.Selectors],
+    def _macro_scopes(self, clean: bytes, macros: list[MacroDef], directives: Directives,
+                      first_index: int, calls: list[Call], references: list[Call],
+                      flow_records: list[flows.Flow], selectors: list[flows.Selectors],
                       invocations: Invocations) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
-        for macro in directives.definitions(clean):
+        for macro in macros:
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
             index = first_index + len(scopes)

@@ -30,20 +30,21 @@ the call list has them.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import tree_sitter as ts
 
 from mmioscan.cfront import lexer
-from mmioscan.cfront.cnodes import function_declarator
+from mmioscan.cfront.cnodes import WORD_RE, function_declarator
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
 
 FLOW_QUERY = """
-(call_expression function: (identifier) @callee)
+(call_expression function: (identifier) @callee) @call
 (assignment_expression left: (identifier) right: (_)) @assign
 (init_declarator value: (_)) @init
 (identifier) @id
@@ -73,9 +74,12 @@ _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_dec
 _AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
 _MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
 _EMPTY: tuple[int, ...] = ()
+_NONE: frozenset[int] = frozenset()
 # A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
 # index. It makes the macro a funnel (macros have no types) but never propagates to callers.
 CONTEXT_USE = 1 << 16
+# What follows a name used as the object of a member access: `hw->`, `(hw)->`, `hw.x`.
+_MEMBER_TAIL_RE = re.compile(rb"\s*\)?\s*(?:->|\.(?!\.))")
 _GLUED_RE = re.compile(rb"(struct|union|enum|unsigned|signed)(?:\s+\w+)*?\s+(\w+)")
 
 
@@ -144,10 +148,11 @@ def parameters(function: ts.Node, original: bytes
 
 
 class FileFlows:
-    """The flows of every function of one parsed file, from one query over its tree."""
+    """The flows of every function of one parsed file, from the captures of FLOW_QUERY."""
 
-    def __init__(self, query: ts.Query, root: ts.Node, original: bytes = b"") -> None:
-        caps = ts.QueryCursor(query).captures(root)
+    def __init__(self, caps: dict[str, list[ts.Node]], original: bytes = b"") -> None:
+        """caps: the captures of FLOW_QUERY over the file's tree, in source order
+        (cnodes.captures; cfront/extract.py runs it with its other queries, in one pass)."""
         # Pointers declared without __iomem (locals and parameters): contexts, whose member
         # accesses (`vsi->back`) do not carry a selecting parameter along.
         pointers = []
@@ -162,22 +167,27 @@ class FileFlows:
         pointers.sort()
         self._pointer_starts = [o for o, _ in pointers]
         self._pointer_names = [n for _, n in pointers]
-        ids = sorted(caps.get("id", []), key=lambda n: n.start_byte)
+        ids = caps.get("id", [])
         self._id_starts = [n.start_byte for n in ids]
         # Names are decoded when a function with selecting parameters asks (_deps): most
         # identifiers of a file are never looked at
         self._ids = ids
         self._id_names: list[str | None] = [None] * len(ids)
-        self._callees = sorted(caps.get("callee", []), key=lambda n: n.start_byte)
+        self._callees = caps.get("callee", [])
         self._callee_starts = [n.start_byte for n in self._callees]
+        # The call of each callee, in the same order (a call starts with its callee): no
+        # upward step (`parent` descends from the root in tree-sitter)
+        calls = caps.get("call", [])
+        self._calls: list[ts.Node] | None = calls if (
+            [n.start_byte for n in calls] == self._callee_starts) else None
         # Calls through a field: recorded as callee "->field" (cfront/fnptrs.py)
-        self._indirect = sorted(caps.get("indirect", []), key=lambda n: n.start_byte)
+        self._indirect = caps.get("indirect", [])
         self._indirect_starts = [n.start_byte for n in self._indirect]
         assigns = [*caps.get("assign", []), *caps.get("init", [])]
         assigns.sort(key=lambda n: n.start_byte)
         self._assigns = assigns
         self._assign_starts = [n.start_byte for n in assigns]
-        loops = sorted(caps.get("loop", []), key=lambda n: n.start_byte)
+        loops = caps.get("loop", [])
         self._loops = [(n.start_byte, n.end_byte) for n in loops]
         self._loop_starts = [s for s, _ in self._loops]
         # The furthest end of the loops starting up to each one: an offset is inside a loop
@@ -186,19 +196,46 @@ class FileFlows:
 
     def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]],
               contexts: frozenset[str] = frozenset()) -> frozenset[int]:
-        lo = bisect.bisect_left(self._id_starts, node.start_byte)
-        hi = bisect.bisect_left(self._id_starts, node.end_byte)
+        starts = self._id_starts
+        lo = bisect.bisect_left(starts, node.start_byte)
+        hi = bisect.bisect_left(starts, node.end_byte, lo)
+        if lo == hi:
+            return _NONE  # a literal, a string: no identifier
+        names = self._id_names
         found: set[int] = set()
         for i in range(lo, hi):
-            name = self._id_names[i]
+            name = names[i]
             if name is None:
-                name = self._id_names[i] = _text(self._ids[i])
+                name = names[i] = _text(self._ids[i])
             if name in contexts:
                 continue  # a context pointer selects only as the whole address: _whole()
             dep = taint.get(name)
             if dep:
                 found.update(dep)
         return frozenset(found)
+
+    def _assignments(self, assigns: Iterable[ts.Node]) -> Iterator[tuple[str, ts.Node]]:
+        """(assigned name, value) of each `x = e`, `x += e` and `T x = e`."""
+        for a in assigns:
+            if a.type == "init_declarator":
+                target, _p = _declarator_name(a.child_by_field_name("declarator"))
+                value = a.child_by_field_name("value")
+            else:
+                left = a.child_by_field_name("left")
+                target = self._name(left) if left is not None else None
+                value = a.child_by_field_name("right")
+            if target is not None and value is not None:
+                yield target, value
+
+    def _name(self, node: ts.Node) -> str:
+        """The text of an identifier, decoded once per file (it is one of the captured ids)."""
+        i = bisect.bisect_left(self._id_starts, node.start_byte)
+        if i < len(self._ids) and self._ids[i] == node:
+            name = self._id_names[i]
+            if name is None:
+                name = self._id_names[i] = _text(node)
+            return name
+        return _text(node)
 
     def _in_loop(self, offset: int, start: int) -> bool:
         """Inside a loop of the function starting at `start`: loops before the function
@@ -225,17 +262,9 @@ class FileFlows:
         hi = bisect.bisect_left(self._assign_starts, end)
         assigns = self._assigns[lo:hi]
         if taint:
+            steps = list(self._assignments(assigns))  # read once for both passes
             for _ in range(2):
-                for a in assigns:
-                    if a.type == "init_declarator":
-                        target, _p = _declarator_name(a.child_by_field_name("declarator"))
-                    else:
-                        left = a.child_by_field_name("left")
-                        target = _text(left) if left is not None else None
-                    value = a.child_by_field_name("value" if a.type == "init_declarator"
-                                                  else "right")
-                    if target is None or value is None:
-                        continue
+                for target, value in steps:
                     dep = self._deps(value, taint, contexts)
                     if dep and not dep <= taint.get(target, frozenset()):
                         taint[target] = taint.get(target, frozenset()) | dep
@@ -244,8 +273,10 @@ class FileFlows:
         hi = bisect.bisect_left(self._callee_starts, end)
         ilo = bisect.bisect_left(self._indirect_starts, start)
         ihi = bisect.bisect_left(self._indirect_starts, end)
-        for callee in (*self._callees[lo:hi], *self._indirect[ilo:ihi]):
-            call = _call_of(callee)
+        direct = self._calls[lo:hi] if self._calls is not None else [
+            _call_of(c) for c in self._callees[lo:hi]]
+        for callee, call in (*zip(self._callees[lo:hi], direct, strict=True),
+                             *((c, _call_of(c)) for c in self._indirect[ilo:ihi])):
             args = call.child_by_field_name("arguments") if call is not None else None
             if args is None:
                 continue
@@ -253,7 +284,7 @@ class FileFlows:
             deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
                          if taint else _EMPTY for a in values)
             loop = self._in_loop(callee.start_byte, start)
-            name = _text(callee) if callee.type == "identifier" else "->" + _text(callee)
+            name = self._name(callee) if callee.type == "identifier" else "->" + _text(callee)
             if loop or any(deps):
                 row, col = callee.start_point
                 flows.append((scope, name, row + 1, col + 1, deps, loop, False))
@@ -305,6 +336,8 @@ def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
     """A context pointer used as the address itself: `readl(p)`, `readl((void *)p + 4)`,
     marked CONTEXT_USE + index: it selects for an accessor or a function funnel (whose
     parameter's type tells an address), not for a macro (`REG_RD(bp, off)`: bp is a context)."""
+    if not contexts:
+        return _NONE
     node: ts.Node | None = arg
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         node = node.child_by_field_name("value") or (
@@ -359,11 +392,39 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
 def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:
     """Parameters appearing in text; CONTEXT_USE + i for a parameter that appears only as
     the object of a member access (`(hw)->regs`: a context)."""
+    if not index:
+        return ()  # an object-like macro, or one without parameters
+    names = {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}
+    if not names:
+        return ()
     found = set()
-    for name in {u.name for u in lexer.identifiers(text) if u.name in index and not u.member}:
-        word = re.escape(name.encode())
-        total = len(re.findall(rb"(?<![\w.>])" + word + rb"(?!\w)", text))
-        objects = len(re.findall(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))",
-                                 text))
+    for name, (total, objects) in _parameter_uses(text, names).items():
         found.add(index[name] if total > objects else CONTEXT_USE + index[name])
     return tuple(sorted(found))
+
+
+def _parameter_uses(text: bytes, names: set[str]) -> dict[str, tuple[int, int]]:
+    """Per name, its uses in text (not after `.` or `->`) and those that are the object of
+    a member access. A use is a whole word (`\\w` runs: a `$`, which C names may hold,
+    makes each name its own pattern): one pass over the words, no pattern to compile."""
+    if b"$" in text:
+        return {name: (len(uses.findall(text)), len(as_object.findall(text)))
+                for name, (uses, as_object) in ((n, _parameter_patterns(n)) for n in names)}
+    wanted = {n.encode(): n for n in names}
+    counts = dict.fromkeys(names, (0, 0))
+    for m in WORD_RE.finditer(text):
+        name = wanted.get(m.group())
+        if name is None or (m.start() and text[m.start() - 1] in b".>"):
+            continue
+        total, objects = counts[name]
+        counts[name] = (total + 1, objects + bool(_MEMBER_TAIL_RE.match(text, m.end())))
+    return counts
+
+
+@functools.lru_cache(maxsize=4096)
+def _parameter_patterns(name: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """A parameter's uses, and its uses as the object of a member access. Kept here: the
+    names of a tree's parameters outnumber the 512 patterns `re` keeps compiled."""
+    word = re.escape(name.encode())
+    return (re.compile(rb"(?<![\w.>])" + word + rb"(?!\w)"),
+            re.compile(rb"(?<![\w.>])" + word + rb"\s*\)?\s*(?:->|\.(?!\.))"))

@@ -26,7 +26,7 @@ FNPTR_QUERY = """
 (call_expression function: (parenthesized_expression (pointer_expression
     argument: (field_expression field: (field_identifier) @call_field))))
 (initializer_pair) @pair
-(assignment_expression left: (field_expression) right: (_)) @assign
+(assignment_expression left: (field_expression) right: (_)) @field_store
 (declaration type: (struct_specifier name: (type_identifier))) @typed
 (parameter_declaration type: (struct_specifier name: (type_identifier))) @typed
 (field_declaration type: (struct_specifier name: (type_identifier))) @member
@@ -192,12 +192,11 @@ def _base_type(parent: ts.Node | None) -> str:
     return ""
 
 
-def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
+def file_fnptrs(caps: dict[str, list[ts.Node]], scope_at: Callable[[int], int]
                 ) -> tuple[tuple[Stored, ...], tuple[Indirect, ...],
                            tuple[tuple[str, str, str], ...], FileTypes]:
-    """Stores into fields, calls through fields and the struct types of members, in one
-    query over the file (and the declared types, for the registrations)."""
-    caps = ts.QueryCursor(query).captures(root)
+    """Stores into fields, calls through fields and the struct types of members, from the
+    captures of FNPTR_QUERY over the file (and the declared types, for the registrations)."""
     types = FileTypes(caps.get("typed", []), scope_at)
     stored: set[Stored] = set()
     initialised = _Initialised()
@@ -210,7 +209,7 @@ def file_fnptrs(query: ts.Query, root: ts.Node, scope_at: Callable[[int], int]
         if name is not None:
             field = _text(last.named_children[0]) if last.named_children else ""
             stored.add((initialised.of_pair(pair), field, name, pair.start_point[0] + 1))
-    for assign in caps.get("assign", []):
+    for assign in caps.get("field_store", []):
         name = function_value(assign.child_by_field_name("right"))
         left = assign.child_by_field_name("left")
         if name is None or left is None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from mmioscan.cfront import lexer
 
-# A directive with its backslash continuations.
-_DIRECTIVE_SPAN_RE = re.compile(rb"^[ \t]*#(?:[^\\\n]|\\(?:\r?\n|.))*", re.MULTILINE)
+# A directive with its backslash continuations (runs of plain bytes between the escapes: an
+# alternation tried per byte took twice as long).
+_DIRECTIVE_SPAN_RE = re.compile(rb"^[ \t]*#[^\\\n]*(?:\\(?:\r?\n|.)[^\\\n]*)*", re.MULTILINE)
 _DEFINE_RE = re.compile(
     rb"[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\((?:[^)\\\n]|\\\r?\n)*\))?")
 

@@ -25,6 +25,7 @@ MAX_PRODUCED_BYTES (a recorded problem), so a file of 10,000 invocations costs l
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import stat
@@ -296,15 +297,24 @@ def sibling_macros(folder: str, includes: Iterable[str], clean: Cleaner
         stamps.append(stamp)
         if b"##" not in data:
             continue
-        text = clean(data)
-        macros.extend(replace(m, start=-1, end=-1)
-                      for m in defining_macros(Directives(text).definitions(text)))
+        macros.extend(_header_macros(clean, data))
     return macros, stamps
+
+
+@functools.lru_cache(maxsize=256)
+def _header_macros(clean: Cleaner, data: bytes) -> tuple[MacroDef, ...]:
+    """The function-defining macros of a header's bytes: the same for each file of the
+    folder that includes it (MacroDef is frozen)."""
+    text = clean(data)
+    return tuple(replace(m, start=-1, end=-1)
+                 for m in defining_macros(Directives(text).definitions(text)))
 
 
 def _read_header(path: str, real_folder: str) -> tuple[bytes, Stamp] | None:
     try:
-        if os.path.dirname(os.path.realpath(path)) != real_folder:
+        # Not a link: its real path is the real folder's, one lstat instead of one per
+        # component of the path.
+        if os.path.islink(path) and os.path.dirname(os.path.realpath(path)) != real_folder:
             return None  # a link elsewhere: its text must not reach the output
         with open(path, "rb", opener=nonblocking) as fh:
             st = os.fstat(fh.fileno())

@@ -7,7 +7,7 @@ parse tree are the positions in the original file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mmioscan.cfront.lexer import IDENT_BYTES
@@ -42,7 +42,10 @@ _WITH_ARG_SET = frozenset(w.encode() for w in _WITH_ARG)
 # Every pattern below starts with a literal so that `re` can skip ahead quickly; the context
 # before the match (a word boundary, a `(` or `,`) is checked in Python. A 100-word alternation
 # or a leading look-behind makes `re` try every byte and costs seconds on drivers/.
-_CANDIDATE_RES = (re.compile(rb"__\w+"), re.compile(rb"(?:noinline|notrace|noinstr|asmlinkage)\b"))
+# (One pattern per word without `__`: an alternation has no literal to skip ahead by. They are
+# all blanked, so their order does not matter.)
+_CANDIDATE_RES = (re.compile(rb"__\w+"), *(re.compile(word + rb"\b") for word in (
+    b"noinline", b"notrace", b"noinstr", b"asmlinkage")))
 # Iterator macros (`list_for_each_entry(pos, head, member) { ... }`) look like a call followed
 # by a block, which is not C. Renaming the macro to `while` (padded) keeps the arguments as an
 # expression, so calls inside them are still found, and the block parses as a loop body.
@@ -50,8 +53,11 @@ _FOR_EACH_RE = re.compile(rb"for_each\w*(?=\s*\()")
 # Types passed to macros (`container_of(p, struct foo, member)`, `min_t(unsigned int, a, b)`)
 # are not expressions. Joining the words with `_` turns each into one identifier, a valid
 # argument, without moving a byte.
-_TYPE_ARG_RE = re.compile(
-    rb"(?:struct|union|enum|unsigned|signed)(?:\s+(?:long|int|short|char))*\s+\w+(?=\s*[,)])")
+# One pattern per leading word, for the literal: the spans of two accepted matches never
+# overlap (no word a match is made of after its first can start another one).
+_TYPE_ARG_RES = tuple(
+    re.compile(word + rb"(?:\s+(?:long|int|short|char))*\s+\w+(?=\s*[,)])")
+    for word in (b"struct", b"union", b"enum", b"unsigned", b"signed"))
 # GNU case ranges (`case 1 ... 4:`): `+0+` keeps it an expression of the same length.
 _CASE_RANGE_RE = re.compile(rb"case\b[^:\n]*?\.\.\.")
 # printk level prefixes glued to a string literal (`KERN_INFO DRV "text"`).
@@ -63,7 +69,7 @@ _STATIC_MACRO_RE = re.compile(rb"static(?:[ \t]+const)?(?=[ \t]+[A-Z][A-Z0-9_]*[
 # Comments inside a #define: tree-sitter ends the directive at `/*`, so a comment before a
 # line continuation cuts the macro in two. They are blanked (only in #define lines: a full
 # comment pass over every file costs more than it gains).
-_DEFINE_RE = re.compile(rb"^[ \t]*#[ \t]*define\b", re.MULTILINE)
+_DEFINE_RE = re.compile(rb"#[ \t]*define\b")  # only blanks before it on its line: _defines()
 _DIRECTIVE_TOKEN_RE = re.compile(
     rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\r?\n|\n"
     rb"|[^/\"'\\\n]+|.", re.DOTALL)
@@ -99,8 +105,12 @@ def _closing_paren(data: bytes, start: int) -> int:
     return -1
 
 
+# Every byte a space but the newline, for bytes.translate.
+_BLANKED = bytes(10 if b == 10 else 32 for b in range(256))
+
+
 def _blank(out: bytearray, start: int, end: int) -> None:
-    out[start:end] = bytes(b if b == 10 else 32 for b in out[start:end])
+    out[start:end] = out[start:end].translate(_BLANKED)
 
 
 def _blank_continued(out: bytearray, start: int, end: int) -> None:
@@ -205,9 +215,13 @@ def _at_line_start(data: bytes, pos: int) -> bool:
 def blank_define_comments(data: bytes) -> bytes:
     """Blank the comments inside #define directives (length-preserving)."""
     out: bytearray | None = None
-    for m in _DEFINE_RE.finditer(data):
-        pos = m.end()
-        while pos < len(data):
+    size = len(data)
+    for pos in _defines(data):
+        line_end = data.find(b"\n", pos)
+        rest = data[pos:line_end if line_end >= 0 else size]
+        if b"/" not in rest and not rest.endswith((b"\\", b"\\\r")):
+            continue  # no comment starts on the line, and the directive ends with it
+        while pos < size:
             tok = _DIRECTIVE_TOKEN_RE.match(data, pos)
             if tok is None or tok.group(0) == b"\n":
                 break
@@ -216,6 +230,16 @@ def blank_define_comments(data: bytes) -> bytes:
                 _blank_continued(out, tok.start(), tok.end())
             pos = tok.end()
     return bytes(out) if out is not None else data
+
+
+def _defines(data: bytes) -> Iterator[int]:
+    """The end of each `#define` word that only blanks precede on its line. A pattern
+    anchored at the line start is tried at every line and costs three times as much; a match
+    that is not at a line start lies within its line, so it never hides one after it."""
+    for m in _DEFINE_RE.finditer(data):
+        line = data.rfind(b"\n", 0, m.start()) + 1
+        if not data[line:m.start()].strip(b" \t"):
+            yield m.end()
 
 
 def blank_annotations(data: bytes) -> bytes:
@@ -232,7 +256,7 @@ def blank_annotations(data: bytes) -> bytes:
             start -= 1
         if m.end() - start >= 5 and _is_loop_header(data, start, m.end(), on_directive):
             out[start:m.end()] = b"while".ljust(m.end() - start)
-    for m in _TYPE_ARG_RE.finditer(data):
+    for m in (m for rx in _TYPE_ARG_RES for m in rx.finditer(data)):
         if _starts_word(data, m.start()) and _after_open_or_comma(data, m.start()):
             text = m.group(0)
             if b"\n" not in text:
@@ -380,5 +404,5 @@ def blank_ranges(data: bytes, ranges: tuple[Inactive, ...]) -> bytes:
         return data
     out = bytearray(data)
     for r in ranges:
-        out[r.start:r.end] = re.sub(rb"[^\n]", b" ", data[r.start:r.end])
+        out[r.start:r.end] = data[r.start:r.end].translate(_BLANKED)
     return bytes(out)

@@ -360,3 +360,18 @@ def test_same_struct_in_two_drivers_stays_in_each(tmp_path: Path) -> None:
 
     assert ("drivers/aa/aa.c", 13, "->rd", ["aa_rd"]) in sites(alone)
     assert sites(both) == sites(alone)
+
+
+def test_a_name_declared_twice_in_a_function_takes_its_first_type() -> None:
+    """Twenty blocks of one function each declare `m` with a struct type of their own: the
+    first declaration gives the type of every store through `m`, in every run (it was the
+    declaration the query's hash-ordered captures happened to give first)."""
+    from mmioscan.cfront.extract import Extractor
+    from mmioscan.core.catalogue import load_catalogue
+
+    blocks = "".join(f"\t{{\n\t\tstruct dt_t{i} m;\n\n\t\tm.hook = dt_fn{i};\n\t}}\n"
+                     for i in range(20))
+    src = f"void dt_init(void)\n{{\n{blocks}}}\n"
+    got = Extractor(load_catalogue().names()).extract("drivers/dt/d.c", "0", src.encode())
+    assert {s for s, _f, _fn, _l in got.fnptrs} == {"struct dt_t0"}
+    assert len(got.fnptrs) == 20

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from mmioscan.cfront import lexer
 from mmioscan.cfront.lexer import IdentUse, identifiers, position
 
 
@@ -127,3 +130,14 @@ def test_identifier_after_a_type_is_declared() -> None:
     uses = {u.name: u for u in identifiers(b"static u32 my_read(void) { return readl(p); }")}
     assert uses["my_read"].declared
     assert not uses["readl"].declared
+
+
+@pytest.mark.parametrize("text", [
+    b'#include <linux/io.h>\n  #  include "a.h"\n\t#include<b.h>\n',
+    b'x = 1; #include "not.h"\n#include "yes.h" #include "same_line.h"\n',
+    b'#include "unterminated\n#include "next.h"\r\n# define X\n#includes <x.h>\n',
+    b'/* #include "in_comment.h" */\n#if 0\n#include "dead.h"\n#endif\n#include',
+])
+def test_include_targets_agree_with_the_line_anchored_pattern(text: bytes) -> None:
+    expected = tuple(m.group(1).decode() for m in lexer.INCLUDE_RE.finditer(text))
+    assert lexer.include_targets(text) == expected

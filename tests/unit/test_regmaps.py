@@ -218,3 +218,13 @@ static int rt_probe(struct device *dev, struct rt_priv *p)
     facts = Extractor(rules.catalogue.names(), regmap=rules.regmap).extract(
         "sound/rt/rt.c", "d", src.encode())
     assert facts.regmap_configs == (("conf", (("reg_read", "rt_sdw_read"),)),)
+
+
+def test_uses_come_in_source_order(rules: RuleSet) -> None:
+    """The records follow the text, the same in every run (the query's captures come in
+    hash order, memory addresses: the records came out shuffled, differently each run)."""
+    writes = "".join(f"\tregmap_write(map, {i}, 1);\n" for i in range(40))
+    src = f"static void so_set(struct regmap *map)\n{{\n{writes}}}\n"
+    facts = Extractor(rules.catalogue.names(), regmap=rules.regmap).extract(
+        "drivers/so/so.c", "d", src.encode())
+    assert [u[0] for u in facts.regmap_uses] == list(range(3, 43))
