@@ -20,15 +20,10 @@ from mmioscan.analysis.callgraph import approximate_wrappers, folder_of
 from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.fnptrs import FieldStores, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
+from mmioscan.cfront.lexer import words
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.core.sources import source_digest
-
-# Every byte that cannot be part of an identifier, as a space: a file's identifiers are then
-# the words of `data.translate(_WORDS).split()` (twice as fast as a regex; numbers are words
-# too, and no name looked for starts with a digit)
-_WORDS = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") else 32
-               for c in range(256))
 
 # Names in the visible sets below carry a prefix saying how a file must mention them:
 # FIELD_CALL: called through a field (`p->read_reg(`, `p->ops.read_reg(`, `(*p->read_reg)(`);
@@ -46,8 +41,8 @@ _KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do",
 
 @dataclass(slots=True)
 class Visible:
-    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL, PARTNER and
-    HANDLER_FIELD say): seen from a folder (and from its subfolders), from the files
+    """Names that make an unparsed file worth parsing (prefixed as FIELD_CALL, PARTNER,
+    HANDLER_FIELD and PATH_FIELD say): seen from a folder (and from its subfolders), from the files
     including a header, and from everywhere."""
 
     by_folder: dict[str, set[str]] = dataclasses.field(default_factory=dict)
@@ -138,6 +133,10 @@ def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessin
             visible.by_folder.setdefault(folder_of(path), set()).update(fields | partners)
 
 
+# Where a driver's own ops fields make path fields (not arch/ or mm/: see _path_fields)
+_DRIVER_TREES = ("drivers/", "sound/")
+
+
 def _path_fields(parsed: Mapping[str, FileFacts], stores: FieldStores, reaching: _Reaching,
                  visible: Visible) -> None:
     """A field a driver with hot roots stores a function reaching an access into
@@ -155,9 +154,6 @@ def _path_fields(parsed: Mapping[str, FileFacts], stores: FieldStores, reaching:
         if (path.startswith(_DRIVER_TREES) and parsed[path].roots
                 and reaching.seen(path, function)):
             visible.by_folder.setdefault(folder_of(path), set()).add(PATH_FIELD + field)
-
-
-_DRIVER_TREES = ("drivers/", "sound/")
 
 # How many calls deep a handler may reach its first access and still bring its
 # registration in: t7xx's NAPI poll reaches the doorbell three calls down.
@@ -434,7 +430,7 @@ class Rounds:
         return False
 
     def matches(self, path: str, data: bytes, groups: tuple[Names, ...]) -> bool:
-        idents = frozenset(data.translate(_WORDS).split())
+        idents = frozenset(words(data))
         self.idents[path] = _ident_hashes(idents)
         hot: bool | None = None
         for names in groups:

@@ -10,6 +10,14 @@ from dataclasses import dataclass
 # The bytes (and characters) of a C identifier: one home for every "is this a whole word" test.
 IDENT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 IDENT_CHARS = frozenset(chr(b) for b in IDENT_BYTES)
+# Every byte that cannot be part of an identifier, as a space (see words)
+_NON_IDENT_AS_SPACE = bytes(c if c in IDENT_BYTES else 0x20 for c in range(256))
+
+
+def words(data: bytes) -> list[bytes]:
+    """The maximal runs of IDENT_BYTES in data (identifiers, and numbers too), in order:
+    `bytes.translate` and `split` run at C speed, several times faster than a regex."""
+    return data.translate(_NON_IDENT_AS_SPACE).split()
 # An `#include` directive at the start of a line; group 1 is the target as written.
 INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re.MULTILINE)
 # The same from its `#`: a pattern opening with a literal lets `re` skip ahead (the `^[ \t]*`

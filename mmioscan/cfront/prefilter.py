@@ -14,10 +14,6 @@ from collections.abc import Iterable, Iterator
 from mmioscan.cfront import lexer
 from mmioscan.cfront.lexer import IDENT_BYTES
 
-# Every byte that cannot be part of an identifier, as a space: a file's whole identifiers
-# (maximal runs of IDENT_BYTES, numbers too) are the words of `data.translate(_WORDS).split()`.
-_WORDS = bytes(c if c in IDENT_BYTES else 0x20 for c in range(256))
-
 
 class NameScanner:
     """Answers `mentions(data)` for a fixed set of identifiers."""
@@ -26,11 +22,11 @@ class NameScanner:
         self.names = frozenset(n.encode("ascii") for n in names)
 
     def mentions(self, data: bytes) -> bool:
-        return not self.names.isdisjoint(data.translate(_WORDS).split())
+        return not self.names.isdisjoint(lexer.words(data))
 
     def occurrences(self, data: bytes) -> Iterator[tuple[int, int, str]]:
         """(start, end, name) of each whole-identifier occurrence, in file order."""
-        present = self.names.intersection(data.translate(_WORDS).split())
+        present = self.names.intersection(lexer.words(data))
         found: list[tuple[int, int, str]] = []
         size = len(data)
         for name in present:
