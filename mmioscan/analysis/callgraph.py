@@ -48,7 +48,7 @@ from mmioscan.analysis.dataflow import (
 from mmioscan.analysis.fnptrs import HOT_FANOUT, FieldStores, IndirectCall, alternatives
 from mmioscan.analysis.includes import IncludeIndex
 from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates, same_subtree
-from mmioscan.core.model import FileFacts, Scope
+from mmioscan.core.model import FileFacts
 
 __all__ = ["INCLUDE_DIRS", "CallGraph", "IncludeIndex", "folder_of", "include_candidates"]
 
@@ -84,103 +84,6 @@ def _common_prefix(a: str, b: str) -> int:
             break
         n += 1
     return n
-
-
-def _too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lines: int) -> bool:
-    """A function longer than the cap (the funnel rule's safety valve; without flow records,
-    the line-count rule's limit) is never a funnel."""
-    if scope.kind != "function":
-        return False
-    lines = scope.end_line - scope.line + 1
-    return lines > (max_funnel_lines if flows else max_function_lines)
-
-
-def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
-                         max_function_lines: int, addr_args: Mapping[str, int] | None = None,
-                         max_funnel_lines: int = 400,
-                         memo: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] | None = None,
-                         stores: FieldStores | None = None) -> list[tuple[str, Scope]]:
-    """Definitions that may be funnels, by name only (no resolution): the funnel rule with
-    every definition of a name standing for all of them. A superset of CallGraph's wrappers,
-    cheap enough to run between parsing rounds (the exact graph is built once, at the end).
-    memo keeps each file's scope calls from round to round (keyed by the facts object, so a
-    file parsed again is read again). stores: the FieldStores of these files, if built."""
-    memo = {} if memo is None else memo
-    callers: dict[str, list[tuple[str, int, str]]] = {}
-    eligible: set[tuple[str, int]] = set()  # scopes that may be funnels
-    for path, facts in files.items():
-        flows = bool(facts.selectors)
-        for i, scope in enumerate(facts.scopes):
-            if scope.name in leaves or _too_long(scope, flows, max_function_lines,
-                                                 max_funnel_lines):
-                continue
-            eligible.add((path, i))
-            for name in (*scope.callees, *scope.values):
-                callers.setdefault(name, []).append((path, i, name))
-    waiting = _field_calls(files, stores or FieldStores(files, leaves), eligible)
-    addr = addr_args or {}
-    # names defined only as macros (a superset must not drop a same-named function's gains)
-    macros = ({s.name for f in files.values() for s in f.scopes if s.kind != "function"}
-              - {s.name for f in files.values() for s in f.scopes if s.kind == "function"})
-    positions: dict[str, frozenset[int]] = {
-        leaf: frozenset((addr.get(leaf, ANY),)) for leaf in leaves}
-    gained_by: dict[tuple[str, int], frozenset[int]] = {}
-    queue = deque(sorted(leaves))
-    queued = set(queue)
-    while queue:
-        name = queue.popleft()
-        queued.discard(name)
-        entries = [(path, i, key, positions[name], name in macros)
-                   for path, i, key in callers.get(name, ())]
-        # A call through a field selects once every function stored there does (as in the
-        # call graph: one that may hold a plain function is no funnel call).
-        for call in waiting.get(name, ()):
-            if all(c in positions for c in call.candidates):
-                entries.append((call.path, call.scope, call.key, frozenset().union(
-                    *(positions[c] for c in call.candidates)), False))
-        for path, i, key, through, macro in entries:
-            known = memo.get(path)
-            if known is None or known[0] is not files[path]:
-                known = memo[path] = (files[path], file_scope_calls(files[path]))
-            gained = selected(known[1][i], key, through, macro)
-            old = gained_by.get((path, i), frozenset())
-            if not gained - old:
-                continue
-            gained_by[(path, i)] = old | gained
-            caller = files[path].scopes[i].name
-            have = positions.get(caller, frozenset())
-            if gained - have:
-                positions[caller] = have | gained
-                if caller not in queued:
-                    queued.add(caller)
-                    queue.append(caller)
-    return [(path, files[path].scopes[i]) for path, i in sorted(gained_by)]
-
-
-class _FieldCall(NamedTuple):
-    path: str
-    scope: int
-    key: str  # its name among the scope's calls (dataflow.indirect_name)
-    candidates: frozenset[str]  # the functions (and accessors) stored into its field
-
-
-def _field_calls(files: Mapping[str, FileFacts], stores: FieldStores,
-                 eligible: set[tuple[str, int]]) -> dict[str, list[_FieldCall]]:
-    """Every call through a field whose caller may be a funnel, under each candidate it
-    waits for: the functions stored into the field as the call graph finds them
-    (FieldStores: by struct type, else by name among the stores of the caller's folder),
-    by name."""
-    waiting: dict[str, list[_FieldCall]] = {}
-    for path, facts in files.items():
-        folder = folder_of(path)
-        for field, struct, line, column, scope in facts.indirect:
-            if (path, scope) not in eligible:
-                continue
-            candidates = frozenset(fn for _where, fn in stores.stores(folder, field, struct))
-            call = _FieldCall(path, scope, indirect_name(field, line, column), candidates)
-            for candidate in candidates:
-                waiting.setdefault(candidate, []).append(call)
-    return waiting
 
 
 class CallGraph:

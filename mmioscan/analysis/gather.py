@@ -28,7 +28,7 @@ from mmioscan.analysis.callgraph import (
 )
 from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.engines import engine_spec
-from mmioscan.analysis.rounds import NO_NAMES, Rounds, matching_salt, visible_names
+from mmioscan.analysis.rounds import NO_NAMES, Rounds, RoundsMemo, matching_salt, visible_names
 from mmioscan.analysis.timings import Timings
 from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
@@ -75,8 +75,10 @@ class _Facts:
         self.by_path: dict[str, FileFacts] = {}
         self.problems: list[Problem] = []
         self.hit_paths: set[str] = set()  # a forced file read again counts once
-        self.scope_calls: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]] = {}
+        self.memo = RoundsMemo()  # kept from round to round (scope calls, caller index)
         self._includes: IncludeIndex | None = None  # over by_path, until a file's includes change
+        self.called: set[str] = set()  # every name a parsed file calls (_hot_headers)
+        self.code_names: dict[str, frozenset[str]] = {}  # a header's code names (_hot_headers)
 
     def includes(self) -> IncludeIndex:
         """The include index of every file read. Kept while no file is added and no file's
@@ -101,6 +103,8 @@ class _Facts:
             if before is None or before.includes != facts.includes:
                 self._includes = None
             self.by_path[facts.path] = facts
+            if facts.parsed:
+                self.called.update(c[0] for c in facts.calls)
         return list(run.facts)
 
 
@@ -134,7 +138,7 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
     accessor would otherwise stay unparsed and break the chain from the root to the access.
     Headers of include/ and arch/ are not forced: too many, and the helpers there that touch
     registers name an accessor (or a wrapper) and are parsed anyway."""
-    defined: dict[str, frozenset[str]] = {}
+    defined = store.code_names
     for _ in range(MAX_INCLUDE_DEPTH):
         includes = store.includes()
         candidates = {header for path, facts in sorted(store.by_path.items())
@@ -145,7 +149,7 @@ def _hot_headers(store: _Facts, scoped: set[str]) -> None:
             return
         # Only a header defining code that some parsed file calls can be a link of a chain
         # (ice: 25 of its 66 headers; register macros like GLINT_DYN_CTL(i) count as calls).
-        called = {c[0] for f in store.by_path.values() if f.parsed for c in f.calls}
+        called = store.called
         wanted = set()
         for header in sorted(candidates):
             if header not in defined:
@@ -208,7 +212,7 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
     candidates = [path for path in scoped
                   if (facts := store.by_path.get(path)) is not None and not facts.parsed
                   and facts.digest]
-    visible = visible_names(store.by_path, store.rules, store.scope_calls)
+    visible = visible_names(store.by_path, store.rules, store.memo)
     folders, headers, everywhere = rounds.advance(
         visible, sorted({folder_of(p) for p in candidates}))
     includes = store.includes()  # unparsed headers pass their includes on
@@ -225,7 +229,7 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
                                  usedforsecurity=False).hexdigest()
         if (facts.digest, names_key) in negatives:
             continue  # an earlier scan searched this very file for these very names
-        if not rounds.may_match(path, groups):
+        if not rounds.may_match(path, groups, facts.identifiers):
             fresh_negatives.append((facts.digest, names_key))
             continue
         try:
@@ -286,7 +290,7 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
     scoped = tuple(store.by_path[p] for p in fileset.files)
     problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
     return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, len(store.hit_paths)),
-                    tuple(problems), store.scope_calls)
+                    tuple(problems), store.memo.scope_calls)
 
 
 def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],

@@ -11,16 +11,16 @@ import functools
 import hashlib
 import posixpath
 import re
-from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from mmioscan.analysis.callgraph import approximate_wrappers, folder_of
-from mmioscan.analysis.dataflow import ScopeCalls
+from mmioscan.analysis.approximate import CallerIndex, ScopeCallsMemo, approximate_wrappers
+from mmioscan.analysis.callgraph import folder_of
 from mmioscan.analysis.fnptrs import FieldStores, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
 from mmioscan.cfront.lexer import words
+from mmioscan.cfront.prefilter import identifier_hashes, name_hashes
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.core.sources import source_digest
@@ -75,10 +75,18 @@ def _ancestors(folder: str) -> Iterator[str]:
         yield folder
 
 
+@dataclass(slots=True)
+class RoundsMemo:
+    """What visible_names keeps from round to round: each file's scope calls (the call
+    graph reuses them) and the caller index over the parsed files."""
+
+    scope_calls: ScopeCallsMemo = dataclasses.field(default_factory=dict)
+    index: CallerIndex | None = None
+
+
 def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
-                  scope_calls: dict[str, tuple[FileFacts, dict[int, ScopeCalls]]]) -> Visible:
-    """The names each unparsed file should be searched for, after the rounds so far
-    (scope_calls: each file's scope calls, kept from round to round)."""
+                  memo: RoundsMemo) -> Visible:
+    """The names each unparsed file should be searched for, after the rounds so far."""
     parsed = {p: f for p, f in by_path.items() if f.parsed}
     visible = Visible()
     by_folder, by_header = visible.by_folder, visible.by_header
@@ -86,10 +94,14 @@ def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
     addr_args = {n: a.addr_arg for n, a in rules.catalogue.accessors.items()}
     funnels: set[str] = set()
     stores = FieldStores(parsed, leaves)
+    if memo.index is None:
+        memo.index = CallerIndex(leaves, rules.wrappers.max_function_lines,
+                                 rules.wrappers.max_funnel_lines)
+    index = memo.index.update(parsed)
     for path, scope in approximate_wrappers(parsed, leaves,
                                             rules.wrappers.max_function_lines, addr_args,
                                             rules.wrappers.max_funnel_lines,
-                                            scope_calls, stores):
+                                            memo.scope_calls, stores, index):
         funnels.add(scope.name)
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)
@@ -107,19 +119,19 @@ def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
         by_folder.setdefault(folder, set()).update(rules.regmap.api,
                                                    rules.regmap.bus)
     _hot_partners(parsed, stores, funnels | leaves | frozenset(rules.regmap.api),
-                  visible)
+                  visible, index)
     return visible
 
 
 def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessing: set[str],
-                  visible: Visible) -> None:
+                  visible: Visible, index: CallerIndex) -> None:
     """A file registering an interrupt handler (request_irq, .ndo_start_xmit = ...) is parsed
     when it also names a function of the driver that reaches an access (_Reaching): its
     handler may be that function, or call it. Static ones count in their folder too (sonic.c
     is #included by jazzsonic.c, which registers its handlers). A handler stored in a field
     the file registers through (`request_irq(irq, chip->handler, ...)`) counts by the
     field's name, in the storing folder."""
-    reaching = _Reaching(parsed, stores, accessing)
+    reaching = _Reaching(parsed, stores, accessing, index)
     _path_fields(parsed, stores, reaching, visible)
     for path, facts in parsed.items():
         names = {facts.scopes[i].name for i in reaching.by_path[path]} - _KEYWORDS
@@ -168,14 +180,10 @@ class _Reaching:
     `self->aq_hw_ops->hw_irq_read`)."""
 
     def __init__(self, parsed: Mapping[str, FileFacts], stores: FieldStores,
-                 accessing: set[str]) -> None:
+                 accessing: set[str], index: CallerIndex) -> None:
         self.by_path = {p: _makers(f, accessing) for p, f in parsed.items()}
         self._names = NameScopes(accessing)  # the names known to reach an access
-        callers: dict[str, list[tuple[str, int]]] = {}  # callee name -> (path, scope)
-        for path, facts in parsed.items():
-            for i, scope in enumerate(facts.scopes):
-                for callee in set(scope.callees):
-                    callers.setdefault(callee, []).append((path, i))
+        callers = index.calling  # callee name -> (path, scope), over the parsed files
         learned = set(accessing) | self._learn(parsed, self.by_path)
         for _depth in range(MAX_REACH_DEPTH):
             through = _AccessFields(stores, frozenset(self._names.names()))
@@ -339,24 +347,13 @@ def _registers_field(data: bytes, calls: frozenset[bytes], fields: frozenset[byt
                      + rb")\b", data) is not None
 
 
-_HASH_MASK = 0xFFFFFFFF
 # A name set this small is looked up name by name (bisect); a larger one scans the file's
 # hashes once
 _FEW = 64
+_hashes = name_hashes
 
 
-def _hashes(idents: Iterable[bytes]) -> frozenset[int]:
-    return frozenset(hash(i) & _HASH_MASK for i in idents)
-
-
-def _ident_hashes(idents: frozenset[bytes]) -> array[int]:
-    """A file's identifiers as their sorted 32-bit hashes (1.7 KB for the average file of
-    the tree): a later round tests its new names against them and reads again only a
-    file that may mention one (a collision only costs a read; no false negatives)."""
-    return array("I", sorted(_hashes(idents)))
-
-
-def _hits(hashes: array[int], wanted: frozenset[int]) -> bool:
+def _hits(hashes: Sequence[int], wanted: frozenset[int]) -> bool:
     """May the file with these identifier hashes mention one of the wanted names?"""
     if len(wanted) > _FEW:
         return not wanted.isdisjoint(hashes)
@@ -383,7 +380,9 @@ class Rounds:
         self.folders: dict[str, frozenset[str]] = {}
         self.headers: dict[str, frozenset[str]] = {}
         self.everywhere: frozenset[str] = frozenset()
-        self.idents: dict[str, array[int]] = {}  # identifier hashes of each file read
+        # identifier hashes of each file read here (prefilter.identifier_hashes): of a file
+        # whose facts carry none (parsed, then forced out by another scan's cache record)
+        self.idents: dict[str, Sequence[int]] = {}
         self._split: dict[frozenset[str], Names] = {}
 
     def names(self, names: frozenset[str]) -> Names:
@@ -415,11 +414,15 @@ class Rounds:
         self.everywhere = self.everywhere | now_everywhere
         return new_folders, new_headers, new_everywhere
 
-    def may_match(self, path: str, groups: tuple[Names, ...]) -> bool:
-        """False when the file was read before and its identifiers rule every name out."""
+    def may_match(self, path: str, groups: tuple[Names, ...], identifiers: bytes = b""
+                  ) -> bool:
+        """False when the file's identifiers (hashed by the prefilter, or here when a round
+        read the file) rule every name out."""
         hashes = self.idents.get(path)
         if hashes is None:
-            return True
+            if not identifiers:
+                return True
+            hashes = memoryview(identifiers).cast("I")
         for names in groups:
             if _hits(hashes, names.mentioned):
                 return True
@@ -430,8 +433,10 @@ class Rounds:
         return False
 
     def matches(self, path: str, data: bytes, groups: tuple[Names, ...]) -> bool:
-        idents = frozenset(words(data))
-        self.idents[path] = _ident_hashes(idents)
+        found = words(data)
+        idents = frozenset(found)
+        if path not in self.idents:
+            self.idents[path] = memoryview(identifier_hashes(found)).cast("I")
         hot: bool | None = None
         for names in groups:
             if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):

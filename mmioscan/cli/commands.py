@@ -55,6 +55,9 @@ def _print_timings(args: argparse.Namespace, clock: Timings) -> None:
     if args.timings:
         phases = ", ".join(f"{k} {v:.2f}s" for k, v in clock.phases.items())
         print(f"mmioscan: timings: {phases}", file=sys.stderr)
+        peaks = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in clock.peaks.items())
+        print(f"mmioscan: peak memory of the main process after each stage: {peaks}",
+              file=sys.stderr)
 
 
 @dataclasses.dataclass(slots=True)

@@ -125,6 +125,10 @@ class FileFacts:
     # what an earlier scan happened to force never changes a later scan's result.
     forced: bool = False
     prefilter_includes: tuple[str, ...] = ()  # a forced file's includes, as the skip reads them
+    # A file the prefilter skipped (unparsed, or forced later): its identifiers' sorted CRC-32s
+    # (cfront/prefilter.py identifier_hashes), so the caller rounds test a name against a file
+    # without reading it again (analysis/rounds.py)
+    identifiers: bytes = b""
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)

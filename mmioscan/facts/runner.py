@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Protocol
 
 from mmioscan import __version__
+from mmioscan.cfront import lexer
 from mmioscan.cfront.extract import Extractor
-from mmioscan.cfront.prefilter import NameScanner, include_targets, mentions_iomem
+from mmioscan.cfront.prefilter import (
+    NameScanner,
+    identifier_hashes,
+    include_targets,
+    mentions_iomem,
+)
 from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, nonblocking
 from mmioscan.core.model import FileFacts, Problem
 from mmioscan.core.ruleset import RamSources, Regmap
@@ -208,11 +214,15 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         notes = (Problem(rel, f"{NOT_UTF8} {exc.start}: scanned as raw bytes"),)
-    skip = (not _Worker.scanner.mentions(data) and not mentions_iomem(data)
+    found = lexer.words(data)
+    skip = (not _Worker.scanner.mentioned(found) and not mentions_iomem(data)
             and _prefiltered(rel))
+    # a skipped file's identifiers, hashed here, on the workers: the caller rounds would read
+    # and split every unparsed file of the tree again, in the main process
+    identifiers = identifier_hashes(found) if skip else b""
     if skip and not force:
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
-                         includes=include_targets(data))
+                         includes=include_targets(data), identifiers=identifiers)
     limits = _Worker.limits
     if len(data) > limits.max_parse_bytes:
         return FileFacts(rel, digest, len(data), parsed=False, problems=(*notes, Problem(
@@ -234,7 +244,8 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
                          problems=(*notes, Problem(rel, f"internal error while parsing: {exc}")))
     if notes or skip:
         facts = dataclasses.replace(facts, problems=notes + facts.problems, forced=skip,
-                                    prefilter_includes=include_targets(data) if skip else ())
+                                    prefilter_includes=include_targets(data) if skip else (),
+                                    identifiers=identifiers)
     return facts
 
 
@@ -422,7 +433,7 @@ def _unforced(facts: FileFacts) -> FileFacts:
     includes and the notes about its bytes (not those of the parse)."""
     notes = tuple(p for p in facts.problems if p.message.startswith(NOT_UTF8))
     return FileFacts(facts.path, facts.digest, facts.size, parsed=False, problems=notes,
-                     includes=facts.prefilter_includes)
+                     includes=facts.prefilter_includes, identifiers=facts.identifiers)
 
 
 def _stamp_after(path: str, facts: FileFacts, taken: int) -> Stamp | None:

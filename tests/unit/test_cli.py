@@ -259,3 +259,23 @@ def test_an_unexpected_exception_is_exit_3_with_one_line(monkeypatch: pytest.Mon
     assert run_cli(["scan", str(TREE / "drivers/bar"), "--no-cache", "--no-progress"]) == 3
     err = capsys.readouterr().err
     assert has_traceback(err) and err.splitlines()[-1].startswith("mmioscan: internal error:")
+
+
+def test_timings_give_each_stages_time_and_the_peak_memory_after_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timings prints, on stderr, the wall time of every stage and the main process's
+    peak resident set after each (where a run's memory grows), never in the output."""
+    out = tmp_path / "x.json"
+    assert run_cli(["scan", str(TREE), "--no-progress", "--timings", "--no-cache",
+                    "--format", "json", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    times = re.search(r"^mmioscan: timings: (.*)$", err, re.MULTILINE)
+    peaks = re.search(r"^mmioscan: peak memory of the main process after each stage: (.*)$",
+                      err, re.MULTILINE)
+    assert times and peaks, err
+    stages = [p.rsplit(" ", 1)[0] for p in times.group(1).split(", ")]
+    assert "facts" in stages and "sites" in stages
+    sizes = dict(p.rsplit(" ", 2)[:2] for p in peaks.group(1).split(", "))
+    assert list(sizes) == stages
+    assert all(float(v) > 0.01 for v in sizes.values())  # over 10 MiB: a Python process
+    assert "timings" not in out.read_text()

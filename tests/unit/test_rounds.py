@@ -330,3 +330,45 @@ def test_a_file_read_once_is_read_again_only_for_names_it_mentions() -> None:
         names = rounds.names(frozenset(wanted))
         assert rounds.may_match("drivers/x/x.c", (names,)) is expected, wanted
     assert rounds.may_match("drivers/x/other.c", (first,))  # never read: must be read
+
+
+def test_the_prefilters_identifier_hashes_answer_without_a_read() -> None:
+    """A file the prefilter skipped carries its identifiers' hashes in its facts (hashed on
+    the workers): a round tests names against them without reading the file, with the
+    same answers as after a read; the hashes are CRC-32s, the same in every process."""
+    import zlib
+
+    from mmioscan.analysis.rounds import FIELD_CALL, Rounds
+    from mmioscan.cfront.lexer import words
+    from mmioscan.cfront.prefilter import identifier_hashes
+
+    data = (b"static int x_poll(struct x_dev *d)\n{\n\treturn d->ops->kick(d, X_REG);\n}\n"
+            b"int x_setup(struct x_dev *d)\n{\n\treturn x_start(d);\n}\n")
+    identifiers = identifier_hashes(words(data))
+    assert len(identifiers) == 4 * len(set(words(data)))
+    assert zlib.crc32(b"x_start") in memoryview(identifiers).cast("I")
+    rounds = Rounds(frozenset({"request_irq"}), frozenset({"request_irq"}))
+    for wanted, expected in (({"x_start"}, True), ({FIELD_CALL + "kick"}, True),
+                             ({"y_read32", "z_start", FIELD_CALL + "poll_ring"}, False)):
+        names = rounds.names(frozenset(wanted))
+        assert rounds.may_match("drivers/x/x.c", (names,), identifiers) is expected, wanted
+        assert rounds.may_match("drivers/x/x.c", (names,)), "no hashes: must be read"
+
+
+def test_an_unparsed_record_carries_its_identifier_hashes(tmp_path: Path) -> None:
+    """The facts of a file the prefilter skips hold the hashes of its identifiers; a parsed
+    file's hold none (the rounds never search it)."""
+    from mmioscan.analysis.gather import _spec
+    from mmioscan.cfront.lexer import words
+    from mmioscan.cfront.prefilter import identifier_hashes
+    from mmioscan.core.ruleset import load_rules
+    from mmioscan.facts.runner import collect_facts
+
+    (tmp_path / "a.c").write_bytes(b"int a_setup(void)\n{\n\treturn a_start(1);\n}\n")
+    (tmp_path / "b.c").write_bytes(b"u32 b_get(void __iomem *r)\n{\n\treturn readl(r);\n}\n")
+    rules = load_rules(None)
+    run = collect_facts(tmp_path, ("a.c", "b.c"), _spec(rules), rules.digest, 1, None)
+    skipped, parsed = run.facts
+    assert not skipped.parsed and parsed.parsed
+    assert skipped.identifiers == identifier_hashes(words((tmp_path / "a.c").read_bytes()))
+    assert parsed.identifiers == b""
