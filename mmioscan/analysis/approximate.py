@@ -24,7 +24,7 @@ from mmioscan.analysis.fnptrs import FieldStores
 from mmioscan.cfront.includes import folder_of
 from mmioscan.core.model import FileFacts, Scope
 
-ScopeCallsMemo = dict[str, tuple[FileFacts, dict[int, ScopeCalls]]]
+ScopeCallsMemo = dict[str, tuple[FileFacts, Mapping[int, ScopeCalls]]]
 
 
 def too_long(scope: Scope, flows: bool, max_function_lines: int, max_funnel_lines: int) -> bool:

@@ -92,7 +92,7 @@ class CallGraph:
     def __init__(self, facts: Iterable[FileFacts], accessors: Mapping[str, object],
                  extra_leaves: Iterable[str] = (), max_function_lines: int = 15,
                  max_funnel_lines: int = 400,
-                 scope_calls: Mapping[str, tuple[FileFacts, dict[int, ScopeCalls]]]
+                 scope_calls: Mapping[str, tuple[FileFacts, Mapping[int, ScopeCalls]]]
                  | None = None) -> None:
         self.max_function_lines = max_function_lines
         self.max_funnel_lines = max_funnel_lines
@@ -117,7 +117,7 @@ class CallGraph:
         self.include_index = IncludeIndex(every)
         # Scope calls the facts stage already derived (its caller rounds), for the same facts
         # objects: deriving them again was a tenth of a warm folder scan.
-        self._scope_calls: dict[str, dict[int, ScopeCalls]] = {
+        self._scope_calls: dict[str, Mapping[int, ScopeCalls]] = {
             path: calls for path, (known, calls) in (scope_calls or {}).items()
             if self.files.get(path) is known}
         self._selects: dict[str, frozenset[int]] = {}

@@ -18,15 +18,17 @@ selects through ANY parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from mmioscan.cfront.flows import CONTEXT_USE
-from mmioscan.core.model import FileFacts, Scope
+from mmioscan.core.model import CallTuple, FileFacts, Scope
 
 ANY = -1  # "some parameter, not known which": every argument of a call of it counts
 
 Deps = tuple[tuple[int, ...], ...]
+# a flow record of FileFacts.flows: (scope, callee, line, column, deps, loop, value)
+Flow = tuple[int, str, int, int, Deps, bool, bool]
 
 
 class CallFact(NamedTuple):
@@ -51,38 +53,76 @@ def indirect_name(field: str, line: int, column: int) -> str:
     return f"->{field}@{line}:{column}"
 
 
-def file_scope_calls(facts: FileFacts) -> dict[int, ScopeCalls]:
+def file_scope_calls(facts: FileFacts) -> Mapping[int, ScopeCalls]:
     """Every scope's calls with their flows; scopes without flow records use their callee
-    and value names (one call each, dependencies unknown)."""
-    selectors = dict(facts.selectors)
-    flows = {(f[0], f[1], f[2], f[3]): f for f in facts.flows}
-    calls: dict[int, dict[str, list[CallFact]]] = {}
-    for records, value in ((facts.calls, False), (facts.references, True)):
-        for name, line, column, scope, active in records:
-            if scope < 0 or not active or scope not in selectors:
-                continue
-            flow = flows.get((scope, name, line, column))
+    and value names (one call each, dependencies unknown). Built per scope when first
+    asked for (FileScopeCalls)."""
+    return FileScopeCalls(facts)
+
+
+class FileScopeCalls(Mapping[int, ScopeCalls]):
+    """A file's ScopeCalls by scope index, each built when first asked for: the funnel
+    search and the call graph ask about the few scopes that call a funnel, and building
+    every scope's of every file they look at was a tenth of a warm whole-tree scan."""
+
+    def __init__(self, facts: FileFacts) -> None:
+        self._facts = facts
+        self._built: dict[int, ScopeCalls] = {}
+        self._selectors = dict(facts.selectors)
+        self._records: dict[int, list[tuple[CallTuple, bool]]] | None = None
+        self._flows: dict[int, dict[tuple[str, int, int], Flow]] = {}
+
+    def __getitem__(self, i: int) -> ScopeCalls:
+        found = self._built.get(i)
+        if found is None:
+            found = self._built[i] = self._scope_calls(i)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._facts.scopes)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._facts.scopes)))
+
+    def _scope_calls(self, i: int) -> ScopeCalls:
+        definition = self._facts.scopes[i]
+        alias = definition.kind != "function" and not definition.params
+        if i not in self._selectors:
+            return ScopeCalls(_fallback_calls(definition), None, alias)
+        if self._records is None:
+            self._index()
+        assert self._records is not None
+        flows = self._flows.get(i, {})
+        calls: dict[str, list[CallFact]] = {}
+        for (name, line, column, _scope, _active), value in self._records.get(i, ()):
+            flow = flows.get((name, line, column))
             if flow is not None:
                 fact = CallFact(flow[4], flow[5], value)
             else:
                 fact = CallFact(((),) if value else _NO_DEPS, value, value)
-            calls.setdefault(scope, {}).setdefault(name, []).append(fact)
-    for field, _struct, line, column, scope in facts.indirect:
-        if scope < 0 or scope not in selectors:
-            continue
-        flow = flows.get((scope, "->" + field, line, column))
-        fact = CallFact(flow[4], flow[5], False) if flow is not None else CallFact(
-            _NO_DEPS, False, False)
-        calls.setdefault(scope, {})[indirect_name(field, line, column)] = [fact]
-    result: dict[int, ScopeCalls] = {}
-    for i, definition in enumerate(facts.scopes):
-        alias = definition.kind != "function" and not definition.params
-        if i in selectors:
-            result[i] = ScopeCalls(calls.get(i, {}), frozenset(selectors[i]), alias,
-                                   definition.kind != "function")
-        else:
-            result[i] = ScopeCalls(_fallback_calls(definition), None, alias)
-    return result
+            calls.setdefault(name, []).append(fact)
+        for field, _struct, line, column, scope in self._facts.indirect:
+            if scope == i:
+                flow = flows.get(("->" + field, line, column))
+                calls[indirect_name(field, line, column)] = [
+                    CallFact(flow[4], flow[5], False) if flow is not None
+                    else CallFact(_NO_DEPS, False, False)]
+        return ScopeCalls(calls, frozenset(self._selectors[i]), alias,
+                          definition.kind != "function")
+
+    def _index(self) -> None:
+        """One pass over the file's records: each scope's active calls, then its
+        references (in that order, as the scope's calls list them), and its flows."""
+        records: dict[int, list[tuple[CallTuple, bool]]] = {}
+        selectors = self._selectors
+        for group, value in ((self._facts.calls, False), (self._facts.references, True)):
+            for record in group:
+                scope = record[3]
+                if scope >= 0 and record[4] and scope in selectors:
+                    records.setdefault(scope, []).append((record, value))
+        for flow in self._facts.flows:
+            self._flows.setdefault(flow[0], {})[(flow[1], flow[2], flow[3])] = flow
+        self._records = records
 
 
 def _fallback_calls(scope: Scope) -> dict[str, list[CallFact]]:

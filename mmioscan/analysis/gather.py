@@ -236,7 +236,7 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
             data = (store.root / path).read_bytes()
         except OSError:
             continue
-        if rounds.matches(path, data, groups):
+        if rounds.matches(path, data, groups, bool(facts.identifiers)):
             found.add(path)
         else:
             fresh_negatives.append((facts.digest, names_key))
@@ -267,7 +267,7 @@ class Gathered:
     problems: tuple[Problem, ...]  # the tree's, the runner's and the scoped files' own
     # Each file's scope calls as the caller rounds derived them (keyed by path, with the
     # facts object they were derived from): the call graph reuses them
-    scope_calls: Mapping[str, tuple[FileFacts, dict[int, ScopeCalls]]] = \
+    scope_calls: Mapping[str, tuple[FileFacts, Mapping[int, ScopeCalls]]] = \
         dataclasses.field(default_factory=dict)
 
     @property
