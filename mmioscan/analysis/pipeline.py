@@ -17,6 +17,7 @@ from pathlib import Path
 from mmioscan.analysis.callgraph import CallGraph
 from mmioscan.analysis.enrich import Judged, judge
 from mmioscan.analysis.gather import Gathered, ScanOptions, gather
+from mmioscan.analysis.heap import hold, release, settle
 from mmioscan.analysis.sites import find_sites
 from mmioscan.analysis.strategies import compare, driver_summaries
 from mmioscan.analysis.timings import Timings
@@ -104,16 +105,26 @@ def run(options: AnalysisOptions, rules: RuleSet | None = None,
         progress: Progress | None = None, timings: Timings | None = None) -> Analysis:
     """Every stage in order. Raises RuleError, dotconfig.ConfigError or tree.TreeError for
     unusable input, before any parsing starts where it can."""
-    rules = rules or load_rules()
+    collecting = hold()  # analysis/heap.py: settled after each stage instead
+    try:
+        return _run(options, rules or load_rules(), progress, timings or Timings())
+    finally:
+        release(collecting)
+
+
+def _run(options: AnalysisOptions, rules: RuleSet, progress: Progress | None,
+         clock: Timings) -> Analysis:
     inputs = read_inputs(options)
-    clock = timings or Timings()
     counted = counted_predicate(options)
     gathered = gather(options.scan, rules, progress, clock)
     graph = None if options.scan.direct_only else build_graph(gathered, rules)
+    settle()
     clock.lap("graph")
     sites = find_sites(gathered, graph, rules)
+    settle()
     clock.lap("sites")
     judged = _judge(gathered, sites, graph, rules, inputs, options) if options.judge else None
+    settle()
     clock.lap("drivers and verdicts")
     if judged is not None:
         sites = judged.sites
