@@ -542,7 +542,7 @@ class Extractor:
             flow_records.extend(flows.macro_flows(
                 index, macro.params, macro.body, self.interesting,
                 frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
-            selectors.append((index, tuple(range(len(macro.params or ())))))
+            selectors.append((index, flows.macro_selectors(macro.params)))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)
