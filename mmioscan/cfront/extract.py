@@ -10,7 +10,7 @@ from dataclasses import replace
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from mmioscan.cfront import flows, fnptrs, iomem, lexer, pasted
+from mmioscan.cfront import flows, fnptrs, iomem, lexer, macrostores, pasted
 from mmioscan.cfront.cnodes import captures, function_declarator
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
@@ -117,11 +117,6 @@ def _is_call_in_disguise(node: ts.Node, parent: ts.Node) -> bool:
     return parent.type == "ERROR" and sibling is not None and sibling.type == "("
 
 
-def _includes(clean: bytes) -> tuple[str, ...]:
-    """`#include` targets as written, with their brackets: `<linux/io.h>`, `"e1000.h"`."""
-    return include_targets(clean)
-
-
 def _clean_header(data: bytes) -> bytes:
     """A header's text as the extractor reads a file's: comments in defines and `#if 0`
     blocks blanked."""
@@ -182,6 +177,7 @@ class Extractor:
         self.file_query = ts.Query(self.language,
                                    _DEFS_QUERY + flows.FLOW_QUERY + fnptrs.FNPTR_QUERY)
         self.assign_query = ts.Query(self.language, fnptrs.ASSIGN_QUERY)
+        self.macro_stores = macrostores.MacroStores(self.language, self.parser)
         self.scanner = NameScanner(self.interesting)
         self._instantiating = False  # extracting the text pasting macros produce
 
@@ -248,7 +244,7 @@ class Extractor:
         macros = list(directives.definitions(clean))  # read by three stages below
         scopes.extend(self._macro_scopes(clean, macros, directives, len(scopes), calls,
                                          references, flow_records, selectors, invocations))
-        includes = _includes(clean)
+        includes = include_targets(clean)  # as written: `<linux/io.h>`, `"e1000.h"`
         # the macros and includes of the text with annotations: clean's when it has none
         produced, depends = self._pasted(
             active, (macros, includes) if active == clean else None, directives, invocations,
@@ -265,6 +261,10 @@ class Extractor:
         calls.sort(key=lambda c: (c.line, c.column, c.name))
         references.sort(key=lambda c: (c.line, c.column, c.name))
         defining, forwards = _definition_macros(macros)
+        stored, stored_problems = self.macro_stores.added(  # ops fields a macro fills
+            path, stored, clean, macros, directives, invocations, types,
+            lambda o: self._scope_at(starts, ends, o))
+        problems.extend(stored_problems)
         facts = FileFacts(path=path, digest=digest, size=len(data), parsed=True,
                          error_nodes=errors, scopes=tuple(scopes),
                          calls=tuple(tuple(c) for c in calls),  # type: ignore[misc]
@@ -301,7 +301,7 @@ class Extractor:
         stamps: list[pasted.Stamp] = []
         if folder is not None:
             foreign, stamps = pasted.sibling_macros(
-                folder, read[1] if read is not None else _includes(active), _clean_header)
+                folder, read[1] if read is not None else include_targets(active), _clean_header)
             defining.extend(foreign)
         if not defining:
             return None, stamps
@@ -335,7 +335,6 @@ class Extractor:
                 "syntax error node(s)")))
         return pasted.merged(facts, sub, produced.instances, tuple(problems))
 
-
     def _regmaps(self, root: ts.Node, caps: dict[str, list[ts.Node]]) -> tuple[
             tuple[tuple[str, str, str, int, tuple[str, ...]], ...],
             tuple[tuple[int, int, str, str], ...],
@@ -353,7 +352,6 @@ class Extractor:
         return FileFacts(path=path, digest=digest, size=len(data), parsed=False,
                          problems=(Problem(path, str(TooDeep(self.max_depth))),),
                          includes=include_targets(data))
-
 
     def _function_flows(self, caps: dict[str, list[ts.Node]], original: bytes,
                         nodes: list[ts.Node],
@@ -542,7 +540,7 @@ class Extractor:
             flow_records.extend(flows.macro_flows(
                 index, macro.params, macro.body, self.interesting,
                 frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
-            selectors.append((index, tuple(range(len(macro.params or ())))))
+            selectors.append((index, flows.macro_selectors(macro.params)))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)

@@ -357,14 +357,51 @@ def _whole(arg: ts.Node, taint: dict[str, frozenset[int]],
     return frozenset()
 
 
+# Arguments one variadic parameter stands for, as far as flows follow them: `#define
+# wr(...) raw_wr(__VA_ARGS__)` passes its k-th argument on as raw_wr's k-th. A macro's
+# parameter indices past its `...` are those arguments (macro_selectors); a call with more
+# loses only the flows of the extra ones.
+MAX_VARIADIC = 8
+
+
+def _variadic(params: Sequence[str]) -> tuple[int, str] | None:
+    """(index, name in the body) of a variadic parameter: `...` is `__VA_ARGS__`, GNU's
+    `args...` is `args`; None for a macro that takes a fixed number of arguments."""
+    if not params or not params[-1].endswith("..."):
+        return None
+    name = params[-1][:-3].strip()
+    return len(params) - 1, name or "__VA_ARGS__"
+
+
+def macro_selectors(params: Sequence[str] | None) -> tuple[int, ...]:
+    """The parameter indices of a macro that may select a register: all of them, a variadic
+    parameter counting for MAX_VARIADIC arguments."""
+    variadic = _variadic(params or ())
+    count = len(params or ()) if variadic is None else variadic[0] + MAX_VARIADIC
+    return tuple(range(count))
+
+
+def _spread(args: list[bytes], deps: list[tuple[int, ...]],
+            variadic: tuple[int, str] | None) -> list[tuple[int, ...]]:
+    """deps with a last argument that is the variadic parameter whole (`__VA_ARGS__`,
+    `##__VA_ARGS__`) read as the arguments it stands for, one position each."""
+    if variadic is None or not args or len(deps) != len(args):
+        return deps
+    if args[-1].lstrip(b"#").strip() != variadic[1].encode():
+        return deps
+    first = variadic[0]
+    return deps[:-1] + [(first + k,) for k in range(MAX_VARIADIC)]
+
+
 def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
                 interesting: frozenset[str], skip: frozenset[str],
                 base: tuple[int, int]) -> list[Flow]:
     """Flow records of one macro body (base: 1-based line and column where it starts)."""
     names = list(params or ())
     index = {p: i for i, p in enumerate(names)}
-    if "..." in index:
-        index["__VA_ARGS__"] = index["..."]
+    variadic = _variadic(names)
+    if variadic is not None:
+        index[variadic[1]] = variadic[0]
     looped = bool(_MACRO_LOOP_RE.search(body))
     uses = list(lexer.identifiers(body))
     flows: list[Flow] = []
@@ -383,7 +420,8 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
         split = lexer.split_arguments(body, paren) if paren >= 0 else None
         if split is None:
             continue
-        deps = tuple(_macro_deps(arg, index) for arg in split[0] if arg or len(split[0]) > 1)
+        args = [arg for arg in split[0] if arg or len(split[0]) > 1]
+        deps = tuple(_spread(args, [_macro_deps(arg, index) for arg in args], variadic))
         if looped or any(deps):
             flows.append((scope, use.name, line, col, deps, looped, False))
     return flows

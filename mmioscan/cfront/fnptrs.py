@@ -192,12 +192,10 @@ def _base_type(parent: ts.Node | None) -> str:
     return ""
 
 
-def file_fnptrs(caps: dict[str, list[ts.Node]], scope_at: Callable[[int], int]
-                ) -> tuple[tuple[Stored, ...], tuple[Indirect, ...],
-                           tuple[tuple[str, str, str], ...], FileTypes]:
-    """Stores into fields, calls through fields and the struct types of members, from the
-    captures of FNPTR_QUERY over the file (and the declared types, for the registrations)."""
-    types = FileTypes(caps.get("typed", []), scope_at)
+def field_stores(caps: dict[str, list[ts.Node]], types: FileTypes,
+                 scope_at: Callable[[int], int]) -> set[Stored]:
+    """The stores of the `pair` and `field_store` captures, typed by types in the scope
+    scope_at gives for a store's offset (a macro's expansion: the invocation's)."""
     stored: set[Stored] = set()
     initialised = _Initialised()
     for pair in caps.get("pair", []):
@@ -217,6 +215,16 @@ def file_fnptrs(caps: dict[str, list[ts.Node]], scope_at: Callable[[int], int]
         struct = types.of(left.child_by_field_name("argument"), scope_at(assign.start_byte))
         field = _text(left.child_by_field_name("field"))
         stored.add((struct, field, name, assign.start_point[0] + 1))
+    return stored
+
+
+def file_fnptrs(caps: dict[str, list[ts.Node]], scope_at: Callable[[int], int]
+                ) -> tuple[tuple[Stored, ...], tuple[Indirect, ...],
+                           tuple[tuple[str, str, str], ...], FileTypes]:
+    """Stores into fields, calls through fields and the struct types of members, from the
+    captures of FNPTR_QUERY over the file (and the declared types, for the registrations)."""
+    types = FileTypes(caps.get("typed", []), scope_at)
+    stored = field_stores(caps, types, scope_at)
     calls: list[Indirect] = []
     for node in caps.get("call_field", []):
         member = node.parent

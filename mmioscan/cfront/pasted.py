@@ -182,7 +182,7 @@ def instances(data: bytes, macros: Iterable[MacroDef], directives: Directives,
         if start not in outside:
             elsewhere.add(macro.name)
             continue
-        text = _expand(data, paren, macro)
+        text = expand_invocation(data, paren, macro)
         if text is not None and macro.name in forwarded:
             text = _expand_forwarded(text, inner)
         if text is None:
@@ -216,8 +216,10 @@ def _past_line(data: bytes, offset: int) -> int:
     return (len(data) if line_end < 0 else line_end) - line_start + 2
 
 
-def _expand(data: bytes, paren: int, macro: MacroDef,
-            brackets: lexer.Brackets | None = None) -> bytes | None:
+def expand_invocation(data: bytes, paren: int, macro: MacroDef,
+                      brackets: lexer.Brackets | None = None) -> bytes | None:
+    """The invocation's expansion on one line (`;` after it kept), or None when its
+    arguments do not fit the macro's parameters or never close."""
     params = macro.params or ()
     brackets = brackets or _brackets(data)
     args = brackets.arguments(paren)
@@ -262,7 +264,8 @@ def _expand_forwarded(text: bytes, inner: dict[bytes, MacroDef]) -> bytes | None
     own brackets: the file's stay cached); None when it invokes none of them."""
     brackets = lexer.Brackets(text)
     pieces = [piece for m in _WORD_PAREN_RE.finditer(text) if m.group(1) in inner
-              for piece in [_expand(text, m.end() - 1, inner[m.group(1)], brackets)]
+              for piece in [expand_invocation(text, m.end() - 1, inner[m.group(1)],
+                                              brackets)]
               if piece is not None]
     return b" ".join(pieces) if pieces else None
 
