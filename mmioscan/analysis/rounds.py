@@ -317,8 +317,8 @@ def _split(names: frozenset[str]) -> Names:
     return Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
                  frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]),
                  frozenset(groups[PATH_FIELD]), key,
-                 _hashes(groups[""] | groups[FIELD_CALL] | groups[PATH_FIELD]),
-                 _hashes(groups[PARTNER]), _hashes(groups[HANDLER_FIELD]))
+                 name_hashes(groups[""] | groups[FIELD_CALL] | groups[PATH_FIELD]),
+                 name_hashes(groups[PARTNER]), name_hashes(groups[HANDLER_FIELD]))
 
 
 def _calls_field(data: bytes, fields: frozenset[bytes], idents: frozenset[bytes],
@@ -356,7 +356,6 @@ def _registration_pattern(call: bytes, field: bytes) -> re.Pattern[bytes]:
 # A name set this small is looked up name by name (bisect); a larger one scans the file's
 # hashes once
 _FEW = 64
-_hashes = name_hashes
 
 
 def _hits(hashes: Sequence[int], wanted: frozenset[int]) -> bool:
@@ -382,12 +381,12 @@ class Rounds:
     def __init__(self, hot: frozenset[str], calls: frozenset[str] = frozenset()) -> None:
         self.hot = frozenset(n.encode("utf-8") for n in hot)
         self.calls = frozenset(n.encode("utf-8") for n in calls)  # registration calls
-        self._hot_hashes, self._call_hashes = _hashes(self.hot), _hashes(self.calls)
+        self._hot_hashes, self._call_hashes = name_hashes(self.hot), name_hashes(self.calls)
         self.folders: dict[str, frozenset[str]] = {}
         self.headers: dict[str, frozenset[str]] = {}
         self.everywhere: frozenset[str] = frozenset()
-        # identifier hashes of each file read here (prefilter.identifier_hashes): of a file
-        # whose facts carry none (parsed, then forced out by another scan's cache record)
+        # identifier hashes of each file read here (prefilter.identifier_hashes), for a file
+        # whose facts carry none (too large to parse, over its CPU budget, or no identifier)
         self.idents: dict[str, Sequence[int]] = {}
         self._split: dict[frozenset[str], Names] = {}
 

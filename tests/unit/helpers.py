@@ -94,3 +94,11 @@ def copy_tree(dest: Path) -> Path:
 
 def has_traceback(text: str) -> bool:
     return "Traceback (most recent call last)" in text
+
+
+def line_starting(text: str, needle: str) -> int:
+    """The one line of a fixture's text that starts with needle (after tabs), 1-based."""
+    lines = [n for n, line in enumerate(text.split("\n"), start=1)
+             if line.lstrip("\t").startswith(needle)]
+    assert len(lines) == 1, needle
+    return lines[0]

@@ -16,7 +16,7 @@ from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.macros import Directives, Invocations
 from mmioscan.core.model import FileFacts
 
-from .helpers import scan_json
+from .helpers import line_starting, scan_json
 from .test_wrappers import mini_tree
 
 MST_H = """\
@@ -140,10 +140,7 @@ OPS = "struct mst_dev.ops"
 
 
 def _line(needle: str) -> int:
-    lines = [n for n, text in enumerate(MST_C.split("\n"), start=1)
-             if text.lstrip("\t").startswith(needle)]
-    assert len(lines) == 1, needle
-    return lines[0]
+    return line_starting(MST_C, needle)
 
 
 @pytest.fixture(scope="module")

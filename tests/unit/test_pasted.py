@@ -22,7 +22,7 @@ from mmioscan.cfront.macros import Directives
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import load_rules
 
-from .helpers import scan_json
+from .helpers import line_starting, scan_json
 from .test_wrappers import mini_tree
 
 PST_H = """\
@@ -105,11 +105,7 @@ MAIN = "drivers/pst/pst_main.c"
 
 
 def _line(needle: str) -> int:
-    """The line of pst_main.c that starts with needle (after tabs)."""
-    lines = [n for n, text in enumerate(PST_MAIN.split("\n"), start=1)
-             if text.lstrip("\t").startswith(needle)]
-    assert len(lines) == 1, needle
-    return lines[0]
+    return line_starting(PST_MAIN, needle)
 
 
 INVOKE_MAC, INVOKE_DMA = _line("PST_IO(mac"), _line("PST_IO(dma")
