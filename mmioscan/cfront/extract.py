@@ -532,6 +532,13 @@ class Extractor:
             line += clean.count(b"\n", counted, macro.start)
             counted = macro.start
             index = first_index + len(scopes)
+            end_line = line + clean.count(b"\n", macro.start, macro.end)
+            selectors.append((index, flows.macro_selectors(macro.params)))
+            scopes.append(Scope(
+                name=macro.name, kind="object-macro" if macro.params is None else "macro",
+                line=line, end_line=end_line, params=macro.params or ()))
+            if not lexer.may_hold_identifier(macro.body):
+                continue  # `#define REG_CTRL 0x04`, nine macros in ten: no use, flow or paste
             body_line, body_col = self._body_position(clean, macro, line)
             # `#define readl readl` announces an accessor; it is not a use of it.
             skip = set(macro.params or ()) | {macro.name}
@@ -540,15 +547,10 @@ class Extractor:
             flow_records.extend(flows.macro_flows(
                 index, macro.params, macro.body, self.interesting,
                 frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
-            selectors.append((index, flows.macro_selectors(macro.params)))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)
                 calls.append(Call(name, at_line, at_col, index))
-            end_line = line + clean.count(b"\n", macro.start, macro.end)
-            scopes.append(Scope(
-                name=macro.name, kind="object-macro" if macro.params is None else "macro",
-                line=line, end_line=end_line, params=macro.params or ()))
         return scopes
 
     @staticmethod

@@ -47,7 +47,6 @@ FLOW_QUERY = """
 (call_expression function: (identifier) @callee) @call
 (assignment_expression left: (identifier) right: (_)) @assign
 (init_declarator value: (_)) @init
-(identifier) @id
 (for_statement) @loop
 (while_statement) @loop
 (do_statement) @loop
@@ -75,6 +74,8 @@ _AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
 _MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
 _EMPTY: tuple[int, ...] = ()
 _NONE: frozenset[int] = frozenset()
+# A function's names that carry a parameter, as (bytes in the source, name): FileFlows._deps
+Watched = tuple[tuple[bytes, str], ...]
 # A macro parameter used only as `(hw)->field` in an argument: recorded as CONTEXT_USE + its
 # index. It makes the macro a funnel (macros have no types) but never propagates to callers.
 CONTEXT_USE = 1 << 16
@@ -165,14 +166,9 @@ class FileFlows:
                     b"__iomem" not in original[decl.start_byte:decl.end_byte]):
                 pointers.append((node.start_byte, _text(node)))
         pointers.sort()
+        self._source = original  # the tree's text but for blanked spans: _deps' look-ups
         self._pointer_starts = [o for o, _ in pointers]
         self._pointer_names = [n for _, n in pointers]
-        ids = caps.get("id", [])
-        self._id_starts = [n.start_byte for n in ids]
-        # Names are decoded when a function with selecting parameters asks (_deps): most
-        # identifiers of a file are never looked at
-        self._ids = ids
-        self._id_names: list[str | None] = [None] * len(ids)
         self._callees = caps.get("callee", [])
         self._callee_starts = [n.start_byte for n in self._callees]
         # The call of each callee, in the same order (a call starts with its callee): no
@@ -195,24 +191,47 @@ class FileFlows:
         self._loop_reach = list(itertools.accumulate((e for _, e in self._loops), max))
 
     def _deps(self, node: ts.Node, taint: dict[str, frozenset[int]],
-              contexts: frozenset[str] = frozenset()) -> frozenset[int]:
-        starts = self._id_starts
-        lo = bisect.bisect_left(starts, node.start_byte)
-        hi = bisect.bisect_left(starts, node.end_byte, lo)
-        if lo == hi:
-            return _NONE  # a literal, a string: no identifier
-        names = self._id_names
+              contexts: frozenset[str] = frozenset(),
+              watched: Watched | None = None) -> frozenset[int]:
+        """The parameters the identifiers in node carry (taint), context pointers left out.
+
+        watched: the names that carry one (_watched) as the source spells them. Each is
+        looked for in node's text with `find`, and an occurrence counts when the smallest
+        node there is an identifier of exactly that span (not a field `hw->reg`, not a part
+        of `regs`, not in a string): most arguments hold no such name, and no identifier of
+        theirs is ever built or decoded (capturing every identifier of a file for this
+        was a quarter of the queries' time). None: every identifier below node is read."""
+        if watched is None:
+            return self._deps_read(node, taint, contexts)
+        source, first, last = self._source, node.start_byte, node.end_byte
         found: set[int] = set()
-        for i in range(lo, hi):
-            name = names[i]
-            if name is None:
-                name = names[i] = _text(self._ids[i])
-            if name in contexts:
-                continue  # a context pointer selects only as the whole address: _whole()
-            dep = taint.get(name)
-            if dep:
-                found.update(dep)
-        return frozenset(found)
+        for spelled, name in watched:
+            at = source.find(spelled, first, last)
+            while at >= 0:
+                end = at + len(spelled)
+                there = node.descendant_for_byte_range(at, end)
+                if (there is not None and there.type == "identifier"
+                        and there.start_byte == at and there.end_byte == end):
+                    found.update(taint[name])
+                    break
+                at = source.find(spelled, at + 1, last)
+        return frozenset(found) if found else _NONE
+
+    def _deps_read(self, node: ts.Node, taint: dict[str, frozenset[int]],
+                   contexts: frozenset[str]) -> frozenset[int]:
+        """_deps by reading every identifier below node (names that are not ASCII)."""
+        found: set[int] = set()
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if current.type == "identifier":
+                name = _text(current)
+                dep = taint.get(name) if name not in contexts else None
+                if dep:
+                    found.update(dep)
+            else:
+                todo.extend(current.children)
+        return frozenset(found) if found else _NONE
 
     def _assignments(self, assigns: Iterable[ts.Node]) -> Iterator[tuple[str, ts.Node]]:
         """(assigned name, value) of each `x = e`, `x += e` and `T x = e`."""
@@ -228,14 +247,19 @@ class FileFlows:
                 yield target, value
 
     def _name(self, node: ts.Node) -> str:
-        """The text of an identifier, decoded once per file (it is one of the captured ids)."""
-        i = bisect.bisect_left(self._id_starts, node.start_byte)
-        if i < len(self._ids) and self._ids[i] == node:
-            name = self._id_names[i]
-            if name is None:
-                name = self._id_names[i] = _text(node)
-            return name
         return _text(node)
+
+    def _watched(self, taint: dict[str, frozenset[int]], contexts: frozenset[str]
+                 ) -> Watched | None:
+        """The names _deps finds a parameter through, with their bytes; None (read every
+        identifier) without the source or for a name that is not ASCII (its decoded text
+        may not be its bytes)."""
+        if not self._source:
+            return None
+        names = sorted(n for n, dep in taint.items() if dep and n not in contexts)
+        if not all(n.isascii() for n in names):
+            return None
+        return tuple((n.encode("ascii"), n) for n in names)
 
     def _in_loop(self, offset: int, start: int) -> bool:
         """Inside a loop of the function starting at `start`: loops before the function
@@ -261,13 +285,15 @@ class FileFlows:
         lo = bisect.bisect_left(self._assign_starts, start)
         hi = bisect.bisect_left(self._assign_starts, end)
         assigns = self._assigns[lo:hi]
+        watched = self._watched(taint, contexts)
         if taint:
             steps = list(self._assignments(assigns))  # read once for both passes
             for _ in range(2):
                 for target, value in steps:
-                    dep = self._deps(value, taint, contexts)
+                    dep = self._deps(value, taint, contexts, watched)
                     if dep and not dep <= taint.get(target, frozenset()):
                         taint[target] = taint.get(target, frozenset()) | dep
+                        watched = self._watched(taint, contexts)
         flows: list[Flow] = []
         lo = bisect.bisect_left(self._callee_starts, start)
         hi = bisect.bisect_left(self._callee_starts, end)
@@ -281,7 +307,8 @@ class FileFlows:
             if args is None:
                 continue
             values = [a for a in args.named_children if a.type != "comment"]
-            deps = tuple(tuple(sorted(self._deps(a, taint, contexts) | _whole(a, taint, contexts)))
+            deps = tuple(tuple(sorted(self._deps(a, taint, contexts, watched)
+                                      | _whole(a, taint, contexts)))
                          if taint else _EMPTY for a in values)
             loop = self._in_loop(callee.start_byte, start)
             name = self._name(callee) if callee.type == "identifier" else "->" + _text(callee)
@@ -302,7 +329,7 @@ class FileFlows:
             if call is not None and call.type == "call_expression":
                 args = call.child_by_field_name("arguments")
                 if args is not None and taint:
-                    around = self._deps(args, taint, contexts)
+                    around = self._deps(args, taint, contexts, watched)
             row, col = ref.start_point
             flows.append((scope, name, row + 1, col + 1, (tuple(sorted(around)),), True, True))
         return flows

@@ -25,6 +25,17 @@ INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re
 _INCLUDE_HASH_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
 
 
+# Where an identifier may start: a letter not glued to a word or a number before it.
+_IDENT_START_RE = re.compile(rb"(?<![\w$])[A-Za-z_$]")
+
+
+def may_hold_identifier(text: bytes) -> bool:
+    """False when text holds no identifier token of _TOKEN_RE (`0x04`, `(1 << 3)`: a letter
+    after a digit belongs to the number, `0x1fUL`); True may still be a comment or a string.
+    One regex search, against lexing the whole text."""
+    return _IDENT_START_RE.search(text) is not None
+
+
 def include_targets(data: bytes) -> tuple[str, ...]:
     """The targets of INCLUDE_RE's matches as written (`<linux/io.h>`, `"foo.h"`), in order.
 
@@ -165,6 +176,11 @@ def split_arguments(text: bytes, open_paren: int) -> tuple[list[bytes], int] | N
 
 
 _OPENING = frozenset({b"(", b"[", b"{"})
+# _TOKEN_RE's skip group without blanks, and the tokens Brackets keeps (see there)
+_HIDING = rb"""/\*.*?(?:\*/|\Z)|//[^\n]*|"(?:\\.|[^"\\\n])*"?|'(?:\\.|[^'\\\n])*'?"""
+_BRACKET_RE = re.compile(rb"(?P<skip>" + _HIDING + rb")|[()\[\]{},]", re.DOTALL)
+# What _TOKEN_RE skips between two tokens: comments, literals, continuations, blanks
+_SKIPS_RE = re.compile(rb"(?:" + _HIDING + rb"|\\\n|\s+)*", re.DOTALL)
 _CLOSING = frozenset({b")", b"]", b"}"})
 
 
@@ -174,13 +190,18 @@ class Brackets:
     The top-level arguments of a call then cost its own top-level tokens: split_arguments
     rescans to the end of the text for every call that never closes, and rescans a nested
     call once per level (quadratic on `X(X(X(...)))` or many unclosed `X(`).
+
+    Only brackets and commas are kept: they are single-character tokens, never part of a
+    longer one (_TOKEN_RE's numbers, identifiers, `##` and `->` hold none), so a scan for
+    them and for what hides them (comments, string and character literals) finds exactly the
+    ones _TOKEN_RE's tokens are; identifiers and blanks, nine tokens in ten, are skipped at C
+    speed (building a tuple for every token was 3% of the extraction).
     """
 
     def __init__(self, text: bytes) -> None:
         self.text = text
-        # (the tokens first, then the brackets among them: 1.6x faster than one loop)
         self.tokens: list[tuple[int, int, bytes]] = [
-            (m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)
+            (m.start(), m.end(), m.group()) for m in _BRACKET_RE.finditer(text)
             if m.lastgroup != "skip"]
         self.at: dict[int, int] = {}  # byte offset of an opening bracket -> its token index
         self.partner: dict[int, int] = {}  # token index of an opening bracket -> of its close
@@ -191,6 +212,16 @@ class Brackets:
                 stack.append(index)
             elif tok in _CLOSING and stack:
                 self.partner[stack.pop()] = index
+
+    def semicolon_after(self, open_paren: int) -> bool:
+        """Is the token after the bracket that closes the one at open_paren a `;`?"""
+        first = self.at.get(open_paren)
+        last = self.partner.get(first) if first is not None else None
+        if last is None:
+            return False
+        after = _SKIPS_RE.match(self.text, self.tokens[last][1])
+        end = after.end() if after is not None else self.tokens[last][1]
+        return self.text[end:end + 1] == b";"
 
     def arguments(self, open_paren: int) -> list[bytes] | None:
         """What split_arguments gives for the bracket at open_paren; None when it never

@@ -234,16 +234,8 @@ def expand_invocation(data: bytes, paren: int, macro: MacroDef,
     expanded = expand_macro(params, body,
                             [_one_line(a).decode("utf-8", "surrogateescape") for a in args])
     # The `;` after the invocation ends what the body leaves open (`static DEVICE_ATTR_RO(x)`)
-    end = b" ;" if _semicolon_after(brackets, paren) else b""
+    end = b" ;" if brackets.semicolon_after(paren) else b""
     return _one_line(expanded.encode("utf-8", "surrogateescape")) + end
-
-
-def _semicolon_after(brackets: lexer.Brackets, paren: int) -> bool:
-    first = brackets.at.get(paren)
-    last = brackets.partner.get(first) if first is not None else None
-    if last is None or last + 1 >= len(brackets.tokens):
-        return False
-    return brackets.tokens[last + 1][2] == b";"
 
 
 def defining_macros(macros: Iterable[MacroDef]) -> Iterator[MacroDef]:

@@ -16,16 +16,20 @@ Plain regression tests for the bugs the fuzzers found sit at the end of the file
 from __future__ import annotations
 
 import os
+import random
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+import tree_sitter as ts
+import tree_sitter_c as tsc
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from mmioscan.cfront import callargs, lexer, macros, prefilter, preprocess
+from mmioscan.cfront import callargs, flows, lexer, macros, prefilter, preprocess
+from mmioscan.cfront.cnodes import captures
 from mmioscan.cfront.extract import Extractor
 from mmioscan.core.model import Call, FileFacts
 from mmioscan.core.ruleset import load_rules
@@ -411,6 +415,88 @@ def test_lexer_and_macros(data: bytes) -> None:
     for open_paren in list(brackets.at)[:40]:
         split = lexer.split_arguments(data, open_paren)
         assert brackets.arguments(open_paren) == (split[0] if split else None)
+
+
+def _full_tokens(data: bytes) -> list[tuple[int, int, bytes]]:
+    """Every token of _TOKEN_RE, blanks and comments left out: what Brackets kept before it
+    kept only brackets and commas (the reference its answers are held to)."""
+    return [(m.start(), m.end(), m.group()) for m in lexer._TOKEN_RE.finditer(data)
+            if m.lastgroup != "skip"]
+
+
+_BRACKETY = st.lists(st.sampled_from(
+    [b"(", b")", b"[", b"]", b"{", b"}", b",", b";", b" ", b"\n", b"/*", b"*/", b"//", b"\"",
+     b"'", b"\\", b"\\\n", b"a", b"1e+5", b"0x1.", b"->", b"##", b"#", b"x", b"/"]),
+    max_size=60).map(b"".join)
+
+
+@_budget(150)
+@given(st.one_of(_PIECE_INPUT, _BRACKETY))
+@example(b"f(a, (b, c)) /* c */ ;")
+@example(b"f(a) \"s\" ;")
+@example(b"f(a) \\\n ;")
+@example(b"f(a) x;")
+@example(b"f(a, ')', \"(\") // (\n;")
+def test_brackets_keep_what_the_full_token_stream_says(data: bytes) -> None:
+    full = _full_tokens(data)
+    brackets = lexer.Brackets(data)
+    # the brackets and commas are exactly the full stream's
+    assert brackets.tokens == [t for t in full if t[2] in (b"(", b")", b"[", b"]", b"{", b"}",
+                                                             b",")]
+    starts = {t[0]: i for i, t in enumerate(full)}
+    for open_paren, index in brackets.at.items():
+        split = lexer.split_arguments(data, open_paren)
+        assert brackets.arguments(open_paren) == (split[0] if split else None)
+        close = brackets.partner.get(index)
+        if close is None:
+            assert not brackets.semicolon_after(open_paren)
+            continue
+        after = starts[brackets.tokens[close][0]] + 1
+        expected = after < len(full) and full[after][2] == b";"
+        assert brackets.semicolon_after(open_paren) == expected
+
+
+_NUMBERISH = st.lists(st.sampled_from(
+    [b"0x1f", b"UL", b"1.5e+3f", b" ", b"(", b"<<", b".", b"x", b"$", b"_", b"9", b"->", b"'a'",
+     b"\"s\"", b"/* c */", b"0", b"p", b"#", b"##"]), max_size=12).map(b"".join)
+
+
+@_budget(150)
+@given(st.one_of(_PIECE_INPUT, _NUMBERISH))
+@example(b"0x1fUL | (1 << 3)")
+@example(b".x")
+@example(b"1.5e+3f + $y")
+def test_a_text_said_to_hold_no_identifier_lexes_none(data: bytes) -> None:
+    if not lexer.may_hold_identifier(data):
+        assert list(lexer.identifiers(data)) == []
+    if list(lexer.identifiers(data)):
+        assert lexer.may_hold_identifier(data)
+
+
+_TS_LANGUAGE = ts.Language(tsc.language())
+_TS_PARSER = ts.Parser(_TS_LANGUAGE)
+_FLOW_QUERY = ts.Query(_TS_LANGUAGE, flows.FLOW_QUERY)
+
+
+@_budget(100)
+@given(st.one_of(_PIECE_INPUT, st.sampled_from(_FIXTURE_BYTES)), st.randoms(use_true_random=False))
+def test_parameter_flows_found_by_name_are_those_of_every_identifier(
+        data: bytes, rnd: random.Random) -> None:
+    """FileFlows._deps looks for the tainted names' bytes and checks the node there; reading
+    every identifier below the argument (_deps_read) must give the same parameters."""
+    caps = captures(_FLOW_QUERY, _TS_PARSER.parse(data).root_node)
+    file_flows = flows.FileFlows(caps, data)
+    words = sorted({w.decode("ascii") for w in lexer.words(data)
+                    if w[:1].isalpha() or w[:1] == b"_"})
+    chosen = [w for w in words if rnd.random() < 0.3]
+    taint = {w: frozenset({i % 3}) for i, w in enumerate(chosen)}
+    contexts = frozenset(w for w in chosen if rnd.random() < 0.2)
+    watched = file_flows._watched(taint, contexts)
+    for callee in caps.get("callee", [])[:60]:
+        args = callee.parent.child_by_field_name("arguments") if callee.parent else None
+        for arg in args.named_children if args is not None else ():
+            assert file_flows._deps(arg, taint, contexts, watched) == \
+                file_flows._deps_read(arg, taint, contexts)
 
 
 @_budget(100)
