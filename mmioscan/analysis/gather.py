@@ -28,7 +28,7 @@ from mmioscan.analysis.callgraph import (
 )
 from mmioscan.analysis.dataflow import ScopeCalls
 from mmioscan.analysis.engines import engine_spec
-from mmioscan.analysis.heap import settle
+from mmioscan.analysis.heap import keep
 from mmioscan.analysis.rounds import NO_NAMES, Rounds, RoundsMemo, matching_salt, visible_names
 from mmioscan.analysis.timings import Timings
 from mmioscan.clang.prepare import Prepared
@@ -106,7 +106,7 @@ class _Facts:
             self.by_path[facts.path] = facts
             if facts.parsed:
                 self.called.update(c[0] for c in facts.calls)
-        settle()  # the facts live until the run ends (analysis/heap.py)
+        keep()  # the facts live until the run ends, and hold no cycle (analysis/heap.py)
         return list(run.facts)
 
 
