@@ -34,7 +34,7 @@ from mmioscan.analysis.timings import Timings
 from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
-from mmioscan.facts.runner import ExtractSpec, Progress, collect_facts, open_cache
+from mmioscan.facts.runner import ExtractSpec, Progress, Workers, collect_facts, open_cache
 from mmioscan.kernel.tree import FileSet, collect
 
 MAX_ROUNDS = 5
@@ -80,6 +80,7 @@ class _Facts:
         self._includes: IncludeIndex | None = None  # over by_path, until a file's includes change
         self.called: set[str] = set()  # every name a parsed file calls (_hot_headers)
         self.code_names: dict[str, frozenset[str]] = {}  # a header's code names (_hot_headers)
+        self.workers: Workers | None = None  # kept across the rounds (gather sets it)
 
     def includes(self) -> IncludeIndex:
         """The include index of every file read. Kept while no file is added and no file's
@@ -95,7 +96,7 @@ class _Facts:
         if not wanted:
             return []
         run = collect_facts(self.root, wanted, self.spec, self.rules.digest,
-                            self.options.jobs, self.options.cache_dir,
+                            self.workers or self.options.jobs, self.options.cache_dir,
                             self.progress if progress else None, force)
         self.hit_paths.update(run.hit_paths)
         self.problems.extend(p for p in run.problems if p not in self.problems)
@@ -285,10 +286,12 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
     fileset = collect(list(options.paths), options.root)
     store = _Facts(fileset.root, options, rules, progress)
     store.spec = engine_spec(store.spec, options.engine, options.prepared, fileset)
-    first = store.add(fileset.files, progress=True)
-    clock.lap("facts")
-    if not options.direct_only:
-        _more_files(store, fileset, first, clock)
+    with Workers(store.spec, options.jobs) as store.workers:
+        first = store.add(fileset.files, progress=True)
+        clock.lap("facts")
+        if not options.direct_only:
+            _more_files(store, fileset, first, clock)
+    store.workers = None
     scoped = tuple(store.by_path[p] for p in fileset.files)
     problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
     return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, len(store.hit_paths)),

@@ -7,6 +7,7 @@ import ctypes
 import dataclasses
 import importlib
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import stat
@@ -339,32 +340,60 @@ def _relocated(facts: FileFacts, rel: str) -> FileFacts:
     return dataclasses.replace(facts, path=rel, problems=problems)
 
 
-def _parse_all(jobs: list[tuple[str, str, bool]], spec: ExtractSpec, workers: int,
+class Workers:
+    """The worker processes of one analysis, started at the first parse that needs them and
+    kept for the later ones: the caller rounds, context and hot headers parse eight batches
+    or more in a whole-tree scan, and a pool started for each cost its workers' start (an
+    interpreter, the imports, the parser and queries: about 1.5 s) every time. Close it, or
+    use it as a context manager."""
+
+    def __init__(self, spec: ExtractSpec, jobs: int) -> None:
+        self.spec, self.jobs = spec, jobs
+        self._pool: multiprocessing.pool.Pool | None = None
+        self._local = False  # this process's own parser is set up (_init_worker)
+
+    def map(self, jobs: list[tuple[str, str, bool]]) -> Iterator[tuple[str, int, int, bytes]]:
+        """_process of every job, in any order."""
+        if self._pool is None and pool_size(self.jobs, len(jobs)) <= 1:
+            if not self._local:
+                _init_worker(self.spec)
+                self._local = True
+            return map(_process, jobs)
+        if self._pool is None:
+            # spawn, not fork: a fork of a main process already holding the facts of earlier
+            # rounds would have every worker count those pages again (peak memory near 2 GB
+            # on drivers/).
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ctx.Pool(pool_size(self.jobs, max(len(jobs), 2 * _CHUNK * self.jobs)),
+                                  initializer=_init_pool_worker,
+                                  initargs=(self.spec, os.getpid()))
+        return self._pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None and self._pool is not None:
+            self._pool.terminate()  # an interrupted scan does not wait for queued files
+        self.close()
+
+
+def _parse_all(jobs: list[tuple[str, str, bool]], workers: Workers,
                progress: Progress | None, done: int, total: int
                ) -> Iterator[tuple[str, int, int, bytes]]:
     if not jobs:
         return  # every file came from the cache: no parser to build
-    workers = pool_size(workers, len(jobs))
-    if workers <= 1:
-        _init_worker(spec)
-        results: Iterator[tuple[str, int, int, bytes]] = map(_process, jobs)
-        pool = None
-    else:
-        # spawn, not fork: a fork of a main process already holding the facts of earlier rounds
-        # would have every worker count those pages again (peak memory near 2 GB on drivers/).
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(spec, os.getpid()))
-        results = pool.imap_unordered(_process, jobs, chunksize=_CHUNK)
-    try:
-        for item in results:
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            yield item
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for item in workers.map(jobs):
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        yield item
 
 
 def usable_cores() -> int:
@@ -396,13 +425,19 @@ def open_cache(cache_dir: Path | None, rules_digest: str,
 
 
 def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_digest: str,
-                  workers: int, cache_dir: Path | None, progress: Progress | None = None,
+                  workers: int | Workers, cache_dir: Path | None,
+                  progress: Progress | None = None,
                   force: frozenset[str] = frozenset()) -> RunResult:
     """Facts for every file, from the cache where the file is unchanged, else parsed.
 
     Files in `force` are parsed whatever the prefilter says; a cached unparsed record of
-    such a file is a miss, and its parsed facts replace it in the cache.
+    such a file is a miss, and its parsed facts replace it in the cache. workers: a pool
+    kept across calls (Workers, made with the same spec), or how many to start for this one.
     """
+    if not isinstance(workers, Workers):
+        with Workers(spec, workers) as own:
+            return collect_facts(root, files, spec, rules_digest, own, cache_dir, progress,
+                                 force)
     cache = open_cache(cache_dir, rules_digest, spec)
     problems: list[Problem] = []
     if cache.problem:
@@ -416,7 +451,7 @@ def collect_facts(root: Path, files: tuple[str, ...], spec: ExtractSpec, rules_d
     taken = time.time_ns()  # before any file is read: the stamps' reference time
     fresh: list[tuple[str, int, int, bytes, FileFacts]] = [
         (a, s, m, blob, decode(blob))
-        for a, s, m, blob in _parse_all(jobs, spec, workers, progress, len(hits), len(files))]
+        for a, s, m, blob in _parse_all(jobs, workers, progress, len(hits), len(files))]
     cache.store((a, _stamp_after(a, f, taken), f.digest, blob)
                 for a, s, _m, blob, f in fresh if s >= 0 and f.digest)
     if cache.problem and not problems:

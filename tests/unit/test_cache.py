@@ -247,3 +247,27 @@ def test_corrupt_cache_file_degrades_to_a_problem_or_a_rebuild(tmp_path: Path) -
     (cache / "facts.sqlite3").write_bytes(b"this is not sqlite" * 100)
     result = _scan(root, cache)
     assert _sites(result) == _sites(_scan(root, None))
+
+
+def test_one_pool_of_workers_serves_every_batch_of_an_analysis(tmp_path: Path) -> None:
+    """The rounds parse batch after batch; the pool started for the first is kept for the
+    next (a pool per batch cost its workers' start each time), gives the same facts as
+    parsing in this process, and is gone once closed."""
+    from mmioscan.analysis.gather import _spec
+    from mmioscan.core.ruleset import load_rules
+    from mmioscan.facts.runner import Workers, collect_facts
+
+    for i in range(40):
+        (tmp_path / f"f{i}.c").write_bytes(
+            b"u32 get%d(void __iomem *r)\n{\n\treturn readl(r + %d);\n}\n" % (i, i))
+    files = tuple(f"f{i}.c" for i in range(40))
+    rules = load_rules(None)
+    spec = _spec(rules)
+    alone = collect_facts(tmp_path, files, spec, rules.digest, 1, None)
+    with Workers(spec, 2) as workers:
+        first = collect_facts(tmp_path, files[:20], spec, rules.digest, workers, None)
+        pool = workers._pool
+        second = collect_facts(tmp_path, files[20:], spec, rules.digest, workers, None)
+        assert pool is not None and workers._pool is pool
+    assert workers._pool is None
+    assert first.facts + second.facts == alone.facts
