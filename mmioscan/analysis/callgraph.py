@@ -223,13 +223,15 @@ class CallGraph:
                 targets = tuple(t for t in self.indirect_targets(path, field, struct) if t != key)
                 if not targets:
                     continue
+                guessed_targets = () if self._stores.by_type(field, struct) else tuple(
+                    t for t in targets if t not in self._stored_by(path, field, struct))
                 call = IndirectCall(key, indirect_name(field, line, column), targets,
-                                    not self._stores.by_type(field, struct))
+                                    guessed_targets)
                 self._indirect.setdefault(key, []).append(call)
                 self._indirect_named[(key, call.name)] = call
                 for target in targets:
                     self._indirect_by_target.setdefault(target, []).append(call)
-                if call.by_name and len(targets) <= HOT_FANOUT:
+                if call.guessed and len(targets) <= HOT_FANOUT:
                     guessed.add(folder_of(path))
         # Every folder holding one, and the folders above: the root homes that matter
         self._guess_homes = frozenset(
@@ -249,6 +251,14 @@ class CallGraph:
                     keys.add(key)
             found = self._targets[memo] = tuple(sorted(keys))
         return found
+
+    def _stored_by(self, path: str, field: str, struct: str) -> set[str]:
+        """The candidates of a call through `field` from path that path itself stores."""
+        keys = set()
+        for where, function in self._stores.stores(folder_of(path), field, struct):
+            if where == path and (key := self.resolve(where, function)) is not None:
+                keys.add(key)
+        return keys
 
     def root_keys(self, path: str, name: str) -> tuple[str, ...]:
         """The definitions a hot-path root names: a function, or a field a registration read
@@ -301,8 +311,8 @@ class CallGraph:
 
     def hot_home(self, path: str) -> str | None:
         """The home of a root registered in path, for callees_of: its folder, or None when
-        no by-name call lies in or below that folder (then the home changes nothing, and
-        roots of such folders share one breadth-first state)."""
+        no by-name call with a guessed candidate lies in or below that folder (then the home
+        changes nothing, and roots of such folders share one breadth-first state)."""
         folder = folder_of(path)
         return folder if folder in self._guess_homes else None
 
@@ -311,19 +321,24 @@ class CallGraph:
         home is `home` (hot_home; analysis/hotpaths.py). A call through a field runs one of
         the functions stored there, any of them; a field holding more than HOT_FANOUT is a
         framework's hook, whose candidates are every driver's: not followed. A call resolved
-        by field name (by_name) guesses that its folder is one driver: followed only when
-        the root's home is that folder or above it (the driver's own roots, or a core's
-        root calling into the drivers it hosts); another driver that called into a core
-        folder reaches the callbacks of whatever drivers that folder hosts, not its own."""
+        by field name guesses that its folder is one driver: its `guessed` candidates (stored
+        by other files of the folder) are followed only when the root's home is that folder
+        or above it (the driver's own roots, or a core's root calling into the drivers it
+        hosts); what the calling file stored itself (a core's own default,
+        i2c_generic_scl_recovery in `bri->recover_bus`) from every root. Another driver that
+        called into a core folder would reach the callbacks of whatever drivers that folder
+        hosts, not its own object's."""
         path, i = self._scope_of[key]
         for callee in self.files[path].scopes[i].callees:
             target = self.resolve(path, callee)
             if target is not None and target in self.definitions:
                 yield target
         for call in self._indirect.get(key, ()):
-            if len(call.targets) <= HOT_FANOUT and (
-                    not call.by_name or _at_or_below(folder_of(path), home)):
-                yield from (t for t in call.targets if t in self.definitions)
+            if len(call.targets) > HOT_FANOUT:
+                continue
+            near = not call.guessed or _at_or_below(folder_of(path), home)
+            yield from (t for t in call.targets if t in self.definitions
+                        and (near or t not in call.guessed))
 
     # -- wrappers ----------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ when the call's struct type and stores of it are known (a member path `struct A.
 typed through the members' declared types, one layer per member: multi-layer type analysis
 at the fast engine's precision); else those stored into a field of that name in the caller's
 folder (the driver), leaving out stores into another known struct type. That guess holds
-for the folder's own code: hot reach follows it only from roots registered in that folder or
-above it (analysis/hotpaths.py, "by-name calls"), not from another driver calling in.
+for the folder's own code: hot reach follows a candidate another file of the folder stored
+only from roots registered in that folder or above it (analysis/hotpaths.py, "by-name
+calls"), not from another driver calling in.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class IndirectCall(NamedTuple):
     caller: str  # node key of the calling definition
     name: str  # its callee name in the caller's ScopeCalls (dataflow.indirect_name)
     targets: tuple[str, ...]  # node keys of the candidates, sorted
-    # resolved by field name among the stores of the caller's folder (its struct type or
-    # the stores of that type not known): hot reach follows it only from the folder's roots
-    by_name: bool = False
+    # A call resolved by field name among the stores of the caller's folder (its struct
+    # type, or the stores of that type, not known): the candidates other files of the folder
+    # stored, which hot reach follows only from the folder's roots (CallGraph.callees_of)
+    guessed: tuple[str, ...] = ()
 
 
 Counts = tuple[tuple[str, int | None], ...]

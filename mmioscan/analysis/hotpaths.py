@@ -11,12 +11,15 @@ misbehaves, not per event, so it is not hot but says `hot_only_via: "reset"`.
 
 By-name calls: a call through a field whose struct type is not known is resolved by field
 name among the stores of the caller's folder, on the guess that the folder is one driver
-(analysis/fnptrs.py). A search from a root follows such a call only when the root was
-registered in that folder or above it: a driver's own roots (fsl_qmc_hdlc's ndo_start_xmit =
-hdlc_start_xmit -> `hdlc->xmit`, drivers/net/wan both) and a core's roots (arcnet's xmit ->
-`lp->hw.command`). A driver elsewhere that calls into a core folder hosting drivers (hci_intel's
-threaded handler -> tty_set_termios -> `tty->ops->set_termios` in drivers/tty) would reach
-the callbacks of the drivers that folder hosts (moxa's), whichever its object really is.
+(analysis/fnptrs.py). A search from a root follows it to a function another file of the
+folder stored only when the root was registered in that folder or above it: a driver's own
+roots (fsl_qmc_hdlc's ndo_start_xmit = hdlc_start_xmit -> `hdlc->xmit`, drivers/net/wan both)
+and a core's roots (arcnet's xmit -> `lp->hw.command`). What the calling file stored itself
+is its own default, followed from every root (i2c-mv64xxx's handler -> i2c_recover_bus ->
+`bri->recover_bus` = i2c_generic_scl_recovery, stored by i2c-core-base.c). A driver elsewhere
+that calls into a core folder hosting drivers (hci_intel's threaded handler ->
+tty_set_termios -> `tty->ops->set_termios` in drivers/tty) would reach the callbacks of the
+drivers that folder hosts (moxa's), whichever its object really is.
 """
 
 from __future__ import annotations

@@ -490,6 +490,87 @@ int wc_probe(struct net_device *dev)
 """
 
 
+# An i2c-like core that stores its own default into the adapter's recovery info and calls
+# it through a by-name field, a controller in its folder storing its own, and a bus driver
+# below it whose interrupt handler calls the core.
+_I2CX_H = """\
+struct i2cx_adapter;
+
+struct i2cx_unstick_info {
+	int (*unstick_bus)(struct i2cx_adapter *adap);
+};
+
+struct i2cx_adapter {
+	struct i2cx_unstick_info *unstick_info;
+};
+"""
+
+_I2CX_CORE = """\
+#include <linux/i2cx.h>
+
+static void __iomem *ic_base;
+
+static int i2cx_generic_unstick(struct i2cx_adapter *adap)
+{
+	writel(1, ic_base + 0x08);
+	return 0;
+}
+
+void i2cx_init_unstick(struct i2cx_adapter *adap)
+{
+	struct i2cx_unstick_info *info = adap->unstick_info;
+
+	if (!info->unstick_bus)
+		info->unstick_bus = i2cx_generic_unstick;
+}
+
+int i2cx_unstick_bus(struct i2cx_adapter *adap)
+{
+	return adap->unstick_info->unstick_bus(adap);
+}
+EXPORT_SYMBOL_GPL(i2cx_unstick_bus);
+"""
+
+_I2CX_MUX = """\
+#include <linux/i2cx.h>
+
+static void __iomem *im_base;
+
+static int im_unstick(struct i2cx_adapter *adap)
+{
+	writel(1, im_base + 0x0c);
+	return 0;
+}
+
+static struct i2cx_unstick_info im_unstick_info = {
+	.unstick_bus	= im_unstick,
+};
+"""
+
+_I2CX_BUS = """\
+#include <linux/i2cx.h>
+
+struct mvx_dev {
+	void __iomem *regs;
+	struct i2cx_adapter adapter;
+};
+
+static irqreturn_t mvx_isr(int irq, void *data)
+{
+	struct mvx_dev *md = data;
+
+	if (readl(md->regs + 0x04) & 0x80)
+		i2cx_unstick_bus(&md->adapter);
+	return IRQ_HANDLED;
+}
+
+int mvx_probe(struct mvx_dev *md, int irq)
+{
+	return request_irq(irq, mvx_isr, 0, "mvx", md);
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def by_name(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("by_name")
@@ -497,7 +578,9 @@ def by_name(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "include/linux/ttyx.h": _TTYX_H, "drivers/ttyx/ttyx_core.c": _TTYX_CORE,
         "drivers/ttyx/ttyx_board.c": _TTYX_BOARD, "drivers/btx/btx_uart.c": _BTX_UART,
         "include/linux/wanx.h": "struct wanx_device;\n",
-        "drivers/wanx/wanx_core.c": _WANX_CORE, "drivers/wanx/wanx_card.c": _WANX_CARD})
+        "drivers/wanx/wanx_core.c": _WANX_CORE, "drivers/wanx/wanx_card.c": _WANX_CARD,
+        "include/linux/i2cx.h": _I2CX_H, "drivers/i2cx/i2cx_core.c": _I2CX_CORE,
+        "drivers/i2cx/i2cx_mux.c": _I2CX_MUX, "drivers/i2cx/busses/mvx.c": _I2CX_BUS})
     return scan_json(tmp, root / "drivers", extra=("-j", "1"))
 
 
@@ -523,3 +606,12 @@ def test_a_drivers_own_root_reaches_its_callback_through_a_core_in_its_folder(
     assert (card["hot"], card["hot_kinds"]) == (True, ["xmit"])
     roots = {(r["function"], r["how"], r["path"]) for r in by_name["hot_roots"]}
     assert ("wanx_start_xmit", ".ndo_start_xmit", "drivers/wanx/wanx_card.c") in roots
+
+
+def test_a_core_files_own_default_stays_hot_from_a_driver_elsewhere(
+        by_name: dict[str, Any]) -> None:
+    # i2c-mv64xxx's handler -> i2c_recover_bus -> `bri->recover_bus` = i2c_generic_scl_recovery
+    # (stored by i2c-core-base.c itself); what another file of drivers/i2cx stores is not
+    generic = _site(by_name, "i2cx_generic_unstick")
+    assert (generic["hot"], generic["hot_kinds"]) == (True, ["irq"])
+    assert not _site(by_name, "im_unstick")["hot"]
