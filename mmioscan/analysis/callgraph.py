@@ -24,7 +24,8 @@ call of each function stored into that field (`indirect_targets`): by struct typ
 type of the call's object and of some store are both known, else by field name among the
 stores of the caller's folder. It makes its caller a funnel once every candidate is one (a
 field that may also hold a function reaching no accessor selects nothing), and it is a wrapper
-site then (analysis/wrappers.py); hot reach follows it to every candidate, up to HOT_FANOUT.
+site then (analysis/wrappers.py); hot reach follows it to every candidate, up to HOT_FANOUT,
+and a call resolved by field name only from roots of its folder or above (callees_of).
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ class Reach:
     counts: tuple[tuple[str, int | None], ...] = ()
 
 
+
+
+def _self_and_above(folder: str) -> Iterator[str]:
+    """drivers/a/b, drivers/a, drivers (not the tree's top, "")."""
+    while folder:
+        yield folder
+        folder = posixpath.dirname(folder)
+
+
+def _at_or_below(folder: str, home: str | None) -> bool:
+    return home is not None and (folder == home or folder.startswith(home + "/"))
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -200,6 +212,7 @@ class CallGraph:
         self._indirect: dict[str, list[IndirectCall]] = {}
         self._indirect_named: dict[tuple[str, str], IndirectCall] = {}
         self._indirect_by_target: dict[str, list[IndirectCall]] = {}
+        guessed: set[str] = set()  # folders of by-name calls hot reach may follow
         for path in sorted(self.files):
             for field, struct, line, column, scope in self.files[path].indirect:
                 if scope < 0:
@@ -210,11 +223,19 @@ class CallGraph:
                 targets = tuple(t for t in self.indirect_targets(path, field, struct) if t != key)
                 if not targets:
                     continue
-                call = IndirectCall(key, indirect_name(field, line, column), targets)
+                guessed_targets = () if self._stores.by_type(field, struct) else tuple(
+                    t for t in targets if t not in self._stored_by(path, field, struct))
+                call = IndirectCall(key, indirect_name(field, line, column), targets,
+                                    guessed_targets)
                 self._indirect.setdefault(key, []).append(call)
                 self._indirect_named[(key, call.name)] = call
                 for target in targets:
                     self._indirect_by_target.setdefault(target, []).append(call)
+                if call.guessed and len(targets) <= HOT_FANOUT:
+                    guessed.add(folder_of(path))
+        # Every folder holding one, and the folders above: the root homes that matter
+        self._guess_homes = frozenset(
+            f for g in guessed for f in _self_and_above(g))
 
     def indirect_targets(self, path: str, field: str, struct: str = "") -> tuple[str, ...]:
         """The functions (node keys, sorted) a call through `field` from path may reach
@@ -230,6 +251,14 @@ class CallGraph:
                     keys.add(key)
             found = self._targets[memo] = tuple(sorted(keys))
         return found
+
+    def _stored_by(self, path: str, field: str, struct: str) -> set[str]:
+        """The candidates of a call through `field` from path that path itself stores."""
+        keys = set()
+        for where, function in self._stores.stores(folder_of(path), field, struct):
+            if where == path and (key := self.resolve(where, function)) is not None:
+                keys.add(key)
+        return keys
 
     def root_keys(self, path: str, name: str) -> tuple[str, ...]:
         """The definitions a hot-path root names: a function, or a field a registration read
@@ -280,19 +309,36 @@ class CallGraph:
         """The node key of scope `index` of path (also for duplicate definitions)."""
         return f"{path}:{self.files[path].scopes[index].name}"
 
-    def callees_of(self, key: str) -> Iterator[str]:
-        """The definitions a definition's calls resolve to (hot reach: analysis/hotpaths.py).
-        A call through a field runs one of the functions stored there, any of them; a field
-        holding more than HOT_FANOUT is a framework's hook, whose candidates are every
-        driver's: not followed."""
+    def hot_home(self, path: str) -> str | None:
+        """The home of a root registered in path, for callees_of: its folder, or None when
+        no by-name call with a guessed candidate lies in or below that folder (then the home
+        changes nothing, and roots of such folders share one breadth-first state)."""
+        folder = folder_of(path)
+        return folder if folder in self._guess_homes else None
+
+    def callees_of(self, key: str, home: str | None) -> Iterator[str]:
+        """The definitions a definition's calls resolve to on a hot path from a root whose
+        home is `home` (hot_home; analysis/hotpaths.py). A call through a field runs one of
+        the functions stored there, any of them; a field holding more than HOT_FANOUT is a
+        framework's hook, whose candidates are every driver's: not followed. A call resolved
+        by field name guesses that its folder is one driver: its `guessed` candidates (stored
+        by other files of the folder) are followed only when the root's home is that folder
+        or above it (the driver's own roots, or a core's root calling into the drivers it
+        hosts); what the calling file stored itself (a core's own default,
+        i2c_generic_scl_recovery in `bri->recover_bus`) from every root. Another driver that
+        called into a core folder would reach the callbacks of whatever drivers that folder
+        hosts, not its own object's."""
         path, i = self._scope_of[key]
         for callee in self.files[path].scopes[i].callees:
             target = self.resolve(path, callee)
             if target is not None and target in self.definitions:
                 yield target
         for call in self._indirect.get(key, ()):
-            if len(call.targets) <= HOT_FANOUT:
-                yield from (t for t in call.targets if t in self.definitions)
+            if len(call.targets) > HOT_FANOUT:
+                continue
+            near = not call.guessed or _at_or_below(folder_of(path), home)
+            yield from (t for t in call.targets if t in self.definitions
+                        and (near or t not in call.guessed))
 
     # -- wrappers ----------------------------------------------------------------------------
 
@@ -520,19 +566,23 @@ class CallGraph:
         return tuple(reversed(chain))
 
     def _hot_parents(self, roots: Iterable[tuple[str, str]]) -> dict[str, str | None]:
-        """Breadth-first from the roots: each reached definition -> the one it was reached
-        from (None for a root)."""
+        """Breadth-first from the roots, each with its home (callees_of): each reached
+        definition -> the one it was first reached from (None for a root)."""
         parents: dict[str, str | None] = {}
-        queue: deque[str] = deque()
+        seen: set[tuple[str, str | None]] = set()
+        queue: deque[tuple[str, str | None]] = deque()
         for path, name in roots:
+            home = self.hot_home(path)
             for key in self.root_keys(path, name):
-                if key not in parents:
-                    parents[key] = None
-                    queue.append(key)
+                parents.setdefault(key, None)
+                if (key, home) not in seen:
+                    seen.add((key, home))
+                    queue.append((key, home))
         while queue:
-            key = queue.popleft()
-            for target in self.callees_of(key):
-                if target not in parents:
-                    parents[target] = key
-                    queue.append(target)
+            key, home = queue.popleft()
+            for target in self.callees_of(key, home):
+                if (target, home) not in seen:
+                    seen.add((target, home))
+                    parents.setdefault(target, key)
+                    queue.append((target, home))
         return parents

@@ -5,7 +5,10 @@ A field's candidates are the functions stored into that field of that struct typ
 when the call's struct type and stores of it are known (a member path `struct A.ops` is
 typed through the members' declared types, one layer per member: multi-layer type analysis
 at the fast engine's precision); else those stored into a field of that name in the caller's
-folder (the driver), leaving out stores into another known struct type.
+folder (the driver), leaving out stores into another known struct type. That guess holds
+for the folder's own code: hot reach follows a candidate another file of the folder stored
+only from roots registered in that folder or above it (analysis/hotpaths.py, "by-name
+calls"), not from another driver calling in.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class IndirectCall(NamedTuple):
     caller: str  # node key of the calling definition
     name: str  # its callee name in the caller's ScopeCalls (dataflow.indirect_name)
     targets: tuple[str, ...]  # node keys of the candidates, sorted
+    # A call resolved by field name among the stores of the caller's folder (its struct
+    # type, or the stores of that type, not known): the candidates other files of the folder
+    # stored, which hot reach follows only from the folder's roots (CallGraph.callees_of)
+    guessed: tuple[str, ...] = ()
 
 
 Counts = tuple[tuple[str, int | None], ...]
@@ -141,6 +148,12 @@ class FieldStores:
         if found is None:
             found = self._answers[key] = frozenset(self._stores(folder, field, written))
         return found
+
+    def by_type(self, field: str, written: str) -> bool:
+        """Whether a call through `field` of type `written` is resolved by its struct type
+        (some store of that struct's field is known), not by field name in its folder."""
+        struct = self.type_of(written)
+        return bool(struct) and bool(self._by_type.get((struct, field)))
 
     def _stores(self, folder: str, field: str, written: str) -> set[tuple[str, str]]:
         struct = self.type_of(written)

@@ -8,6 +8,18 @@ enters a reset function (a function named *_reset, *_err_*, *_timeout, ..., or i
 .ndo_tx_timeout, PCI .error_detected, ...) and one that does. A definition the first reaches
 is hot with that kind; one only the second reaches is reset-only: it runs when the device
 misbehaves, not per event, so it is not hot but says `hot_only_via: "reset"`.
+
+By-name calls: a call through a field whose struct type is not known is resolved by field
+name among the stores of the caller's folder, on the guess that the folder is one driver
+(analysis/fnptrs.py). A search from a root follows it to a function another file of the
+folder stored only when the root was registered in that folder or above it: a driver's own
+roots (fsl_qmc_hdlc's ndo_start_xmit = hdlc_start_xmit -> `hdlc->xmit`, drivers/net/wan both)
+and a core's roots (arcnet's xmit -> `lp->hw.command`). What the calling file stored itself
+is its own default, followed from every root (i2c-mv64xxx's handler -> i2c_recover_bus ->
+`bri->recover_bus` = i2c_generic_scl_recovery, stored by i2c-core-base.c). A driver elsewhere
+that calls into a core folder hosting drivers (hci_intel's threaded handler ->
+tty_set_termios -> `tty->ops->set_termios` in drivers/tty) would reach the callbacks of the
+drivers that folder hosts (moxa's), whichever its object really is.
 """
 
 from __future__ import annotations
@@ -21,6 +33,10 @@ from mmioscan.core.model import FileFacts, HotRoot
 from mmioscan.core.ruleset import RESET_KIND, HotPaths
 
 RESET_ONLY = "reset"  # Site.hot_only_via of a site reached only through reset functions
+
+# A definition reached from a root, with the root's home (CallGraph.hot_home: the folder it
+# was registered in, or None when that changes nothing)
+Seed = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +59,23 @@ def all_roots(facts: Iterable[FileFacts], rules: HotPaths | None = None
 def hot_map(graph: CallGraph, roots: Iterable[HotRoot], rules: HotPaths
             ) -> dict[str, HotMark]:
     """graph key -> HotMark for every definition some root reaches."""
-    seeds: dict[str, set[str]] = {}
+    seeds: dict[str, set[Seed]] = {}
     resets: set[str] = set()
     for root in roots:
+        home = graph.hot_home(root.path)
         # a function, or a field or variable the registration read it from (root_keys)
         for key in graph.root_keys(root.path, root.function):
             if root.kind == RESET_KIND:
                 resets.add(key)
             else:
-                seeds.setdefault(root.kind, set()).add(key)
+                seeds.setdefault(root.kind, set()).add((key, home))
     resets.update(k for k, d in graph.definitions.items() if rules.is_reset_name(d.name))
     normal: dict[str, set[str]] = {}
     reset_only: dict[str, set[str]] = {}
     for kind in sorted(seeds):
         every = _reach(graph, seeds[kind], frozenset())
-        plain = _reach(graph, seeds[kind] - resets, frozenset(resets))
+        plain = _reach(graph, {s for s in seeds[kind] if s[0] not in resets},
+                       frozenset(resets))
         for key in every:
             (normal if key in plain else reset_only).setdefault(key, set()).add(kind)
     marks = {key: HotMark(True, tuple(sorted(kinds))) for key, kinds in normal.items()}
@@ -67,16 +85,19 @@ def hot_map(graph: CallGraph, roots: Iterable[HotRoot], rules: HotPaths
     return marks
 
 
-def _reach(graph: CallGraph, seeds: Iterable[str], blocked: frozenset[str]) -> set[str]:
-    """Definitions reachable from seeds through none of `blocked`."""
+def _reach(graph: CallGraph, seeds: Iterable[Seed], blocked: frozenset[str]) -> set[str]:
+    """Definitions reachable from seeds through none of `blocked`. The search runs over
+    (definition, home) pairs: a call resolved by field name is followed only for the homes
+    of its folder (CallGraph.callees_of)."""
     seen = set(seeds)
-    queue: deque[str] = deque(sorted(seen))
+    queue: deque[Seed] = deque(sorted(seen, key=lambda s: (s[0], s[1] or "")))
     while queue:
-        for target in graph.callees_of(queue.popleft()):
-            if target not in seen and target not in blocked:
-                seen.add(target)
-                queue.append(target)
-    return seen
+        key, home = queue.popleft()
+        for target in graph.callees_of(key, home):
+            if (target, home) not in seen and target not in blocked:
+                seen.add((target, home))
+                queue.append((target, home))
+    return {key for key, _ in seen}
 
 
 def marks_of(marks: Mapping[str, HotMark], key: str | None) -> HotMark | None:

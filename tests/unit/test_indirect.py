@@ -375,3 +375,243 @@ def test_a_name_declared_twice_in_a_function_takes_its_first_type() -> None:
     got = Extractor(load_catalogue().names()).extract("drivers/dt/d.c", "0", src.encode())
     assert {s for s, _f, _fn, _l in got.fnptrs} == {"struct dt_t0"}
     assert len(got.fnptrs) == 20
+
+
+# A tty-like core whose folder also hosts a polled board driver (no interrupt handler), and a
+# Bluetooth-like driver elsewhere whose threaded handler calls the core's exported
+# ttyx_set_termios. The core's objects are declared in a header naming no accessor (not
+# parsed), so `tty->ops->set_termios` is resolved by field name among drivers/ttyx's stores.
+_TTYX_H = """\
+struct ttyx_struct;
+
+struct ttyx_operations {
+	void (*set_termios)(struct ttyx_struct *tty);
+};
+
+struct ttyx_struct {
+	const struct ttyx_operations *ops;
+	void *driver_data;
+};
+"""
+
+_TTYX_CORE = """\
+#include <linux/ttyx.h>
+
+void ttyx_set_termios(struct ttyx_struct *tty)
+{
+	if (tty->ops->set_termios)
+		tty->ops->set_termios(tty);
+}
+EXPORT_SYMBOL_GPL(ttyx_set_termios);
+
+u32 ttyx_probe_io(void __iomem *base)
+{
+	return readl(base);
+}
+"""
+
+_TTYX_BOARD = """\
+#include <linux/ttyx.h>
+
+static void __iomem *tb_base;
+
+static void tb_set_termios(struct ttyx_struct *tty)
+{
+	writew(1, tb_base + 0x40);
+}
+
+static const struct ttyx_operations tb_ops = {
+	.set_termios	= tb_set_termios,
+};
+"""
+
+_BTX_UART = """\
+#include <linux/ttyx.h>
+
+struct btx_dev {
+	void __iomem *regs;
+	struct ttyx_struct *tty;
+};
+
+static irqreturn_t btx_wake_thread(int irq, void *data)
+{
+	struct btx_dev *bd = data;
+
+	writel(1, bd->regs + 0x10);
+	ttyx_set_termios(bd->tty);
+	return IRQ_HANDLED;
+}
+
+int btx_probe(struct btx_dev *bd, int irq)
+{
+	return request_threaded_irq(irq, NULL, btx_wake_thread, IRQF_ONESHOT, "btx", bd);
+}
+"""
+
+# A generic-HDLC-like core and a card driver in the same folder: the card installs the core's
+# start_xmit as its ndo_start_xmit, and its own xmit into the core's device (through a call:
+# no struct type), which the core calls per packet.
+_WANX_CORE = """\
+#include <linux/wanx.h>
+
+netdev_tx_t wanx_start_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	return dev_to_wanx(dev)->xmit(skb, dev);
+}
+EXPORT_SYMBOL(wanx_start_xmit);
+
+u32 wanx_probe_io(void __iomem *base)
+{
+	return readl(base);
+}
+"""
+
+_WANX_CARD = """\
+#include <linux/wanx.h>
+
+static void __iomem *wc_base;
+
+static netdev_tx_t wc_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	writel(skb->len, wc_base + 0x20);
+	return NETDEV_TX_OK;
+}
+
+static const struct net_device_ops wc_netdev_ops = {
+	.ndo_start_xmit	= wanx_start_xmit,
+};
+
+int wc_probe(struct net_device *dev)
+{
+	dev->netdev_ops = &wc_netdev_ops;
+	dev_to_wanx(dev)->xmit = wc_xmit;
+	return 0;
+}
+"""
+
+
+# An i2c-like core that stores its own default into the adapter's recovery info and calls
+# it through a by-name field, a controller in its folder storing its own, and a bus driver
+# below it whose interrupt handler calls the core.
+_I2CX_H = """\
+struct i2cx_adapter;
+
+struct i2cx_unstick_info {
+	int (*unstick_bus)(struct i2cx_adapter *adap);
+};
+
+struct i2cx_adapter {
+	struct i2cx_unstick_info *unstick_info;
+};
+"""
+
+_I2CX_CORE = """\
+#include <linux/i2cx.h>
+
+static void __iomem *ic_base;
+
+static int i2cx_generic_unstick(struct i2cx_adapter *adap)
+{
+	writel(1, ic_base + 0x08);
+	return 0;
+}
+
+void i2cx_init_unstick(struct i2cx_adapter *adap)
+{
+	struct i2cx_unstick_info *info = adap->unstick_info;
+
+	if (!info->unstick_bus)
+		info->unstick_bus = i2cx_generic_unstick;
+}
+
+int i2cx_unstick_bus(struct i2cx_adapter *adap)
+{
+	return adap->unstick_info->unstick_bus(adap);
+}
+EXPORT_SYMBOL_GPL(i2cx_unstick_bus);
+"""
+
+_I2CX_MUX = """\
+#include <linux/i2cx.h>
+
+static void __iomem *im_base;
+
+static int im_unstick(struct i2cx_adapter *adap)
+{
+	writel(1, im_base + 0x0c);
+	return 0;
+}
+
+static struct i2cx_unstick_info im_unstick_info = {
+	.unstick_bus	= im_unstick,
+};
+"""
+
+_I2CX_BUS = """\
+#include <linux/i2cx.h>
+
+struct mvx_dev {
+	void __iomem *regs;
+	struct i2cx_adapter adapter;
+};
+
+static irqreturn_t mvx_isr(int irq, void *data)
+{
+	struct mvx_dev *md = data;
+
+	if (readl(md->regs + 0x04) & 0x80)
+		i2cx_unstick_bus(&md->adapter);
+	return IRQ_HANDLED;
+}
+
+int mvx_probe(struct mvx_dev *md, int irq)
+{
+	return request_irq(irq, mvx_isr, 0, "mvx", md);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def by_name(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("by_name")
+    root = mini_tree(tmp / "linux", {
+        "include/linux/ttyx.h": _TTYX_H, "drivers/ttyx/ttyx_core.c": _TTYX_CORE,
+        "drivers/ttyx/ttyx_board.c": _TTYX_BOARD, "drivers/btx/btx_uart.c": _BTX_UART,
+        "include/linux/wanx.h": "struct wanx_device;\n",
+        "drivers/wanx/wanx_core.c": _WANX_CORE, "drivers/wanx/wanx_card.c": _WANX_CARD,
+        "include/linux/i2cx.h": _I2CX_H, "drivers/i2cx/i2cx_core.c": _I2CX_CORE,
+        "drivers/i2cx/i2cx_mux.c": _I2CX_MUX, "drivers/i2cx/busses/mvx.c": _I2CX_BUS})
+    return scan_json(tmp, root / "drivers", extra=("-j", "1"))
+
+
+def _site(scan: dict[str, Any], function: str) -> dict[str, Any]:
+    found = [s for s in scan["sites"] if s["function"] == function]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_another_drivers_handler_does_not_reach_a_core_folders_drivers(
+        by_name: dict[str, Any]) -> None:
+    # btx's handler is hot; the set_termios of the board hosted in the core's folder is not
+    # (moxa's, reached from hci_intel's threaded handler through tty_set_termios)
+    assert _site(by_name, "btx_wake_thread")["hot_kinds"] == ["irq-thread"]
+    board = _site(by_name, "tb_set_termios")
+    assert (board["hot"], board["hot_kinds"], board["hot_only_via"]) == (False, [], None)
+
+
+def test_a_drivers_own_root_reaches_its_callback_through_a_core_in_its_folder(
+        by_name: dict[str, Any]) -> None:
+    # fsl_qmc_hdlc: ndo_start_xmit = hdlc_start_xmit -> hdlc->xmit = qmc_hdlc_xmit
+    card = _site(by_name, "wc_xmit")
+    assert (card["hot"], card["hot_kinds"]) == (True, ["xmit"])
+    roots = {(r["function"], r["how"], r["path"]) for r in by_name["hot_roots"]}
+    assert ("wanx_start_xmit", ".ndo_start_xmit", "drivers/wanx/wanx_card.c") in roots
+
+
+def test_a_core_files_own_default_stays_hot_from_a_driver_elsewhere(
+        by_name: dict[str, Any]) -> None:
+    # i2c-mv64xxx's handler -> i2c_recover_bus -> `bri->recover_bus` = i2c_generic_scl_recovery
+    # (stored by i2c-core-base.c itself); what another file of drivers/i2cx stores is not
+    generic = _site(by_name, "i2cx_generic_unstick")
+    assert (generic["hot"], generic["hot_kinds"]) == (True, ["irq"])
+    assert not _site(by_name, "im_unstick")["hot"]
