@@ -25,8 +25,9 @@ INCLUDE_RE = re.compile(rb"^[ \t]*#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])", re
 _INCLUDE_HASH_RE = re.compile(rb"#[ \t]*include[ \t]*([<\"][^>\"\n]+[>\"])")
 
 
-# Where an identifier may start: a letter not glued to a word or a number before it.
-_IDENT_START_RE = re.compile(rb"(?<![\w$])[A-Za-z_$]")
+# Where an identifier may start: a letter not glued to a word or a number before it, or any
+# `$` (a number does not take it in: `0x1f$` is a number and an identifier).
+_IDENT_START_RE = re.compile(rb"(?<![\w$])[A-Za-z_]|\$")
 
 
 def may_hold_identifier(text: bytes) -> bool:

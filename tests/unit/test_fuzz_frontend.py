@@ -466,6 +466,7 @@ _NUMBERISH = st.lists(st.sampled_from(
 @example(b"0x1fUL | (1 << 3)")
 @example(b".x")
 @example(b"1.5e+3f + $y")
+@example(b"0x1f$")
 def test_a_text_said_to_hold_no_identifier_lexes_none(data: bytes) -> None:
     if not lexer.may_hold_identifier(data):
         assert list(lexer.identifiers(data)) == []
