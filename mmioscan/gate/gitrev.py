@@ -337,10 +337,24 @@ class DiskSource(Source):
     def __init__(self, root: Path, label: str = "working tree") -> None:
         super().__init__()
         self.root, self.label = root, label
+        self._top = str(root)
+        # What each path is, looked up once per gate: resolve() walks every component of
+        # every path (`drivers`, `drivers/net`, ... again for each of thousands of build
+        # files and headers), and those lstat calls were a quarter of a warm one-file gate.
+        # The tree is read as it is when the gate starts; one changing under it is a race
+        # either way.
+        self._kinds: dict[str, Kind | None] = {}
+        self._build: list[str] | None = None
 
     def kind(self, path: str) -> Kind | None:
+        if path in self._kinds:
+            return self._kinds[path]
+        found = self._kinds[path] = self._lstat_kind(path)
+        return found
+
+    def _lstat_kind(self, path: str) -> Kind | None:
         try:
-            mode = os.lstat(self.root / path).st_mode
+            mode = os.lstat(os.path.join(self._top, path)).st_mode
         except OSError:
             return None
         if stat.S_ISLNK(mode):
@@ -364,6 +378,11 @@ class DiskSource(Source):
         return [posixpath.join(folder, n) if folder else n for n in names]
 
     def build_candidates(self) -> list[str]:
+        if self._build is None:  # one walk of the tree per gate (the base and the head ask)
+            self._build = self._walk_build_candidates()
+        return list(self._build)
+
+    def _walk_build_candidates(self) -> list[str]:
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]

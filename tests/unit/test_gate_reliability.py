@@ -206,3 +206,30 @@ def test_a_full_disk_while_laying_out_a_version(tmp_path: Path,
     monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(gitrev.GitError, match="cannot lay out .*a/b.c: No space left on device"):
         gitrev.sync_tree(tmp_path / "work", {"a/b.c": b"x"})
+
+
+def test_a_disk_tree_is_looked_at_once_per_path(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolve() walks every component of every path; the disk source answers each path's
+    kind from one lstat, and walks the tree for build files once (the base and the head of
+    a patch gate both ask)."""
+    for rel in ("Kconfig", "drivers/Makefile", "drivers/a/Kconfig", "drivers/a/x.c"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    source = gitrev.DiskSource(tmp_path)
+    seen: list[str] = []
+    real = source._lstat_kind
+
+    def counting(path: str) -> gitrev.Kind | None:
+        seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(source, "_lstat_kind", counting)
+    first = source.build_files()
+    assert first == ["Kconfig", "drivers/Makefile", "drivers/a/Kconfig"]
+    assert source.build_files() == first and source.is_file("drivers/a/x.c")
+    assert "drivers" in seen and len(seen) == len(set(seen))  # each path once
+    walks: list[object] = []
+    monkeypatch.setattr(gitrev.os, "walk", lambda *a, **k: walks.append(a) or iter(()))
+    assert sorted(source.build_candidates()) == first
+    assert not walks
