@@ -82,17 +82,34 @@ class Served:
         return self.loaded
 
 
-def _products(options: AnalysisOptions, rules: RuleSet, rules_file: Path | None
-              ) -> Products | None:
+def _products(options: AnalysisOptions, rules: RuleSet, rules_file: Path | None,
+              bounded: bool = False) -> Products | None:
     """The products cache of these options (None: --no-cache, or the precise engine, whose
-    facts depend on a prepared build outside the tree)."""
+    facts depend on a prepared build outside the tree). bounded: facts/products.py."""
     scan = options.scan
     if scan.cache_dir is None or scan.engine != "fast":
         return None
     asked = repr(dataclasses.replace(options, scan=dataclasses.replace(
         scan, jobs=1, cache_dir=None)))
     key = options_key(asked, (options.config, options.patch_points, rules_file), rules.digest)
-    return open_products(scan.cache_dir, resolve_root(list(scan.paths), scan.root), key)
+    return open_products(scan.cache_dir, resolve_root(list(scan.paths), scan.root), key,
+                         bounded)
+
+
+def cached_analysis(args: argparse.Namespace, options: AnalysisOptions, rules: RuleSet,
+                    rules_file: Path | None, bounded: bool = False) -> ScanResult:
+    """The result of a scan, from the products cache when its inputs have not changed: the
+    gate, run again before each push, scans the same two copies (a version's scanned folders,
+    their headers and build files: bounded, facts/products.py)."""
+    products = _products(options, rules, rules_file, bounded)
+    if products is not None:
+        stored = products.result()
+        if stored is not None:
+            return stored
+    result = run_analysis(args, options, rules).result
+    if products is not None:
+        products.store_result(result)
+    return result
 
 
 def _result(args: argparse.Namespace, compare: bool = False) -> Served:

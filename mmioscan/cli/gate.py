@@ -62,8 +62,11 @@ def _workspace(args: argparse.Namespace) -> Path | None:
 
 
 
-def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], ScanResult]:
-    """analyse() over folders of a root, with the command's options."""
+def _scanner(args: argparse.Namespace, copies: bool = False
+             ) -> Callable[[Path, tuple[str, ...]], ScanResult]:
+    """analyse() over folders of a root, with the command's options. copies: the roots are
+    the gate's copies of a version, bounded whatever they look like (products kept for them:
+    cli/commands.cached_analysis); else a root has products only if it is a kernel tree."""
     workers, cache, config, strategy = jobs(args), cache_dir(args), args.config, args.strategy
     chosen, cpu = platforms(args), cpu_features(args)
     points, all_sites = args.patch_points, args.all_sites
@@ -92,13 +95,14 @@ def _scanner(args: argparse.Namespace) -> Callable[[Path, tuple[str, ...]], Scan
     def scan(root: Path, folders: tuple[str, ...]) -> ScanResult:
         # Imported here: the analysis stack is heavy, and `history`/`diff` never need it.
         from mmioscan.analysis.pipeline import AnalysisOptions, ScanOptions
-        from mmioscan.cli.commands import run_analysis
+        from mmioscan.cli.commands import cached_analysis
 
         options = ScanOptions(tuple(root / f if f else root for f in folders), root, workers,
                               cache, **engine(root))
-        return run_analysis(args, AnalysisOptions(
+        return cached_analysis(args, AnalysisOptions(
             options, config=config, strategy=strategy, patch_points=points,
-            all_sites=all_sites, platforms=chosen, cpu_features=cpu), rules).result
+            all_sites=all_sites, platforms=chosen, cpu_features=cpu), rules, args.rules,
+            bounded=copies)
 
     return scan
 
@@ -160,7 +164,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         tree = args.root
     baseline = load_baseline(args.baseline) if args.baseline is not None else None
     options = GateOptions(
-        policy=load_policy(args.policy), scanner=_scanner(args),
+        policy=load_policy(args.policy), scanner=_scanner(args, copies=True),
         triage=load_triage(args.triage) if args.triage is not None else EMPTY,
         baseline=baseline, keep_temp=args.keep_temp, workspace=_workspace(args))
     report = _gate_report(args, options, tree)

@@ -282,12 +282,15 @@ def options_key(asked: str, user_files: tuple[Path | None, ...], rules_digest: s
     return digest.hexdigest()[:24]
 
 
-def open_products(cache_dir: Path | None, root: Path, key: str) -> Products | None:
+def open_products(cache_dir: Path | None, root: Path, key: str,
+                  bounded: bool = False) -> Products | None:
     """The products of `key` under the current content of the tree at root; None without a
     cache (--no-cache, or a cache folder that cannot be used) and outside a kernel tree: the
     root of loose C files is the folder they are in (a home folder, say), and every input
-    file under it would be walked and hashed on each run."""
-    if cache_dir is None or not is_kernel_root(root):
+    file under it would be walked and hashed on each run. bounded: root holds only what a
+    scan needs, whatever it looks like (the gate's copy of a version: the scanned folders,
+    their headers and the build files)."""
+    if cache_dir is None or not (bounded or is_kernel_root(root)):
         return None
     cache = FactsCache(cache_dir, "")
     if not cache.enabled:

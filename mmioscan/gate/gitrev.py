@@ -345,6 +345,7 @@ class DiskSource(Source):
         # either way.
         self._kinds: dict[str, Kind | None] = {}
         self._build: list[str] | None = None
+        self._read: dict[str, bytes] = {}  # read once: the head (an overlay) reads it too
 
     def kind(self, path: str) -> Kind | None:
         if path in self._kinds:
@@ -394,10 +395,14 @@ class DiskSource(Source):
     def read_real(self, paths: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         for path in paths:
-            try:
-                found[path] = read_input(self.root / path)  # regular files only, never a FIFO
-            except OSError:
-                continue  # gone or unreadable: absent from this version
+            data = self._read.get(path)
+            if data is None:
+                try:
+                    # regular files only, never a FIFO
+                    data = self._read[path] = read_input(self.root / path)
+                except OSError:
+                    continue  # gone or unreadable: absent from this version
+            found[path] = data
         return found
 
 
@@ -503,21 +508,34 @@ def sync_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
 
 
 def _sync_tree(dest: Path, contents: Mapping[str, bytes]) -> None:
+    # Plain strings, not pathlib: a reused workspace holds thousands of files, and building
+    # and relativising a Path for each was most of a warm gate's layout time.
     dest.mkdir(parents=True, exist_ok=True)
-    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
-        base = Path(dirpath)
+    top = str(dest)
+    wanted_dirs = {""}
+    for path in contents:
+        folder = posixpath.dirname(path)
+        while folder not in wanted_dirs:
+            wanted_dirs.add(folder)
+            folder = posixpath.dirname(folder)
+    for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+        here = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        here = "" if here == "." else here
         for name in filenames:
-            rel = (base / name).relative_to(dest).as_posix()
-            if rel not in contents:
-                (base / name).unlink()
+            if (f"{here}/{name}" if here else name) not in contents:
+                os.unlink(os.path.join(dirpath, name))
         for name in dirnames:
+            if (f"{here}/{name}" if here else name) in wanted_dirs:
+                continue  # holds a wanted file once written: an rmdir here would be undone
             with contextlib.suppress(OSError):  # only empty folders go
-                (base / name).rmdir()
+                os.rmdir(os.path.join(dirpath, name))
     for path, data in contents.items():
-        target = dest / path
+        target = os.path.join(top, path)
         try:
-            if target.stat().st_size == len(data) and target.read_bytes() == data:
-                continue
+            if os.stat(target).st_size == len(data):
+                with open(target, "rb") as fh:
+                    if fh.read() == data:
+                        continue
         except OSError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        Path(target).write_bytes(data)  # the few files that changed

@@ -239,7 +239,7 @@ def test_sarif_has_baseline_states(repo: Path, validator: Draft4Validator) -> No
 
 @pytest.fixture()
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_gate, "_scanner", lambda args: fake_scan)
+    monkeypatch.setattr(cli_gate, "_scanner", lambda args, copies=False: fake_scan)
 
 
 @pytest.mark.usefixtures("fake_cli")
@@ -478,7 +478,7 @@ def test_a_full_disk_under_the_cache_is_as_no_cache(repo: Path, tmp_path: Path,
 
 def test_a_crash_in_the_gate_is_exit_3_never_1(repo: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    def scanner(args: object) -> object:
+    def scanner(args: object, copies: bool = False) -> object:
         def crash(root: Path, folders: tuple[str, ...]) -> object:
             raise RuntimeError("boom\nsecond line")
         return crash
@@ -544,3 +544,36 @@ def test_the_common_options_are_those_of_scan() -> None:
                "history record": nested["history"].choices["record"]}
     for name, parser in parsers.items():
         assert wanted <= options(parser), (name, sorted(wanted - options(parser)))
+
+
+def test_a_gate_run_again_serves_both_versions_from_the_products_cache(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The gate before each push scans the same two copies: the second run analyses
+    neither (their products are kept by content), the third, after another edit, only the
+    version that changed (the base is the same commit); the answers are the same as
+    computed."""
+    from mmioscan.cli import commands
+
+    analysed: list[str] = []
+    real = commands.run_analysis
+
+    def counting(args: Any, options: Any, *rest: Any, **kw: Any) -> Any:
+        analysed.append(options.scan.root.name)
+        return real(args, options, *rest, **kw)
+
+    monkeypatch.setattr(commands, "run_analysis", counting)
+    cache, out = tmp_path / "cache", tmp_path / "gate.json"
+    _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
+    args = ["gate", str(repo), "--base", "HEAD", "--cache-dir", str(cache),
+            "--format", "json", "-o", str(out)]
+    assert run_cli(args) == 1
+    first = out.read_bytes()
+    assert sorted(analysed) == ["base", "head"]
+    analysed.clear()
+    assert run_cli(args) == 1
+    assert analysed == [] and out.read_bytes() == first
+    _edit(repo, COPY, "\twritel(2, base);  /* start */\n")
+    assert run_cli(args) in (0, 1)
+    assert analysed == ["head"]
+    capsys.readouterr()
