@@ -241,13 +241,10 @@ class FileFlows:
                 value = a.child_by_field_name("value")
             else:
                 left = a.child_by_field_name("left")
-                target = self._name(left) if left is not None else None
+                target = _text(left) if left is not None else None
                 value = a.child_by_field_name("right")
             if target is not None and value is not None:
                 yield target, value
-
-    def _name(self, node: ts.Node) -> str:
-        return _text(node)
 
     def _watched(self, taint: dict[str, frozenset[int]], contexts: frozenset[str]
                  ) -> Watched | None:
@@ -311,7 +308,7 @@ class FileFlows:
                                       | _whole(a, taint, contexts)))
                          if taint else _EMPTY for a in values)
             loop = self._in_loop(callee.start_byte, start)
-            name = self._name(callee) if callee.type == "identifier" else "->" + _text(callee)
+            name = _text(callee) if callee.type == "identifier" else "->" + _text(callee)
             if loop or any(deps):
                 row, col = callee.start_point
                 flows.append((scope, name, row + 1, col + 1, deps, loop, False))

@@ -64,8 +64,7 @@ def identifier_hashes(words: Iterable[bytes]) -> bytes:
     and read again only a file that may mention one (a collision only costs a read)."""
     # unique words first: a file repeats each identifier about seven times, and a CRC costs
     # more than a set insertion (the outer set drops the rare collisions)
-    unique = words if isinstance(words, (set, frozenset)) else set(words)
-    return array("I", sorted(set(map(zlib.crc32, unique)))).tobytes()
+    return array("I", sorted(set(map(zlib.crc32, set(words))))).tobytes()
 
 
 def mentions_iomem(data: bytes) -> bool:
