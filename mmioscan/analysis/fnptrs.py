@@ -74,30 +74,53 @@ class NameScopes:
             self._global.setdefault(name, set()).add(folder_of(path))
 
     def seen(self, path: str, name: str) -> bool:
-        if name in self._shared or name in self._own.get(path, ()):
+        # asked for every store of every parsed file, each round: most stored names (locals,
+        # `p->ret = ret`) are no function anywhere, answered before the folder is looked up
+        if name in self._shared:
             return True
+        own = self._own.get(path)
+        if own is not None and name in own:
+            return True
+        folders = self._global.get(name)
+        if not folders:
+            return False
         folder = folder_of(path)
-        return any(same_subtree(f, folder) for f in self._global.get(name, ()))
+        return any(same_subtree(f, folder) for f in folders)
 
     def names(self) -> set[str]:
         """Every name, wherever it is seen."""
         return self._shared | set(self._global) | set().union(*self._own.values())
 
 
-def _functions(files: Mapping[str, FileFacts], leaves: frozenset[str]) -> NameScopes:
+class FileFunctions:
     """Which names a file may store as a function: an accessor or a function it can call.
     The extractor records every `x->f = name` whose right side is an identifier: most are
     locals (`p->ret = ret`, `s->start = start`), and by name over the tree nearly every
-    local is some file's function."""
-    functions = NameScopes(leaves)
-    for path, facts in files.items():
-        for scope in facts.scopes:
-            if scope.kind == "function":
-                # a file's own functions, static or not, are seen from it
-                functions.add(path, scope.name, True, scope.name in facts.exports)
-                if not scope.static:
-                    functions.add(path, scope.name, False, scope.name in facts.exports)
-    return functions
+    local is some file's function. Kept from round to round of the facts stage (NameScopes
+    only gathers sets, so adding the files a round parsed gives what a fresh build over all
+    of them gives); a file whose facts were replaced makes it start again."""
+
+    def __init__(self, leaves: frozenset[str]) -> None:
+        self._leaves = leaves
+        self._clear()
+
+    def _clear(self) -> None:
+        self.names = NameScopes(self._leaves)
+        self._added: dict[str, FileFacts] = {}
+
+    def update(self, files: Mapping[str, FileFacts]) -> NameScopes:
+        if any(files.get(path) is not facts for path, facts in self._added.items()):
+            self._clear()
+        for path in files.keys() - self._added.keys():
+            facts = self._added[path] = files[path]
+            for scope in facts.scopes:
+                if scope.kind == "function":
+                    # a file's own functions, static or not, are seen from it
+                    exported = scope.name in facts.exports
+                    self.names.add(path, scope.name, True, exported)
+                    if not scope.static:
+                        self.names.add(path, scope.name, False, exported)
+        return self.names
 
 
 class FieldStores:
@@ -105,12 +128,13 @@ class FieldStores:
     (folder, field). A stored name no file could mean as a function is left out."""
 
     def __init__(self, files: Mapping[str, FileFacts],
-                 leaves: frozenset[str] = frozenset()) -> None:
+                 leaves: frozenset[str] = frozenset(),
+                 functions: FileFunctions | None = None) -> None:
         self._members: dict[tuple[str, str], str] = {}
         for path in sorted(files):
             for outer, member, inner in files[path].members:
                 self._members.setdefault((outer, member), inner)
-        functions = _functions(files, leaves)
+        seen = (functions or FileFunctions(leaves)).update(files)
         self._by_type: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._by_folder: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         # (path, struct or "", field, function) of every store kept, in path order
@@ -119,7 +143,7 @@ class FieldStores:
         for path in sorted(files):
             folder = folder_of(path)
             for written, field, function, _line in files[path].fnptrs:
-                if not functions.seen(path, function):
+                if not seen.seen(path, function):
                     continue
                 struct = self.type_of(written)
                 self.kept.append((path, struct, field, function))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mmioscan.analysis.approximate import CallerIndex, ScopeCallsMemo, approximate_wrappers
 from mmioscan.analysis.callgraph import folder_of
-from mmioscan.analysis.fnptrs import FieldStores, NameScopes
+from mmioscan.analysis.fnptrs import FieldStores, FileFunctions, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
 from mmioscan.cfront.lexer import words
 from mmioscan.cfront.prefilter import identifier_hashes, name_hashes
@@ -82,6 +82,7 @@ class RoundsMemo:
 
     scope_calls: ScopeCallsMemo = dataclasses.field(default_factory=dict)
     index: CallerIndex | None = None
+    functions: FileFunctions | None = None  # what the files may store as functions
 
 
 def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
@@ -93,7 +94,9 @@ def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
     leaves = rules.catalogue.names()
     addr_args = {n: a.addr_arg for n, a in rules.catalogue.accessors.items()}
     funnels: set[str] = set()
-    stores = FieldStores(parsed, leaves)
+    if memo.functions is None:
+        memo.functions = FileFunctions(leaves)
+    stores = FieldStores(parsed, leaves, memo.functions)
     if memo.index is None:
         memo.index = CallerIndex(leaves, rules.wrappers.max_function_lines,
                                  rules.wrappers.max_funnel_lines)
@@ -225,8 +228,9 @@ def _makers(facts: FileFacts, accessing: set[str]) -> set[int]:
     regmap call, or a dereference, in their own body (a macro writing a fixed register
     makes one in every function using it)."""
     deref_scopes = {d[2] for d in facts.derefs}
+    disjoint = accessing.isdisjoint
     return {i for i, s in enumerate(facts.scopes)
-            if i in deref_scopes or not accessing.isdisjoint((*s.callees, *s.values))}
+            if i in deref_scopes or not (disjoint(s.callees) and disjoint(s.values))}
 
 
 class _AccessFields:

@@ -615,3 +615,33 @@ def test_a_core_files_own_default_stays_hot_from_a_driver_elsewhere(
     generic = _site(by_name, "i2cx_generic_unstick")
     assert (generic["hot"], generic["hot_kinds"]) == (True, ["irq"])
     assert not _site(by_name, "im_unstick")["hot"]
+
+
+def test_function_names_kept_from_round_to_round_equal_a_fresh_build() -> None:
+    # the caller rounds add each round's files to one FileFunctions: what it answers must
+    # be what a build over all the files answers, and a replaced file's names must go
+    from mmioscan.analysis.fnptrs import FileFunctions
+    from mmioscan.cfront.extract import Extractor
+    from mmioscan.core.catalogue import load_catalogue
+
+    extractor = Extractor(load_catalogue().names())
+    texts = {"drivers/demo/d.c": _STORES,
+             "drivers/demo/sub/e.c": "int demo_e(void) { return 0; }\n",
+             "drivers/other/f.c": "static int demo_f(void) { return 0; }\n"
+                                  "int demo_g(void) { return 0; }\n"}
+    files = {p: extractor.extract(p, "0", t.encode()) for p, t in texts.items()}
+    kept = FileFunctions(frozenset({"readl"}))
+    kept.update({p: f for p, f in files.items() if p != "drivers/other/f.c"})
+    grown = kept.update(files)
+    fresh = FileFunctions(frozenset({"readl"})).update(files)
+    asked = [(p, n) for p in (*texts, "drivers/demo/x.c", "drivers/other/sub/y.c")
+             for n in ("demo_rd8", "demo_e", "demo_f", "demo_g", "readl", "len")]
+    assert [grown.seen(p, n) for p, n in asked] == [fresh.seen(p, n) for p, n in asked]
+    assert grown.seen("drivers/other/f.c", "demo_f")
+    assert not grown.seen("drivers/demo/d.c", "demo_f")  # static: its own file only
+    assert grown.seen("drivers/demo/d.c", "demo_e")  # non-static in the subtree below
+    replaced = dict(files, **{"drivers/other/f.c": extractor.extract(
+        "drivers/other/f.c", "1", b"int demo_h(void) { return 0; }\n")})
+    again = kept.update(replaced)
+    assert not again.seen("drivers/other/f.c", "demo_f")
+    assert again.seen("drivers/other/f.c", "demo_h")
