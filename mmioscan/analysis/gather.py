@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmioscan.analysis import replay
 from mmioscan.analysis.callgraph import (
     IncludeIndex,
     folder_of,
@@ -308,17 +309,36 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     rounds = Rounds(frozenset(store.rules.hot.registrations) | store.rules.hot.fields,
                      frozenset(store.rules.hot.registrations))
     cache = open_cache(store.options.cache_dir, store.rules.digest, store.spec)
+    key = replay.record_key(fileset.files, str(fileset.root))
+    start = replay.digests_of(store.by_path)
+    record = replay.load(cache, key)
+    if record is not None and replay.replayable(record, store.by_path, cache):
+        for found in record.rounds:  # what the rounds would find again (analysis/replay.py)
+            _add_round(store, found, scoped_set)
+        clock.lap("wrapper callers")
+        replay.store(cache, key, replay.Record(start, record.rounds))
+        cache.close()
+        return
     negatives = cache.negatives()
     fresh_negatives: list[tuple[str, str]] = []
+    added_by_round: list[tuple[str, ...]] = []
     for _ in range(MAX_ROUNDS):
         extra = _callers_round(store, list(fileset.files), rounds, negatives,
                                fresh_negatives)
         clock.lap("wrapper callers")
         if not extra:
             break
-        added = store.add(extra, force=frozenset(extra))
-        _context_headers(store, added, scoped_set)
-        _hot_headers(store, scoped_set)
+        added_by_round.append(tuple(sorted(extra)))
+        _add_round(store, extra, scoped_set)
         clock.lap("facts")
     cache.store_negatives(fresh_negatives)
+    replay.store(cache, key, replay.Record(start, tuple(added_by_round)))
     cache.close()
+
+
+def _add_round(store: _Facts, extra: Iterable[str], scoped: set[str]) -> None:
+    """Parse the files a round found, then the headers they bring (context, hot)."""
+    wanted = frozenset(extra)
+    added = store.add(wanted, force=wanted)
+    _context_headers(store, added, scoped)
+    _hot_headers(store, scoped)

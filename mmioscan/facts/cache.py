@@ -21,6 +21,7 @@ import os
 import pickle
 import sqlite3
 import stat
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -43,7 +44,11 @@ CREATE TABLE IF NOT EXISTS file_stamps (path BLOB PRIMARY KEY, size INTEGER, mti
 CREATE TABLE IF NOT EXISTS facts (digest TEXT, salt TEXT, blob BLOB, PRIMARY KEY (digest, salt));
 CREATE TABLE IF NOT EXISTS negatives (digest TEXT, names TEXT, salt TEXT,
                                       PRIMARY KEY (digest, names, salt));
+CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, salt TEXT, used_ns INTEGER,
+                                    blob BLOB);
 """
+# Records kept (analysis/replay.py: one per scope scanned, the most recently used)
+MAX_RECORDS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +219,31 @@ class FactsCache:
                 self._db.execute("DELETE FROM negatives WHERE salt != ?", (self.salt,))
                 self._db.executemany("INSERT OR IGNORE INTO negatives VALUES (?, ?, ?)",
                                      ((d, n, self.salt) for d, n in pairs))
+        except sqlite3.Error as exc:
+            self.problem = f"cache not updated: {exc}"
+
+    def record(self, key: str) -> bytes | None:
+        """The blob stored under key by this tool and rules version, or None."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT blob FROM records WHERE key = ? AND salt = ?",
+                                   (key, self.salt)).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row is not None and isinstance(row[0], bytes) else None
+
+    def store_record(self, key: str, blob: bytes) -> None:
+        """Keep blob under key; only the MAX_RECORDS most recently stored stay."""
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.execute("DELETE FROM records WHERE salt != ?", (self.salt,))
+                self._db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+                                 (key, self.salt, time.time_ns(), blob))
+                self._db.execute("DELETE FROM records WHERE key NOT IN (SELECT key FROM "
+                                 "records ORDER BY used_ns DESC LIMIT ?)", (MAX_RECORDS,))
         except sqlite3.Error as exc:
             self.problem = f"cache not updated: {exc}"
 

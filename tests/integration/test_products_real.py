@@ -79,3 +79,28 @@ def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
     # no cache, cold, warm (hit), incremental (miss), its fresh twin, restored (the cold
     # run's entry: a hit), again (hit)
     assert [s.hit for s in served] == [False, False, True, False, False, True, True]
+
+
+def test_a_comment_edit_replays_the_caller_rounds(kernel_tree: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # analysis/replay.py: netdev.c's facts do not change, so the rounds are not searched
+    # again, and the output is still that of a scan without any cache
+    from mmioscan.analysis import gather
+
+    tree = _small_tree(kernel_tree, tmp_path / "linux")
+    cache = tmp_path / "cache"
+    cold = _scan(tree, tmp_path / "cold.json", cache)
+    searched: list[int] = []
+    real = gather._callers_round
+
+    def counting(*args: object, **kwargs: object) -> set[str]:
+        searched.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gather, "_callers_round", counting)
+    changed = tree / DRIVER / "netdev.c"
+    changed.write_bytes(changed.read_bytes() + b"/* a comment at the end */\n")
+    edited = _scan(tree, tmp_path / "edited.json", cache)
+    assert not searched
+    assert edited == _scan(tree, tmp_path / "edited-fresh.json", None) == cold
+    assert searched  # the scan without a cache searched
