@@ -136,6 +136,7 @@ class CallGraph:
         self._resolved: dict[tuple[str, str], str | None] = {}
         self._index_fnptrs()
         self.reach: dict[str, Reach] = {}
+        self._wrapper_names: frozenset[str] | None = None
         self.graph: nx.DiGraph = nx.DiGraph()
         self._reached: dict[str, frozenset[str]] = {}  # leaves each node reaches, helpers too
         self._find_wrappers()
@@ -545,7 +546,11 @@ class CallGraph:
         return key if key in self.leaves else self.definitions[key].name
 
     def wrapper_names(self) -> frozenset[str]:
-        return frozenset(self.definitions[k].name for k in self.reach)
+        # asked for each regmap_init callback traced (240 on the whole tree): reach is
+        # complete once the graph is built
+        if self._wrapper_names is None:
+            self._wrapper_names = frozenset(self.definitions[k].name for k in self.reach)
+        return self._wrapper_names
 
     # -- hot paths ---------------------------------------------------------------------------
 
