@@ -50,6 +50,7 @@ from mmioscan.analysis.fnptrs import HOT_FANOUT, FieldStores, IndirectCall, alte
 from mmioscan.analysis.includes import IncludeIndex
 from mmioscan.cfront.includes import INCLUDE_DIRS, folder_of, include_candidates, same_subtree
 from mmioscan.core.model import FileFacts
+from mmioscan.kernel.includepaths import IncludePaths
 
 __all__ = ["INCLUDE_DIRS", "CallGraph", "IncludeIndex", "folder_of", "include_candidates"]
 
@@ -105,7 +106,7 @@ class CallGraph:
                  extra_leaves: Iterable[str] = (), max_function_lines: int = 15,
                  max_funnel_lines: int = 400,
                  scope_calls: Mapping[str, tuple[FileFacts, Mapping[int, ScopeCalls]]]
-                 | None = None) -> None:
+                 | None = None, include_paths: IncludePaths | None = None) -> None:
         self.max_function_lines = max_function_lines
         self.max_funnel_lines = max_funnel_lines
         every = {f.path: f for f in facts}
@@ -126,7 +127,7 @@ class CallGraph:
         self._index()
         # Includes through every file read: a header that mentions no accessor is not parsed
         # but still carries its own #include lines.
-        self.include_index = IncludeIndex(every)
+        self.include_index = IncludeIndex(every, include_paths)
         # Scope calls the facts stage already derived (its caller rounds), for the same facts
         # objects: deriving them again was a tenth of a warm folder scan.
         self._scope_calls: dict[str, Mapping[int, ScopeCalls]] = {

@@ -36,6 +36,7 @@ from mmioscan.clang.prepare import Prepared
 from mmioscan.core.model import FileFacts, Problem, ScanStats
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.facts.runner import ExtractSpec, Progress, Workers, collect_facts, open_cache
+from mmioscan.kernel.includepaths import IncludePaths
 from mmioscan.kernel.tree import FileSet, collect
 
 MAX_ROUNDS = 5
@@ -82,13 +83,14 @@ class _Facts:
         self.called: set[str] = set()  # every name a parsed file calls (_hot_headers)
         self.code_names: dict[str, frozenset[str]] = {}  # a header's code names (_hot_headers)
         self.workers: Workers | None = None  # kept across the rounds (gather sets it)
+        self.include_paths = IncludePaths(root)  # the Makefiles' -I folders
 
     def includes(self) -> IncludeIndex:
         """The include index of every file read. Kept while no file is added and no file's
         includes change: a file a round parses was read before, unparsed, with the same
         `#include` lines (the index is rebuilt over 60,000 files otherwise, twice a round)."""
         if self._includes is None:
-            self._includes = IncludeIndex(self.by_path)
+            self._includes = IncludeIndex(self.by_path, self.include_paths)
         return self._includes
 
     def add(self, files: Iterable[str], force: frozenset[str] = frozenset(),
@@ -128,11 +130,25 @@ def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> N
                         (c for c in include_candidates(facts.path, target)
                          if (store.root / c).is_file()), None)
                 found = resolved[memo]
+                if found is None:  # then in the folders its Makefiles add with -I
+                    found = _through_flags(store, folder, target, resolved)
                 if found is not None and found not in store.by_path and found not in scoped:
                     wanted.add(found)
         if not wanted:
             return
         new = store.add(wanted)
+
+
+def _through_flags(store: _Facts, folder: str, target: str,
+                   resolved: dict[tuple[str, str], str | None]) -> str | None:
+    memo = (folder, "-I" + target)
+    if memo not in resolved:
+        name = target[1:-1]
+        resolved[memo] = next(
+            (c for c in (posixpath.normpath(f"{d}/{name}")
+                         for d in store.include_paths.dirs(folder))
+             if (store.root / c).is_file()), None)
+    return resolved[memo]
 
 
 def _hot_headers(store: _Facts, scoped: set[str]) -> None:
@@ -273,6 +289,7 @@ class Gathered:
     # facts object they were derived from): the call graph reuses them
     scope_calls: Mapping[str, tuple[FileFacts, Mapping[int, ScopeCalls]]] = \
         dataclasses.field(default_factory=dict)
+    include_paths: IncludePaths | None = None  # the Makefiles' -I folders
 
     @property
     def root(self) -> Path:
@@ -296,7 +313,7 @@ def gather(options: ScanOptions, rules: RuleSet, progress: Progress | None = Non
     scoped = tuple(store.by_path[p] for p in fileset.files)
     problems = [*fileset.problems, *store.problems, *(p for f in scoped for p in f.problems)]
     return Gathered(fileset, dict(store.by_path), scoped, _stats(scoped, len(store.hit_paths)),
-                    tuple(problems), store.memo.scope_calls)
+                    tuple(problems), store.memo.scope_calls, store.include_paths)
 
 
 def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],

@@ -10,11 +10,13 @@ one file's closure.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from mmioscan.cfront.includes import folder_of, include_candidates
 from mmioscan.core.model import FileFacts
+from mmioscan.kernel.includepaths import IncludePaths
 
 _UNSEEN = "\0unseen"
 
@@ -23,8 +25,10 @@ class IncludeIndex:
     """Which parsed files each file includes, transitively (for resolution and for finding
     the wrappers a file can see)."""
 
-    def __init__(self, files: Mapping[str, FileFacts]) -> None:
+    def __init__(self, files: Mapping[str, FileFacts],
+                 paths: IncludePaths | None = None) -> None:
         self.files = files
+        self.paths = paths  # the Makefiles' -I folders, tried last (kernel/includepaths.py)
         self._direct: dict[str, tuple[str, ...]] = {}
         self._reach: tuple[dict[str, int], dict[str, int]] | None = None
         self._last_closure: tuple[str, int] = ("", 0)
@@ -32,6 +36,7 @@ class IncludeIndex:
         self._seen_for: Mapping[str, frozenset[str]] | None = None
         self._seen: dict[str, frozenset[str]] = {}
         self._resolved_include: dict[tuple[str, str], str | None] = {}
+        self._resolved_flags: dict[tuple[str, str], str | None] = {}
         self._positions: dict[str, dict[str, int]] = {}  # first_of: each direct include's rank
 
     def _condensed(self) -> _Condensed:
@@ -145,8 +150,22 @@ class IncludeIndex:
                 found = next((c for c in include_candidates(path, target) if c in self.files),
                              None)
                 self._resolved_include[memo] = found
+            if found is None and self.paths is not None:
+                found = self._through_flags(folder, target)
             if found is not None:
                 yield found
+
+    def _through_flags(self, folder: str, target: str) -> str | None:
+        """An include found nowhere else, in the folders folder's Makefiles add with -I."""
+        memo = (folder, target)
+        found = self._resolved_flags.get(memo, _UNSEEN)
+        if found is _UNSEEN:
+            assert self.paths is not None
+            name = target[1:-1]
+            found = self._resolved_flags[memo] = next(
+                (c for c in (posixpath.normpath(f"{d}/{name}") for d in self.paths.dirs(folder))
+                 if c in self.files), None)
+        return found
 
 
 @dataclass(frozen=True, slots=True)

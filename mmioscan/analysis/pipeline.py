@@ -98,7 +98,8 @@ def build_graph(gathered: Gathered, rules: RuleSet) -> CallGraph:
     return CallGraph(gathered.facts.values(), rules.catalogue.accessors,
                      max_function_lines=rules.wrappers.max_function_lines,
                      max_funnel_lines=rules.wrappers.max_funnel_lines,
-                     scope_calls=gathered.scope_calls)
+                     scope_calls=gathered.scope_calls,
+                     include_paths=gathered.include_paths)
 
 
 def run(options: AnalysisOptions, rules: RuleSet | None = None,
