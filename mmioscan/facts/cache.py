@@ -23,7 +23,7 @@ import sqlite3
 import stat
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,15 +212,11 @@ class FactsCache:
         return set(rows)
 
     def store_negatives(self, pairs: Iterable[tuple[str, str]]) -> None:
-        if self._db is None:
-            return
-        try:
-            with self._db:
-                self._db.execute("DELETE FROM negatives WHERE salt != ?", (self.salt,))
-                self._db.executemany("INSERT OR IGNORE INTO negatives VALUES (?, ?, ?)",
-                                     ((d, n, self.salt) for d, n in pairs))
-        except sqlite3.Error as exc:
-            self.problem = f"cache not updated: {exc}"
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM negatives WHERE salt != ?", (self.salt,))
+            db.executemany("INSERT OR IGNORE INTO negatives VALUES (?, ?, ?)",
+                           ((d, n, self.salt) for d, n in pairs))
+        self._write(work)
 
     def record(self, key: str) -> bytes | None:
         """The blob stored under key by this tool and rules version, or None."""
@@ -235,15 +231,21 @@ class FactsCache:
 
     def store_record(self, key: str, blob: bytes) -> None:
         """Keep blob under key; only the MAX_RECORDS most recently stored stay."""
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM records WHERE salt != ?", (self.salt,))
+            db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+                       (key, self.salt, time.time_ns(), blob))
+            db.execute("DELETE FROM records WHERE key NOT IN (SELECT key FROM records "
+                       "ORDER BY used_ns DESC LIMIT ?)", (MAX_RECORDS,))
+        self._write(work)
+
+    def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run work in one transaction; a failure disables nothing, it is recorded."""
         if self._db is None:
             return
         try:
             with self._db:
-                self._db.execute("DELETE FROM records WHERE salt != ?", (self.salt,))
-                self._db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
-                                 (key, self.salt, time.time_ns(), blob))
-                self._db.execute("DELETE FROM records WHERE key NOT IN (SELECT key FROM "
-                                 "records ORDER BY used_ns DESC LIMIT ?)", (MAX_RECORDS,))
+                work(self._db)
         except sqlite3.Error as exc:
             self.problem = f"cache not updated: {exc}"
 

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from mmioscan.kernel.make import MARK, Marks
-from mmioscan.kernel.makefiles import MakefileReader
+from mmioscan.kernel.makefiles import MakefileReader, kbuild_file
 
 _FLAG_RE = re.compile(r"-I\s*(\S+)")
 _OWN = frozenset({"ccflags-y", "ccflags-m", "ccflags-", "EXTRA_CFLAGS"})
@@ -60,11 +60,7 @@ class IncludePaths:
         return tuple(dict.fromkeys(found))
 
     def _makefile(self, folder: str) -> str | None:
-        for name in ("Kbuild", "Makefile"):
-            rel = f"{folder}/{name}" if folder else name
-            if os.path.isfile(os.path.join(self.root, rel)):
-                return rel
-        return None
+        return kbuild_file(self.root, folder)
 
     def _folder_flags(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(ccflags folders, subdir-ccflags folders) of one folder's Makefile."""

@@ -287,6 +287,15 @@ class FileMapping(NamedTuple):
     evidence: str
 
 
+def kbuild_file(root: Path, folder: str) -> str | None:
+    """The file kbuild reads for a folder (Kbuild before Makefile), root-relative, or None."""
+    for name in ("Kbuild", "Makefile"):
+        rel = f"{folder}/{name}" if folder else name
+        if os.path.isfile(os.path.join(root, rel)):
+            return rel
+    return None
+
+
 def merge_conditions(*parts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for part in parts for c in part))
 
@@ -344,11 +353,7 @@ class Kbuild:
             self._add_route(target, route)
 
     def kbuild_file(self, folder: str) -> str | None:
-        for name in ("Kbuild", "Makefile"):
-            rel = f"{folder}/{name}" if folder else name
-            if os.path.isfile(os.path.join(self.root, rel)):
-                return rel
-        return None
+        return kbuild_file(self.root, folder)
 
     def rules(self, folder: str) -> FolderRules | None:
         if folder not in self.folders:
