@@ -37,6 +37,7 @@ from mmioscan.cfront.includes import include_candidates
 from mmioscan.cfront.lexer import INCLUDE_RE
 from mmioscan.core.fileio import BROKEN_LINK, LEAVES_TREE, NOT_REGULAR, read_input
 from mmioscan.core.findings import clean
+from mmioscan.kernel.includepaths import IncludePaths
 from mmioscan.kernel.tree import SOURCE_SUFFIXES
 from mmioscan.platforms import tree_files
 
@@ -457,12 +458,18 @@ class OverlaySource(Source):
         return found
 
 
-def _includes(path: str, data: bytes, source: Source) -> set[str]:
-    """The tree paths of the headers a file includes that exist in this version."""
+def _includes(path: str, data: bytes, source: Source, flags: IncludePaths) -> set[str]:
+    """The tree paths of the headers a file includes that exist in this version: next to
+    it, in include/ and arch/, then in the folders its Makefiles add with -I (as the scan
+    resolves them: analysis/includes.py)."""
     found: set[str] = set()
     for match in INCLUDE_RE.finditer(data):
         target = match.group(1).decode("utf-8", "replace")
         hit = next((c for c in include_candidates(path, target) if source.is_file(c)), None)
+        if hit is None:
+            hit = next((c for c in (posixpath.normpath(f"{d}/{target[1:-1]}")
+                                    for d in flags.dirs(posixpath.dirname(path)))
+                        if source.is_file(c)), None)
         if hit is not None:
             found.add(hit)
     return found
@@ -475,11 +482,13 @@ def needed_paths(source: Source, folders: Iterable[str]) -> dict[str, bytes]:
     for folder in folders:
         wanted.update(p for p in source.files_in(folder) if p.endswith(SOURCE_SUFFIXES))
     contents = source.read(sorted(wanted))
+    flags = IncludePaths(Path("."), files={p: d for p, d in contents.items()
+                                           if is_build_file(p)})
     fresh = [p for p in contents if p.endswith(SOURCE_SUFFIXES)]
     for _ in range(INCLUDE_DEPTH):
         headers: set[str] = set()
         for path in fresh:
-            headers |= _includes(path, contents[path], source)
+            headers |= _includes(path, contents[path], source, flags)
         headers -= contents.keys()
         if not headers:
             break

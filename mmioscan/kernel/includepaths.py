@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from mmioscan.kernel.make import MARK, Marks
@@ -32,8 +33,12 @@ class IncludePaths:
     """The `-I` folders of the files of each folder, from the tree's Makefiles; read on
     demand (only an include that resolves nowhere else asks) and memoised per folder."""
 
-    def __init__(self, root: Path, arch: str = "x86") -> None:
-        self.root, self.arch = root, arch
+    def __init__(self, root: Path, arch: str = "x86",
+                 files: Mapping[str, bytes] | None = None) -> None:
+        """files: the tree's build files by path, for a version not on disk (the gate's
+        git revisions); folders are then not checked for existence (a probe of a header
+        there simply finds nothing)."""
+        self.root, self.arch, self.files = root, arch, files
         self._flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._dirs: dict[str, tuple[str, ...]] = {}
 
@@ -60,7 +65,11 @@ class IncludePaths:
         return tuple(dict.fromkeys(found))
 
     def _makefile(self, folder: str) -> str | None:
-        return kbuild_file(self.root, folder)
+        if self.files is None:
+            return kbuild_file(self.root, folder)
+        return next((rel for rel in (f"{folder}/Kbuild" if folder else "Kbuild",
+                                     f"{folder}/Makefile" if folder else "Makefile")
+                     if rel in self.files), None)
 
     def _folder_flags(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(ccflags folders, subdir-ccflags folders) of one folder's Makefile."""
@@ -72,7 +81,7 @@ class IncludePaths:
         subdir: list[str] = []
         if rel is not None:
             marks = Marks()
-            reader = MakefileReader(self.root, folder, marks, [], self.arch)
+            reader = MakefileReader(self.root, folder, marks, [], self.arch, self.files)
             reader.read(rel)
             make = reader.make
             for key, (value, recursive) in sorted(make.vars.items()):
@@ -91,4 +100,6 @@ class IncludePaths:
         path = posixpath.normpath(token.strip("\"'"))
         if path.startswith(("/", "../")) or path == ".." or path == ".":
             return None
+        if self.files is not None:
+            return path
         return path if os.path.isdir(os.path.join(self.root, path)) else None

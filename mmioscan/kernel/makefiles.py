@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -136,8 +136,11 @@ class MakefileReader:
     """Reads one folder's Kbuild file (and what it includes) into FolderRules."""
 
     def __init__(self, root: Path, folder: str, marks: Marks, problems: list[Problem],
-                 arch: str) -> None:
+                 arch: str, files: Mapping[str, bytes] | None = None) -> None:
         self.root, self.folder, self.marks, self.problems = root, folder, marks, problems
+        # the tree's build files by root-relative path, when they are not on disk (a version
+        # the gate reads from git); None: read under root
+        self.files = files
         self.make = Make(root, folder, marks, arch)
         self.assigns: list[_Assign] = []
         self.in_recipe = False
@@ -145,12 +148,20 @@ class MakefileReader:
         self.depth = 0
 
     def read(self, rel: str) -> None:
-        try:
-            with open(os.path.join(self.root, rel), encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError as exc:
-            self.problems.append(Problem(rel, f"cannot read ({exc.strerror or exc})"))
-            return
+        if self.files is not None:
+            data = self.files.get(rel)
+            if data is None:
+                self.problems.append(Problem(rel, "cannot read (not in this version)"))
+                return
+            text = data.decode("utf-8", "replace")
+        else:
+            try:
+                with open(os.path.join(self.root, rel), encoding="utf-8",
+                          errors="replace") as f:
+                    text = f.read()
+            except OSError as exc:
+                self.problems.append(Problem(rel, f"cannot read ({exc.strerror or exc})"))
+                return
         self.in_recipe = self.in_define = False
         for number, line in _logical_lines(text):
             self._line(rel, number, line)
@@ -199,7 +210,8 @@ class MakefileReader:
             # kbuild's own machinery (scripts/) and generated files are not object lists.
             if path.startswith(("../", "/", "scripts/", "include/config/")):
                 continue
-            if not (self.root / path).is_file():
+            if not (path in self.files if self.files is not None
+                    else (self.root / path).is_file()):
                 if not optional:
                     self.problems.append(Problem(rel, f"line {number}: include {path}: "
                                                       "no such file"))

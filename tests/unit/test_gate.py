@@ -97,6 +97,23 @@ def test_materialises_the_folder_its_includes_and_build_files(repo: Path) -> Non
     assert "drivers/foo/notes.txt" not in got
 
 
+def test_materialises_headers_found_through_makefile_flags(repo: Path) -> None:
+    # the scan resolves `#include "fx_regs.h"` through drivers/foo's `-I` (kernel/
+    # includepaths.py): the gate's copy must hold that header too, in both versions
+    (repo / "drivers/fx/common").mkdir(parents=True)
+    (repo / "drivers/fx/common/fx_regs.h").write_text("#define FX_CTRL 0x10\n")
+    (repo / "drivers/foo/Makefile").write_text(
+        "obj-y += foo.o\nccflags-y += -I $(srctree)/drivers/fx/common\n")
+    _edit(repo, '#include "foo.h"\n', '#include "foo.h"\n#include "fx_regs.h"\n')
+    _commit(repo, "flags")
+    source = RevSource(repo, commit_of(repo, "HEAD"))
+    assert "drivers/fx/common/fx_regs.h" in needed_paths(source, ["drivers/foo"])
+    (repo / "drivers/foo/Makefile").write_text("obj-y += foo.o\n")
+    _commit(repo, "no flags")
+    source = RevSource(repo, commit_of(repo, "HEAD"))
+    assert "drivers/fx/common/fx_regs.h" not in needed_paths(source, ["drivers/foo"])
+
+
 def test_new_unsupported_call_in_the_working_tree_blocks(repo: Path) -> None:
     _edit(repo, "\twritel(1, base);  /* start */\n", COPY)
     report = gate_revisions(repo, "HEAD", None, _options())
