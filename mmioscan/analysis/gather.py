@@ -329,11 +329,13 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
     key = replay.record_key(fileset.files, str(fileset.root))
     start = replay.digests_of(store.by_path)
     record = replay.load(cache, key)
-    if record is not None and replay.replayable(record, store.by_path, cache):
+    if record is not None and replay.replayable(record, store.by_path, cache,
+                                                store.include_paths):
         for found in record.rounds:  # what the rounds would find again (analysis/replay.py)
             _add_round(store, found, scoped_set)
         clock.lap("wrapper callers")
-        replay.store(cache, key, replay.Record(start, record.rounds))
+        replay.store(cache, key, replay.Record(start, record.rounds,
+                                               store.include_paths.read_so_far()))
         cache.close()
         return
     negatives = cache.negatives()
@@ -349,7 +351,8 @@ def _more_files(store: _Facts, fileset: FileSet, first: list[FileFacts],
         _add_round(store, extra, scoped_set)
         clock.lap("facts")
     cache.store_negatives(fresh_negatives)
-    replay.store(cache, key, replay.Record(start, tuple(added_by_round)))
+    replay.store(cache, key, replay.Record(start, tuple(added_by_round),
+                                           store.include_paths.read_so_far()))
     cache.close()
 
 

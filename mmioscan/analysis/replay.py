@@ -8,7 +8,8 @@ digest at that point and the files each round added (a Record). A later run over
 scope whose files at that point have the same digests, but for a few whose old facts
 (still in the cache, by their old digest) equal their new ones in everything but digest and
 size, would search the same bytes for the same names: it parses the recorded files, round by
-round, and runs the same context-header and hot-header steps after each. A comment added to
+round, and runs the same context-header and hot-header steps after each. The -I flags of the
+Makefiles include resolution read are kept too, and must read the same. A comment added to
 a driver (the common one-file edit of a warm tree), a constant changed, a string reworded:
 the whole tree's rounds (about a third of a warm run's analysis) are then skipped. Any
 other change (a call added, a file added or removed, an unparsed file edited: its bytes are
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from mmioscan.core.model import FileFacts
 from mmioscan.core.sources import source_digest
 from mmioscan.facts.cache import FactsCache
+from mmioscan.kernel.includepaths import IncludePaths
 
 # Changed files checked one by one (each is a cache look-up and a comparison of facts);
 # past this many (a branch checked out) the rounds simply run
@@ -39,6 +41,9 @@ class Record:
 
     digests: dict[str, str]  # path -> content digest of every file with facts, at the start
     rounds: tuple[tuple[str, ...], ...]  # the files each round parsed, in order
+    # the -I flags of every folder whose Makefile include resolution read (Makefiles have
+    # no facts: an edit of one is seen here)
+    flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
 
 
 def record_key(scope: Sequence[str], root: str) -> str:
@@ -72,11 +77,14 @@ def store(cache: FactsCache, key: str, record: Record) -> None:
         pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL), 1))
 
 
-def replayable(record: Record, by_path: Mapping[str, FileFacts], cache: FactsCache) -> bool:
+def replayable(record: Record, by_path: Mapping[str, FileFacts], cache: FactsCache,
+               paths: IncludePaths) -> bool:
     """Would the rounds, started from by_path, parse what the record says they parsed?"""
     digests = record.digests
     if digests.keys() != by_path.keys():
         return False  # a file added, removed, or a header reached that was not before
+    if any(paths.flags_of(folder) != flags for folder, flags in record.flags.items()):
+        return False  # a Makefile's -I folders changed: includes may resolve elsewhere
     changed = [p for p, f in by_path.items() if digests[p] != f.digest or not f.digest]
     if len(changed) > MAX_CHANGED:
         return False

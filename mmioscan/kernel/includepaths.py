@@ -71,6 +71,14 @@ class IncludePaths:
                                      f"{folder}/Makefile" if folder else "Makefile")
                      if rel in self.files), None)
 
+    def read_so_far(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The flags of every folder whose Makefile was read (what the answers so far
+        depended on: analysis/replay.py checks them again)."""
+        return dict(self._flags)
+
+    def flags_of(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self._folder_flags(folder)
+
     def _folder_flags(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(ccflags folders, subdir-ccflags folders) of one folder's Makefile."""
         known = self._flags.get(folder)

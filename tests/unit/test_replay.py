@@ -45,6 +45,22 @@ u32 rp_status(struct rp_dev *d)
 }
 """
 
+_RQ_REGS = """\
+static inline u32 rq_rd(struct rp_dev *d, u32 reg)
+{
+	return readl(d->base + reg);
+}
+"""
+
+_USER2 = """\
+#include "rq_regs.h"
+
+u32 rq_status(struct rp_dev *d)
+{
+	return rq_rd(d, 4);
+}
+"""
+
 _RD = """
 u32 rp_rd(struct rp_dev *d, u32 reg)
 {
@@ -79,6 +95,8 @@ def _no_digests(facts: dict[str, FileFacts]) -> dict[str, tuple[object, ...]]:
     ("drivers/rp/funnel.c", lambda t: t.replace("0x10", "0x14") + "\n", True),
     ("drivers/rp/funnel.c", lambda t: t + _RD, False),  # a funnel other.c calls: parsed now
     ("drivers/rp/user.c", lambda t: t + "/* a comment */\n", False),  # unparsed: its bytes
+    # a Makefile's -I folders: user2.c's "rq_regs.h" now resolves, to a header with a funnel
+    ("drivers/rq/Makefile", lambda t: t + "ccflags-y += -I $(srctree)/drivers/rp/inc\n", False),
     # never parsed, same words: its facts are equal, but the rounds search its bytes
     ("drivers/rp/other.c", lambda t: t.replace("\t", "        "), False),
     ("drivers/rp/new.c", lambda t: _USER.replace("rp_start", "rp_stop"), False),  # a new file
@@ -88,7 +106,10 @@ def test_replay_gives_the_facts_of_a_fresh_scan(tmp_path: Path, monkeypatch: pyt
                                                 replayed: bool) -> None:
     root = mini_tree(tmp_path / "linux", {"drivers/rp/funnel.c": _FUNNEL,
                                           "drivers/rp/user.c": _USER,
-                                          "drivers/rp/other.c": _OTHER})
+                                          "drivers/rp/other.c": _OTHER,
+                                          "drivers/rp/inc/rq_regs.h": _RQ_REGS,
+                                          "drivers/rq/Makefile": "obj-y += user2.o\n",
+                                          "drivers/rq/user2.c": _USER2})
     first, searched = _facts(root, tmp_path / "cache", monkeypatch)
     assert searched >= 1 and first["drivers/rp/user.c"].parsed  # found by a round
     target = root / path
@@ -99,6 +120,7 @@ def test_replay_gives_the_facts_of_a_fresh_scan(tmp_path: Path, monkeypatch: pyt
     assert (searched == 0) is replayed
     assert again == fresh
     assert again["drivers/rp/other.c"].parsed is (path == "drivers/rp/funnel.c" and not replayed)
+    assert again["drivers/rq/user2.c"].parsed is (path == "drivers/rq/Makefile")
     assert _no_digests(again) == _no_digests(fresh)
 
 
