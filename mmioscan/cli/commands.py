@@ -197,7 +197,7 @@ def explain(args: argparse.Namespace) -> int:
     result = analysis.result
     if location is not None:
         rel = _relative_to_root(Path(location.path), Path(result.root), args.root)
-        write(explain_location(result, Location(rel, location.line)), None)
+        write(explain_location(result, Location(rel, location.line), analysis.graph), None)
         return 0
     assert analysis.graph is not None
     text = explain_name(result, analysis.graph, rules.catalogue, args.target)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mmioscan.analysis.callgraph import CallGraph
 from mmioscan.core.catalogue import Catalogue
-from mmioscan.core.model import ScanResult, Site
+from mmioscan.core.model import HotRoot, ScanResult, Site
 
 _MAX_CALLERS = 20
 _LOCATION_RE = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")
@@ -34,13 +35,17 @@ def _site_line(site: Site) -> str:
             f"({site.access}{flags})")
 
 
-def explain_location(result: ScanResult, where: Location) -> str:
+def explain_location(result: ScanResult, where: Location, graph: CallGraph | None = None
+                     ) -> str:
     sites = [s for s in result.sites if s.path == where.path and s.line == where.line]
     if not sites:
         return f"{where.path}:{where.line}: no MMIO site on this line\n"
     lines = [f"{where.path}:{where.line}: {len(sites)} site(s)"]
     for site in sites:
         lines.append(_site_line(site))
+        chain = hot_chain(graph, result.hot_roots, site) if graph is not None else None
+        if chain is not None:
+            lines.append(chain)
         if site.kind == "wrapper" and len(site.accessors) > 1:
             lines.append(f"    reaches: {', '.join(site.accessors)}")
         if site.group is not None:
@@ -52,6 +57,23 @@ def explain_location(result: ScanResult, where: Location) -> str:
             lines.append(f"    TDX: {site.tdx.path}, {site.tdx.insn}, #VE exits {exits}: "
                          f"{site.tdx.reason}")
     return "\n".join(lines) + "\n"
+
+
+def hot_chain(graph: CallGraph, roots: Iterable[HotRoot], site: Site) -> str | None:
+    """One shortest chain from a root of the site's hot kinds to the function holding it,
+    with the root's registration: what a person checks to believe the `hot` flag."""
+    key = f"{site.path}:{site.function}" if site.hot and site.function else None
+    if key is None or key not in graph.definitions:
+        return None
+    chosen = [r for r in roots if r.kind in site.hot_kinds]
+    chain = graph.hot_path([(r.path, r.function) for r in chosen], key)
+    if not chain:
+        return None
+    root = next((r for r in chosen if chain[0] in graph.root_keys(r.path, r.function)), None)
+    names = " -> ".join(graph.definitions[k].name if k in graph.definitions else k
+                        for k in chain)
+    origin = f" ({root.kind}: {root.how} at {root.path}:{root.line})" if root else ""
+    return f"    hot path: {names}{origin}"
 
 
 def explain_name(result: ScanResult, graph: CallGraph, catalogue: Catalogue,

@@ -463,3 +463,49 @@ def test_what_an_earlier_scan_forced_never_changes_a_later_scan(tmp_path: Path) 
                         "--no-progress", *extra]) == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+_CHAINED_HANDLER = """\
+static void hc_ack(void __iomem *regs)
+{
+	writel(1, regs + 8);
+}
+
+static void hc_handle(void __iomem *regs)
+{
+	hc_ack(regs);
+}
+
+static irqreturn_t hc_isr(int irq, void *data)
+{
+	hc_handle(data);
+	return IRQ_HANDLED;
+}
+
+static void hc_probe_only(void __iomem *regs)
+{
+	writel(2, regs + 12);
+}
+
+int hc_setup(int irq, void __iomem *regs)
+{
+	hc_probe_only(regs);
+	return request_irq(irq, hc_isr, 0, "hc", regs);
+}
+"""
+
+
+def test_explain_shows_the_chain_from_the_root_of_a_hot_site(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmioscan.cli.main import main
+
+    root = mini_tree(tmp_path / "linux", {"drivers/hc/hc.c": _CHAINED_HANDLER})
+    where = root / "drivers/hc/hc.c"
+    assert main(["explain", f"{where}:3", "--root", str(root), "--no-cache",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert ("hot path: hc_isr -> hc_handle -> hc_ack (irq: request_irq at drivers/hc/hc.c:25)"
+            in out), out
+    assert main(["explain", f"{where}:20", "--root", str(root), "--no-cache",
+                 "--no-progress"]) == 0
+    assert "hot path" not in capsys.readouterr().out  # probe time: not hot
