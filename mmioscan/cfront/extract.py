@@ -1,4 +1,9 @@
-"""One file's bytes -> FileFacts, with tree-sitter-c for code and the lexer for macro bodies."""
+"""One file's bytes -> FileFacts, with tree-sitter-c for code and the lexer for macro bodies.
+
+This module is long because one Extractor runs the whole per-file pass (the one query pass,
+function and macro scopes, roots, flows, derefs, pasted instances, regmap records), whose
+parts share the parse, the scope table and the positions; the analyses themselves live in
+the modules it calls (flows, fnptrs, iomem, macrostores, pasted, regmaps)."""
 
 from __future__ import annotations
 
@@ -242,8 +247,13 @@ class Extractor:
         invocations = Invocations(clean)
         first_macro = len(scopes)
         macros = list(directives.definitions(clean))  # read by three stages below
+        field_calls: list[fnptrs.Indirect] = []
         scopes.extend(self._macro_scopes(clean, macros, directives, len(scopes), calls,
-                                         references, flow_records, selectors, invocations))
+                                         references, flow_records, selectors, invocations,
+                                         field_calls))
+        if field_calls:  # calls through fields in macro bodies, after the functions' ones
+            indirect = tuple(sorted({*indirect, *field_calls},
+                                    key=lambda c: (c[2], c[3], c[0])))
         includes = include_targets(clean)  # as written: `<linux/io.h>`, `"e1000.h"`
         # the macros and includes of the text with annotations: clean's when it has none
         produced, depends = self._pasted(
@@ -525,7 +535,8 @@ class Extractor:
     def _macro_scopes(self, clean: bytes, macros: list[MacroDef], directives: Directives,
                       first_index: int, calls: list[Call], references: list[Call],
                       flow_records: list[flows.Flow], selectors: list[flows.Selectors],
-                      invocations: Invocations) -> list[Scope]:
+                      invocations: Invocations,
+                      field_calls: list[fnptrs.Indirect]) -> list[Scope]:
         scopes: list[Scope] = []
         line, counted = 1, 0  # newlines are counted incrementally: macros come in file order
         for macro in macros:
@@ -547,6 +558,9 @@ class Extractor:
             flow_records.extend(flows.macro_flows(
                 index, macro.params, macro.body, self.interesting,
                 frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
+            if macro.params is not None:
+                field_calls.extend(flows.macro_field_calls(index, macro.params, macro.body,
+                                                           (body_line, body_col)))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)

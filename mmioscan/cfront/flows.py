@@ -431,7 +431,10 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
     flows: list[Flow] = []
     everywhere = _macro_deps(body, index)
     for use in uses:
-        if use.member or use.declared or use.name in skip:
+        # a call through a field (`hdev->asic_funcs->rreg(hdev, reg)`) flows as "->field",
+        # as a function's does (FileFacts.indirect holds the call: macro_field_calls)
+        field_call = use.member and use.called and not use.pasted and use.name not in skip
+        if (use.member and not field_call) or use.declared or use.name in skip:
             continue
         line, col = lexer.position(body, use.offset, base[0], base[1])
         if not use.called:
@@ -446,9 +449,24 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
             continue
         args = [arg for arg in split[0] if arg or len(split[0]) > 1]
         deps = tuple(_spread(args, [_macro_deps(arg, index) for arg in args], variadic))
+        name = "->" + use.name if field_call else use.name
         if looped or any(deps):
-            flows.append((scope, use.name, line, col, deps, looped, False))
+            flows.append((scope, name, line, col, deps, looped, False))
     return flows
+
+
+def macro_field_calls(scope: int, params: tuple[str, ...], body: bytes,
+                      base: tuple[int, int]) -> list[tuple[str, str, int, int, int]]:
+    """The calls through a field in a function-like macro's body, as FileFacts.indirect
+    records (field, struct, line, column, scope): the struct type is never known in a macro
+    (the call graph resolves such a call by field name, cfront/fnptrs.py); a field named by
+    a parameter (`->func(` in `CGS_CALL(func, dev)`) is no field name."""
+    found = []
+    for use in lexer.identifiers(body):
+        if use.member and use.called and not use.pasted and use.name not in params:
+            line, col = lexer.position(body, use.offset, base[0], base[1])
+            found.append((use.name, "", line, col, scope))
+    return found
 
 
 def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:

@@ -645,3 +645,67 @@ def test_function_names_kept_from_round_to_round_equal_a_fresh_build() -> None:
     again = kept.update(replaced)
     assert not again.seen("drivers/other/f.c", "demo_f")
     assert again.seen("drivers/other/f.c", "demo_h")
+
+
+_HX_H = """\
+struct hx_dev;
+struct hx_ops {
+	u32 (*rd)(struct hx_dev *h, u32 reg);
+	u32 (*mix)(struct hx_dev *h, u32 reg);
+	u32 (*any)(struct hx_dev *h);
+};
+struct hx_dev {
+	void __iomem *base;
+	const struct hx_ops *ops;
+};
+
+#define HX_RD(h, reg)	(h)->ops->rd((h), (reg))
+#define HX_MIX(h, reg)	(h)->ops->mix((h), (reg))
+#define HX_CALL(fn, h)	(h)->ops->fn(h)
+"""
+
+_HX_C = """\
+#include "hx.h"
+
+static u32 hx_rd32(struct hx_dev *h, u32 reg)
+{
+	return readl(h->base + reg);
+}
+
+static u32 hx_nop(struct hx_dev *h, u32 reg)
+{
+	return reg;
+}
+
+static u32 hx_any(struct hx_dev *h)
+{
+	return readl(h->base);
+}
+
+const struct hx_ops hx_ops = { .rd = hx_rd32, .mix = hx_rd32, .any = hx_any };
+const struct hx_ops hx_ops_b = { .rd = hx_rd32, .mix = hx_nop };
+"""
+
+_HX_USER = """\
+#include "hx.h"
+
+u32 hx_status(struct hx_dev *h)
+{
+	return HX_RD(h, 0x10) + HX_MIX(h, 0x14) + HX_CALL(any, h);
+}
+"""
+
+
+def test_calls_through_fields_in_macro_bodies(tmp_path: Path) -> None:
+    # HX_RD's field stores only a funnel: the macro is one, its calls wrapper sites; HX_MIX's
+    # also stores a plain function; HX_CALL's field is a parameter, named at each use
+    root = mini_tree(tmp_path / "linux", {"drivers/hx/hx.h": _HX_H,
+                                          "drivers/hx/hx_ops.c": _HX_C,
+                                          "drivers/hx/hx_user.c": _HX_USER})
+    data = scan_json(tmp_path, root / "drivers", extra=("--root", str(root)))
+    wrappers = {(s["path"], s["callee"], s["access"]) for s in data["sites"]
+                if s["kind"] == "wrapper"}
+    assert ("drivers/hx/hx_user.c", "HX_RD", "read") in wrappers
+    assert not {w for w in wrappers if w[1] in ("HX_MIX", "HX_CALL")}
+    rd = next(s for s in data["sites"] if s["callee"] == "HX_RD")
+    assert rd["via"][0] == "HX_RD" and rd["via"][-1] == "readl"
