@@ -1,12 +1,13 @@
 """Measured, and kept measured: precision on sites a person judged, and recall on folders read.
 
-tests/integration/judged/sites-2026.toml holds 206 sites: 130 drawn by `bench/accuracy.py sample
+tests/integration/judged/sites-2026.toml holds 236 sites: 130 drawn by `bench/accuracy.py sample
 --all --seed 2026` from the whole-tree scan under Debian's cloud config (20 per kind, 15
 `unsupported` verdicts, 15 hot sites), 20 wrapper sites a change of the caller rounds gained
 (bucket rounds-gained) and 14 sites the rounds' path-field rule made hot (bucket rounds-hot: a
 bucket ending in -hot is judged on `hot`, as bucket hot), 12 ops stores written by macros
 (macro-stores), 20 wrapper sites and 10 hot ones the includes through Makefile -I folders
-gained (includes-gained, includes-hot), each judged true or false by reading
+gained (includes-gained, includes-hot) and as many the calls through fields in macro bodies
+gained (macro-fields-gained, macro-fields-hot), each judged true or false by reading
 the kernel's code, with the reason. The current code scans the whole tree once (into the
 session's whole_tree_cache, which test_reports_fresh.py then reuses warm) and must still report
 every judged-true site with the same kind and access, and keep precision per bucket (of the
