@@ -143,11 +143,8 @@ def _through_flags(store: _Facts, folder: str, target: str,
                    resolved: dict[tuple[str, str], str | None]) -> str | None:
     memo = (folder, "-I" + target)
     if memo not in resolved:
-        name = target[1:-1]
-        resolved[memo] = next(
-            (c for c in (posixpath.normpath(f"{d}/{name}")
-                         for d in store.include_paths.dirs(folder))
-             if (store.root / c).is_file()), None)
+        resolved[memo] = next((c for c in store.include_paths.candidates(folder, target)
+                               if (store.root / c).is_file()), None)
     return resolved[memo]
 
 

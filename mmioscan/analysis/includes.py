@@ -10,7 +10,6 @@ one file's closure.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,10 +160,8 @@ class IncludeIndex:
         found = self._resolved_flags.get(memo, _UNSEEN)
         if found is _UNSEEN:
             assert self.paths is not None
-            name = target[1:-1]
             found = self._resolved_flags[memo] = next(
-                (c for c in (posixpath.normpath(f"{d}/{name}") for d in self.paths.dirs(folder))
-                 if c in self.files), None)
+                (c for c in self.paths.candidates(folder, target) if c in self.files), None)
         return found
 
 

@@ -557,10 +557,8 @@ class Extractor:
                            calls, references, active=True)
             flow_records.extend(flows.macro_flows(
                 index, macro.params, macro.body, self.interesting,
-                frozenset(skip) | _C_KEYWORDS, (body_line, body_col)))
-            if macro.params is not None:
-                field_calls.extend(flows.macro_field_calls(index, macro.params, macro.body,
-                                                           (body_line, body_col)))
+                frozenset(skip) | _C_KEYWORDS, (body_line, body_col),
+                field_calls if macro.params is not None else None))
             for offset, name in expand_pasted(clean, macro, directives, self.interesting,
                                               invocations):
                 at_line, at_col = lexer.position(macro.body, offset, body_line, body_col)

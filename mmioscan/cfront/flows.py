@@ -73,6 +73,8 @@ _POINTERISH = frozenset({"pointer_declarator", "array_declarator", "function_dec
 _AGGREGATE = frozenset({"struct_specifier", "union_specifier"})
 _MACRO_LOOP_RE = re.compile(rb"\bfor\s*\(|\bwhile\s*\((?!\s*0\s*\))")
 _EMPTY: tuple[int, ...] = ()
+# A call through a field, as FileFacts.indirect holds it: (field, struct, line, column, scope)
+FieldCall = tuple[str, str, int, int, int]
 _NONE: frozenset[int] = frozenset()
 # A function's names that carry a parameter, as (bytes in the source, name): FileFlows._deps
 Watched = tuple[tuple[bytes, str], ...]
@@ -419,8 +421,14 @@ def _spread(args: list[bytes], deps: list[tuple[int, ...]],
 
 def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
                 interesting: frozenset[str], skip: frozenset[str],
-                base: tuple[int, int]) -> list[Flow]:
-    """Flow records of one macro body (base: 1-based line and column where it starts)."""
+                base: tuple[int, int], field_calls: list[FieldCall] | None = None
+                ) -> list[Flow]:
+    """Flow records of one macro body (base: 1-based line and column where it starts).
+
+    field_calls, when given, receives the body's calls through a field as FileFacts.indirect
+    records (field, struct, line, column, scope): the struct type is never known in a macro
+    (the call graph resolves such a call by field name, cfront/fnptrs.py); a field named by
+    a parameter (`->func(` in `CGS_CALL(func, dev)`) is no field name."""
     names = list(params or ())
     index = {p: i for i, p in enumerate(names)}
     variadic = _variadic(names)
@@ -431,6 +439,10 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
     flows: list[Flow] = []
     everywhere = _macro_deps(body, index)
     for use in uses:
+        if (field_calls is not None and use.member and use.called and not use.pasted
+                and use.name not in (params or ())):
+            at_line, at_col = lexer.position(body, use.offset, base[0], base[1])
+            field_calls.append((use.name, "", at_line, at_col, scope))
         # a call through a field (`hdev->asic_funcs->rreg(hdev, reg)`) flows as "->field",
         # as a function's does (FileFacts.indirect holds the call: macro_field_calls)
         field_call = use.member and use.called and not use.pasted and use.name not in skip
@@ -453,20 +465,6 @@ def macro_flows(scope: int, params: tuple[str, ...] | None, body: bytes,
         if looped or any(deps):
             flows.append((scope, name, line, col, deps, looped, False))
     return flows
-
-
-def macro_field_calls(scope: int, params: tuple[str, ...], body: bytes,
-                      base: tuple[int, int]) -> list[tuple[str, str, int, int, int]]:
-    """The calls through a field in a function-like macro's body, as FileFacts.indirect
-    records (field, struct, line, column, scope): the struct type is never known in a macro
-    (the call graph resolves such a call by field name, cfront/fnptrs.py); a field named by
-    a parameter (`->func(` in `CGS_CALL(func, dev)`) is no field name."""
-    found = []
-    for use in lexer.identifiers(body):
-        if use.member and use.called and not use.pasted and use.name not in params:
-            line, col = lexer.position(body, use.offset, base[0], base[1])
-            found.append((use.name, "", line, col, scope))
-    return found
 
 
 def _macro_deps(text: bytes, index: dict[str, int]) -> tuple[int, ...]:

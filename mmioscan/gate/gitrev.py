@@ -467,8 +467,7 @@ def _includes(path: str, data: bytes, source: Source, flags: IncludePaths) -> se
         target = match.group(1).decode("utf-8", "replace")
         hit = next((c for c in include_candidates(path, target) if source.is_file(c)), None)
         if hit is None:
-            hit = next((c for c in (posixpath.normpath(f"{d}/{target[1:-1]}")
-                                    for d in flags.dirs(posixpath.dirname(path)))
+            hit = next((c for c in flags.candidates(posixpath.dirname(path), target)
                         if source.is_file(c)), None)
         if hit is not None:
             found.add(hit)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mmioscan.kernel.make import MARK, Marks
@@ -58,18 +58,21 @@ class IncludePaths:
         owner = next((f for f in chain if self._makefile(f) is not None), None)
         found: list[str] = []
         for above in reversed(chain):
-            own, subdir = self._folder_flags(above)
+            own, subdir = self.flags_of(above)
             found.extend(subdir)
             if above == owner:
                 found.extend(own)
         return tuple(dict.fromkeys(found))
 
+    def candidates(self, folder: str, target: str) -> Iterator[str]:
+        """The tree paths an `#include` target of a file in folder may name in its -I
+        folders, in search order (the caller keeps the first that exists)."""
+        name = target[1:-1]
+        return (posixpath.normpath(f"{d}/{name}") for d in self.dirs(folder))
+
     def _makefile(self, folder: str) -> str | None:
-        if self.files is None:
-            return kbuild_file(self.root, folder)
-        return next((rel for rel in (f"{folder}/Kbuild" if folder else "Kbuild",
-                                     f"{folder}/Makefile" if folder else "Makefile")
-                     if rel in self.files), None)
+        files = self.files
+        return kbuild_file(self.root, folder, None if files is None else files.__contains__)
 
     def read_so_far(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         """The flags of every folder whose Makefile was read (what the answers so far
@@ -77,9 +80,6 @@ class IncludePaths:
         return dict(self._flags)
 
     def flags_of(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return self._folder_flags(folder)
-
-    def _folder_flags(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(ccflags folders, subdir-ccflags folders) of one folder's Makefile."""
         known = self._flags.get(folder)
         if known is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -299,11 +299,15 @@ class FileMapping(NamedTuple):
     evidence: str
 
 
-def kbuild_file(root: Path, folder: str) -> str | None:
-    """The file kbuild reads for a folder (Kbuild before Makefile), root-relative, or None."""
+def kbuild_file(root: Path, folder: str,
+                exists: Callable[[str], bool] | None = None) -> str | None:
+    """The file kbuild reads for a folder (Kbuild before Makefile), root-relative, or None.
+    exists: whether a root-relative file is there (a version not on disk); default: under
+    root on disk."""
     for name in ("Kbuild", "Makefile"):
         rel = f"{folder}/{name}" if folder else name
-        if os.path.isfile(os.path.join(root, rel)):
+        if (exists(rel) if exists is not None
+                else os.path.isfile(os.path.join(root, rel))):
             return rel
     return None
 
