@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 import re
+import sys
 from collections.abc import Iterable
 
 import tree_sitter as ts
@@ -48,8 +49,11 @@ def captures(query: ts.Query, node: ts.Node) -> dict[str, list[ts.Node]]:
     return found
 
 
-def text(node: ts.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
+def text(node: ts.Node | None) -> str:
+    """A node's source text, interned: a file names the same callees, fields and types many
+    times, and one shared string per name keeps its record small (the pickle writes a string
+    object once, and a whole-tree run holds 2.5 million calls in memory)."""
+    return sys.intern((node.text or b"").decode("utf-8", "replace")) if node is not None else ""
 
 
 def function_declarator(definition: ts.Node) -> ts.Node | None:

@@ -8,6 +8,8 @@ the accessor itself and do not count.
 
 from __future__ import annotations
 
+import sys
+
 import tree_sitter as ts
 
 # Declarator wrappers to look through down to the declared identifier.
@@ -21,7 +23,7 @@ def _declared_identifier(node: ts.Node | None) -> str | None:
     while node is not None:
         kind = node.type
         if kind == "identifier":
-            return (node.text or b"").decode("utf-8", "replace")
+            return sys.intern((node.text or b"").decode("utf-8", "replace"))
         if kind == "function_declarator":
             node = node.child_by_field_name("declarator")
             if node is None or node.type != "parenthesized_declarator":

@@ -17,6 +17,7 @@ import tree_sitter_c as tsc
 
 from mmioscan.cfront import flows, fnptrs, iomem, lexer, macrostores, pasted
 from mmioscan.cfront.cnodes import captures, function_declarator
+from mmioscan.cfront.cnodes import text as _text  # interned
 from mmioscan.cfront.declared import DeclaredNames
 from mmioscan.cfront.depth import TREE_SITTER_DEPTH, TooDeep, deeper_than
 from mmioscan.cfront.macros import (
@@ -67,10 +68,6 @@ _DECLARING_PARENTS = frozenset({
     "pointer_declarator", "array_declarator", "parenthesized_declarator", "preproc_params",
     "labeled_statement", "goto_statement", "enumerator", "field_declaration",
 })
-
-
-def _text(node: ts.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
 
 
 def _function_name(node: ts.Node) -> str | None:

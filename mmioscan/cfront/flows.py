@@ -39,6 +39,7 @@ import tree_sitter as ts
 
 from mmioscan.cfront import lexer
 from mmioscan.cfront.cnodes import WORD_RE, function_declarator
+from mmioscan.cfront.cnodes import text as _text  # interned
 
 Flow = tuple[int, str, int, int, tuple[tuple[int, ...], ...], bool, bool]
 Selectors = tuple[int, tuple[int, ...]]
@@ -84,10 +85,6 @@ CONTEXT_USE = 1 << 16
 # What follows a name used as the object of a member access: `hw->`, `(hw)->`, `hw.x`.
 _MEMBER_TAIL_RE = re.compile(rb"\s*\)?\s*(?:->|\.(?!\.))")
 _GLUED_RE = re.compile(rb"(struct|union|enum|unsigned|signed)(?:\s+\w+)*?\s+(\w+)")
-
-
-def _text(node: ts.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
 
 
 def _declarator_name(node: ts.Node | None) -> tuple[str | None, bool]:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import tree_sitter as ts
 
+from mmioscan.cfront.cnodes import text as _text  # interned
+
 FNPTR_QUERY = """
 (call_expression function: (field_expression field: (field_identifier) @call_field))
 (call_expression function: (parenthesized_expression (pointer_expression
@@ -37,10 +39,6 @@ Indirect = tuple[str, str, int, int, int]  # (field, struct type or "", line, co
 
 _DECLARATORS = frozenset({"init_declarator", "pointer_declarator", "array_declarator",
                           "parenthesized_declarator", "attributed_declarator"})
-
-
-def _text(node: ts.Node | None) -> str:
-    return (node.text or b"").decode("utf-8", "replace") if node is not None else ""
 
 
 def _declared(node: ts.Node | None) -> str | None:

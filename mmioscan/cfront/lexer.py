@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ def include_targets(data: bytes) -> tuple[str, ...]:
     for m in _INCLUDE_HASH_RE.finditer(data):
         line = data.rfind(b"\n", 0, m.start()) + 1
         if not data[line:m.start()].strip(b" \t"):
-            found.append(m.group(1).decode("utf-8", "replace"))
+            found.append(sys.intern(m.group(1).decode("utf-8", "replace")))
     return tuple(found)
 
 _TOKEN_RE = re.compile(
@@ -107,7 +108,7 @@ def _lexed(text: bytes) -> tuple[IdentUse, ...]:
         prev = tokens[i - 1][1] if i > 0 else b""
         nxt = tokens[i + 1][1] if i + 1 < len(tokens) else b""
         uses.append(IdentUse(
-            name=value.decode("ascii", "replace"),
+            name=sys.intern(value.decode("ascii", "replace")),  # cfront/cnodes.py text
             offset=offset,
             called=nxt == b"(",
             member=prev in (b".", b"->"),

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 
 import tree_sitter as ts
 
+from mmioscan.cfront.cnodes import text as _text  # interned
+
 MapRecord = tuple[str, str, str, int, tuple[str, ...]]
 UseRecord = tuple[int, int, str, str]
 ConfigRecord = tuple[str, tuple[tuple[str, str], ...]]
@@ -29,10 +31,6 @@ ConfigRecord = tuple[str, tuple[tuple[str, str], ...]]
 _TRANSPARENT = frozenset({"parenthesized_expression", "cast_expression", "pointer_expression"})
 _DECLARATOR_WRAPPERS = frozenset({"pointer_declarator", "array_declarator", "init_declarator",
                                   "parenthesized_declarator", "attributed_declarator"})
-
-
-def _text(node: ts.Node | None) -> str:
-    return (node.text or b"").decode("utf-8", "replace") if node is not None else ""
 
 
 def _strip(node: ts.Node) -> ts.Node:
