@@ -18,11 +18,13 @@ selects through ANY parameter.
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from mmioscan.cfront.flows import CONTEXT_USE
-from mmioscan.core.model import CallTuple, FileFacts, Scope
+from mmioscan.core.model import FileFacts, Scope
 
 ANY = -1  # "some parameter, not known which": every argument of a call of it counts
 
@@ -69,8 +71,11 @@ class FileScopeCalls(Mapping[int, ScopeCalls]):
         self._facts = facts
         self._built: dict[int, ScopeCalls] = {}
         self._selectors = dict(facts.selectors)
-        self._records: dict[int, list[tuple[CallTuple, bool]]] | None = None
-        self._flows: dict[int, dict[tuple[str, int, int], Flow]] = {}
+        # Per scope, indices into calls + references (a reference's index is offset by the
+        # number of calls) and into flows: the whole-tree run keeps one of these per file
+        # it looked at, and (record, value) pairs and per-file flow dicts were 200 MB.
+        self._records: dict[int, array[int]] | None = None
+        self._flows: dict[int, array[int]] = {}
 
     def __getitem__(self, i: int) -> ScopeCalls:
         found = self._built.get(i)
@@ -92,9 +97,15 @@ class FileScopeCalls(Mapping[int, ScopeCalls]):
         if self._records is None:
             self._index()
         assert self._records is not None
-        flows = self._flows.get(i, {})
+        every_flow = self._facts.flows
+        flows = {(f[1], f[2], f[3]): f for f in (every_flow[j] for j in self._flows.get(i, ()))}
         calls: dict[str, list[CallFact]] = {}
-        for (name, line, column, _scope, _active), value in self._records.get(i, ()):
+        direct, references = self._facts.calls, self._facts.references
+        first_reference = len(direct)
+        for j in self._records.get(i, ()):
+            value = j >= first_reference
+            name, line, column, _scope, _active = (
+                references[j - first_reference] if value else direct[j])
             flow = flows.get((name, line, column))
             if flow is not None:
                 fact = CallFact(flow[4], flow[5], value)
@@ -113,15 +124,21 @@ class FileScopeCalls(Mapping[int, ScopeCalls]):
     def _index(self) -> None:
         """One pass over the file's records: each scope's active calls, then its
         references (in that order, as the scope's calls list them), and its flows."""
-        records: dict[int, list[tuple[CallTuple, bool]]] = {}
+        records: dict[int, array[int]] = {}
         selectors = self._selectors
-        for group, value in ((self._facts.calls, False), (self._facts.references, True)):
-            for record in group:
-                scope = record[3]
-                if scope >= 0 and record[4] and scope in selectors:
-                    records.setdefault(scope, []).append((record, value))
-        for flow in self._facts.flows:
-            self._flows.setdefault(flow[0], {})[(flow[1], flow[2], flow[3])] = flow
+        for index, record in enumerate(itertools.chain(self._facts.calls,
+                                                       self._facts.references)):
+            scope = record[3]
+            if scope >= 0 and record[4] and scope in selectors:
+                found = records.get(scope)
+                if found is None:
+                    found = records[scope] = array("i")
+                found.append(index)
+        for index, flow in enumerate(self._facts.flows):
+            found = self._flows.get(flow[0])
+            if found is None:
+                found = self._flows[flow[0]] = array("i")
+            found.append(index)
         self._records = records
 
 
