@@ -282,11 +282,12 @@ class Extractor:
                          definition_macros=tuple(sorted(defining)),
                          macro_forwards=forwards,
                          regmap_maps=maps, regmap_uses=uses, regmap_configs=configs,
-                         selectors=tuple(selectors),
+                         selectors=_shared_selectors(selectors),
                          exports=tuple(sorted({e[0] for e in exports})),
                          fnptrs=stored, indirect=indirect, members=members,
                          polls=tuple(sorted(polls)),
-                         flows=tuple(sorted(flow_records, key=lambda f: (f[0], f[2], f[3]))))
+                         flows=_shared_deps(sorted(flow_records,
+                                                   key=lambda f: (f[0], f[2], f[3]))))
         if depends:
             facts = replace(facts, depends=tuple(depends))
         if produced is None or not (produced.instances or produced.left_out):
@@ -657,3 +658,17 @@ def _definition_macros(macros: Iterable[MacroDef]
         elif (called := forwarded_calls(m)):
             forwards.setdefault(m.name, called)
     return defining, tuple(sorted((n, c) for n, c in forwards.items() if n not in defining))
+
+
+# Equal dependency tuples, one object each per file: most calls pass the same few shapes
+# (`((), (0,), ())`), and a record pickles a shared object once. On the whole tree the flows'
+# dependencies were 154 MB in memory as separate objects, 41 MB shared.
+def _shared_deps(records: Iterable[flows.Flow]) -> tuple[flows.Flow, ...]:
+    table: dict[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]] = {}
+    return tuple((scope, callee, line, column, table.setdefault(deps, deps), loop, value)
+                 for scope, callee, line, column, deps, loop, value in records)
+
+
+def _shared_selectors(selectors: Iterable[flows.Selectors]) -> tuple[flows.Selectors, ...]:
+    table: dict[tuple[int, ...], tuple[int, ...]] = {}
+    return tuple((index, table.setdefault(selects, selects)) for index, selects in selectors)
