@@ -246,7 +246,7 @@ def _callers_round(store: _Facts, scoped: list[str], rounds: Rounds,
                                  usedforsecurity=False).hexdigest()
         if (facts.digest, names_key) in negatives:
             continue  # an earlier scan searched this very file for these very names
-        if not rounds.may_match(path, groups, facts.identifiers):
+        if not rounds.may_match(path, groups, facts.identifiers, facts.field_uses):
             fresh_negatives.append((facts.digest, names_key))
             continue
         try:

@@ -20,7 +20,7 @@ from mmioscan.analysis.callgraph import folder_of
 from mmioscan.analysis.fnptrs import FieldStores, FileFunctions, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
 from mmioscan.cfront.lexer import words
-from mmioscan.cfront.prefilter import identifier_hashes, name_hashes
+from mmioscan.cfront.prefilter import field_use_hashes, identifier_hashes, name_hashes
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.core.sources import source_digest
@@ -299,9 +299,11 @@ class Names:
     handler_fields: frozenset[bytes]
     path_fields: frozenset[bytes]
     key: bytes  # a digest of the names (the negatives cache remembers files by it)
-    # identifier hashes (_hashes) of the names a file may match by: plain names and fields;
-    # partners; handler fields
+    # identifier hashes (prefilter.name_hashes) of the names a file may match by: plain
+    # names (among its identifiers); fields and path fields (among the names it calls or
+    # stores through a member access); partners; handler fields
     mentioned: frozenset[int] = frozenset()
+    field_hashes: frozenset[int] = frozenset()
     partner_hashes: frozenset[int] = frozenset()
     handler_hashes: frozenset[int] = frozenset()
 
@@ -321,7 +323,7 @@ def _split(names: frozenset[str]) -> Names:
     return Names(frozenset(groups[""]), frozenset(groups[FIELD_CALL]),
                  frozenset(groups[PARTNER]), frozenset(groups[HANDLER_FIELD]),
                  frozenset(groups[PATH_FIELD]), key,
-                 name_hashes(groups[""] | groups[FIELD_CALL] | groups[PATH_FIELD]),
+                 name_hashes(groups[""]), name_hashes(groups[FIELD_CALL] | groups[PATH_FIELD]),
                  name_hashes(groups[PARTNER]), name_hashes(groups[HANDLER_FIELD]))
 
 
@@ -389,9 +391,9 @@ class Rounds:
         self.folders: dict[str, frozenset[str]] = {}
         self.headers: dict[str, frozenset[str]] = {}
         self.everywhere: frozenset[str] = frozenset()
-        # identifier hashes of each file read here (prefilter.identifier_hashes), for a file
+        # identifier and field-use hashes of each file read here (prefilter), for a file
         # whose facts carry none (too large to parse, over its CPU budget, or no identifier)
-        self.idents: dict[str, Sequence[int]] = {}
+        self.idents: dict[str, tuple[Sequence[int], Sequence[int]]] = {}
         self._split: dict[frozenset[str], Names] = {}
 
     def names(self, names: frozenset[str]) -> Names:
@@ -423,17 +425,19 @@ class Rounds:
         self.everywhere = self.everywhere | now_everywhere
         return new_folders, new_headers, new_everywhere
 
-    def may_match(self, path: str, groups: tuple[Names, ...], identifiers: bytes = b""
-                  ) -> bool:
-        """False when the file's identifiers (hashed by the prefilter, or here when a round
-        read the file) rule every name out."""
-        hashes = self.idents.get(path)
-        if hashes is None:
-            if not identifiers:
-                return True
-            hashes = memoryview(identifiers).cast("I")
+    def may_match(self, path: str, groups: tuple[Names, ...], identifiers: bytes = b"",
+                  field_uses: bytes = b"") -> bool:
+        """False when the file's identifiers and field uses (hashed by the prefilter, or
+        here when a round read the file) rule every name out."""
+        known = self.idents.get(path)
+        if known is not None:
+            hashes, uses = known
+        elif not identifiers:
+            return True
+        else:
+            hashes, uses = memoryview(identifiers).cast("I"), memoryview(field_uses).cast("I")
         for names in groups:
-            if _hits(hashes, names.mentioned):
+            if _hits(hashes, names.mentioned) or _hits(uses, names.field_hashes):
                 return True
             if _hits(hashes, names.partner_hashes) and _hits(hashes, self._hot_hashes):
                 return True
@@ -448,7 +452,8 @@ class Rounds:
         found = words(data)
         idents = frozenset(found)
         if not hashed and path not in self.idents:
-            self.idents[path] = memoryview(identifier_hashes(found)).cast("I")
+            self.idents[path] = (memoryview(identifier_hashes(found)).cast("I"),
+                                 memoryview(field_use_hashes(data)).cast("I"))
         hot: bool | None = None
         for names in groups:
             if not names.plain.isdisjoint(idents) or _calls_field(data, names.fields, idents):

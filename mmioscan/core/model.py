@@ -129,6 +129,9 @@ class FileFacts:
     # (cfront/prefilter.py identifier_hashes), so the caller rounds test a name against a file
     # without reading it again (analysis/rounds.py)
     identifiers: bytes = b""
+    # and, the same way, the names it calls or stores through a member access (`->f(`,
+    # `.f =`: prefilter.field_use_hashes), for the rounds' field calls
+    field_uses: bytes = b""
 
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)

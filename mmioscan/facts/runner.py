@@ -24,6 +24,7 @@ from mmioscan.cfront import lexer
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.prefilter import (
     NameScanner,
+    field_use_hashes,
     identifier_hashes,
     include_targets,
     mentions_iomem,
@@ -221,9 +222,11 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
     # a skipped file's identifiers, hashed here, on the workers: the caller rounds would read
     # and split every unparsed file of the tree again, in the main process
     identifiers = identifier_hashes(found) if skip else b""
+    field_uses = field_use_hashes(data) if skip else b""
     if skip and not force:
         return FileFacts(rel, digest, len(data), parsed=False, problems=notes,
-                         includes=include_targets(data), identifiers=identifiers)
+                         includes=include_targets(data), identifiers=identifiers,
+                         field_uses=field_uses)
     limits = _Worker.limits
     if len(data) > limits.max_parse_bytes:
         return FileFacts(rel, digest, len(data), parsed=False, problems=(*notes, Problem(
@@ -246,7 +249,7 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
     if notes or skip:
         facts = dataclasses.replace(facts, problems=notes + facts.problems, forced=skip,
                                     prefilter_includes=include_targets(data) if skip else (),
-                                    identifiers=identifiers)
+                                    identifiers=identifiers, field_uses=field_uses)
     return facts
 
 
@@ -468,7 +471,8 @@ def _unforced(facts: FileFacts) -> FileFacts:
     includes and the notes about its bytes (not those of the parse)."""
     notes = tuple(p for p in facts.problems if p.message.startswith(NOT_UTF8))
     return FileFacts(facts.path, facts.digest, facts.size, parsed=False, problems=notes,
-                     includes=facts.prefilter_includes, identifiers=facts.identifiers)
+                     includes=facts.prefilter_includes, identifiers=facts.identifiers,
+                     field_uses=facts.field_uses)
 
 
 def _stamp_after(path: str, facts: FileFacts, taken: int) -> Stamp | None:

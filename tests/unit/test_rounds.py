@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from .helpers import scan_json
 from .test_wrappers import mini_tree
 
@@ -326,6 +329,7 @@ def test_a_file_read_once_is_read_again_only_for_names_it_mentions() -> None:
     assert not rounds.matches("drivers/x/x.c", data, (first,))
     for wanted, expected in (({"x_start"}, True), ({FIELD_CALL + "kick"}, True),
                              ({"y_read32", "z_start", FIELD_CALL + "poll_ring"}, False),
+                             ({FIELD_CALL + "ops"}, False),  # a member, never called
                              ({PARTNER + "x_start"}, False)):
         names = rounds.names(frozenset(wanted))
         assert rounds.may_match("drivers/x/x.c", (names,)) is expected, wanted
@@ -340,18 +344,25 @@ def test_the_prefilters_identifier_hashes_answer_without_a_read() -> None:
 
     from mmioscan.analysis.rounds import FIELD_CALL, Rounds
     from mmioscan.cfront.lexer import words
-    from mmioscan.cfront.prefilter import identifier_hashes
+    from mmioscan.cfront.prefilter import field_use_hashes, identifier_hashes
 
     data = (b"static int x_poll(struct x_dev *d)\n{\n\treturn d->ops->kick(d, X_REG);\n}\n"
-            b"int x_setup(struct x_dev *d)\n{\n\treturn x_start(d);\n}\n")
+            b"int x_setup(struct x_dev *d)\n{\n\td->poll = x_poll;\n"
+            b"\treturn x_start(d);\n}\n")
     identifiers = identifier_hashes(words(data))
+    uses = field_use_hashes(data)
     assert len(identifiers) == 4 * len(set(words(data)))
     assert zlib.crc32(b"x_start") in memoryview(identifiers).cast("I")
+    assert sorted(memoryview(uses).cast("I")) == sorted(map(zlib.crc32, (b"kick", b"poll")))
     rounds = Rounds(frozenset({"request_irq"}), frozenset({"request_irq"}))
     for wanted, expected in (({"x_start"}, True), ({FIELD_CALL + "kick"}, True),
+                             ({FIELD_CALL + "poll"}, True),  # stored into: must be read
+                             ({FIELD_CALL + "ops"}, False),  # named, never called or stored
+                             ({FIELD_CALL + "x_start"}, False),  # called, not through a field
                              ({"y_read32", "z_start", FIELD_CALL + "poll_ring"}, False)):
         names = rounds.names(frozenset(wanted))
-        assert rounds.may_match("drivers/x/x.c", (names,), identifiers) is expected, wanted
+        assert rounds.may_match("drivers/x/x.c", (names,), identifiers, uses) is expected, \
+            wanted
         assert rounds.may_match("drivers/x/x.c", (names,)), "no hashes: must be read"
 
 
@@ -360,15 +371,43 @@ def test_an_unparsed_record_carries_its_identifier_hashes(tmp_path: Path) -> Non
     file's hold none (the rounds never search it)."""
     from mmioscan.analysis.gather import _spec
     from mmioscan.cfront.lexer import words
-    from mmioscan.cfront.prefilter import identifier_hashes
+    from mmioscan.cfront.prefilter import field_use_hashes, identifier_hashes
     from mmioscan.core.ruleset import load_rules
     from mmioscan.facts.runner import collect_facts
 
-    (tmp_path / "a.c").write_bytes(b"int a_setup(void)\n{\n\treturn a_start(1);\n}\n")
+    (tmp_path / "a.c").write_bytes(b"int a_setup(struct a *p)\n{\n\treturn p->start(1);\n}\n")
     (tmp_path / "b.c").write_bytes(b"u32 b_get(void __iomem *r)\n{\n\treturn readl(r);\n}\n")
     rules = load_rules(None)
     run = collect_facts(tmp_path, ("a.c", "b.c"), _spec(rules), rules.digest, 1, None)
     skipped, parsed = run.facts
     assert not skipped.parsed and parsed.parsed
     assert skipped.identifiers == identifier_hashes(words((tmp_path / "a.c").read_bytes()))
-    assert parsed.identifiers == b""
+    assert skipped.field_uses == field_use_hashes((tmp_path / "a.c").read_bytes())
+    assert len(skipped.field_uses) == 4  # `start`
+    assert parsed.identifiers == b"" and parsed.field_uses == b""
+
+
+_FIELD_TEXT = st.lists(st.sampled_from(
+    [b"p", b"->", b".", b"(", b")", b"=", b"==", b" ", b"\n", b"*", b"f", b"ff", b"read",
+     b"x1", b"->f", b"0.5", b"..."]), max_size=14).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FIELD_TEXT)
+def test_field_use_hashes_cover_every_field_a_round_can_find(data: bytes) -> None:
+    """The prefilter's field uses are a superset of what the rounds' field patterns match
+    (calls with stores, and calls alone): a file they rule out is one a read would not
+    have matched either."""
+    import zlib
+
+    from mmioscan.analysis.rounds import _calls_field
+    from mmioscan.cfront.lexer import words
+    from mmioscan.cfront.prefilter import field_use_hashes
+
+    uses = set(memoryview(field_use_hashes(data)).cast("I"))
+    idents = frozenset(words(data))
+    for field in idents:
+        if _calls_field(data, frozenset({field}), idents):
+            assert zlib.crc32(field) in uses, (data, field)
+        if _calls_field(data, frozenset({field}), idents, stores=False):
+            assert zlib.crc32(field) in uses, (data, field)
