@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import pickle
@@ -34,13 +35,13 @@ import stat
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmioscan.core.model import ScanResult
 from mmioscan.core.rules_path import rules_dir
-from mmioscan.facts.cache import FactsCache, Stamp, file_digest
+from mmioscan.facts.cache import RACY_NS, FactsCache, Stamp, file_digest
 from mmioscan.kernel.tree import is_kernel_root
 
 # Entries kept (options key and inputs, the most recently used): a user alternating a few
@@ -83,14 +84,16 @@ def input_files(root: Path, skip: frozenset[str] = frozenset()
 
 
 def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset(),
-                  manifest: Path | None = None) -> str:
+                  manifest: Path | None = None,
+                  listed: list[tuple[str, os.stat_result]] | None = None) -> str:
     """One digest of the content of every input file under root (see the module doc).
 
     A symlink counts by where it points (the scan decides whether it follows it). Stamps come
     from `manifest` (this root's stamps in one file: looking 66,000 up in SQLite took a
     second), else from the facts cache; a file without a valid stamp is hashed and its
-    stamp recorded, so the next run reads nothing."""
-    files = list(input_files(root, skip))
+    stamp recorded, so the next run reads nothing. listed: input_files(root, skip), if
+    already taken."""
+    files = list(input_files(root, skip)) if listed is None else listed
     known = _load_manifest(manifest)
     missing = [p for p, _ in files if p not in known]
     stamps = {**known, **cache.stamps(missing)} if missing else known
@@ -151,19 +154,30 @@ def user_file_digest(path: Path | None) -> str:
     return file_digest(str(path)) or f"unreadable:{path}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Products:
-    """The cached products of one options key, valid for one inputs digest."""
+    """The cached products of one options key, valid for one inputs digest. A run that
+    cannot hit (no entry of its key at all: a cold cache, new options) takes the digest
+    after the analysis, `later`, when the facts stage has stamped every source file it
+    read: hashing the whole tree first, then again file by file in the workers, was 9 s of
+    a cold whole-tree run. Until then `inputs` is None and nothing is served or stored."""
 
     folder: Path
     key: str
-    inputs: str
+    inputs: str | None
+    later: Callable[[], str | None] | None = None
+
+    def _settle(self) -> bool:
+        """Is the inputs digest known (taken now if it was deferred)?"""
+        if self.inputs is None and self.later is not None:
+            self.inputs, self.later = self.later(), None
+        return self.inputs is not None
 
     @property
     def _stem(self) -> str:
         # Options and inputs both name the entry: going back to an earlier state of the tree
         # (an edit undone, a branch checked out again) finds its products still there.
-        return f"{self.key}-{self.inputs[:20]}"
+        return f"{self.key}-{(self.inputs or '')[:20]}"
 
     @property
     def _result_file(self) -> Path:
@@ -174,6 +188,8 @@ class Products:
 
     def has_result(self) -> bool:
         """Was a result stored for these inputs? (reads one line, not the result)"""
+        if self.inputs is None:
+            return False
         try:
             with open(self._result_file, "rb") as fh:
                 found = fh.readline().rstrip(b"\n") == self.inputs.encode()
@@ -184,6 +200,8 @@ class Products:
 
     def result(self) -> ScanResult | None:
         """The stored result if it was made from these inputs; None otherwise."""
+        if self.inputs is None:
+            return None
         loaded = _load(self._result_file, self.inputs)
         if not isinstance(loaded, ScanResult):
             return None
@@ -196,6 +214,9 @@ class Products:
     def store_result(self, result: ScanResult) -> None:
         # The per-file facts are left out: no renderer reads them (cross-checks of the
         # precise engine do, and they never use this cache).
+        if not self._settle():
+            return  # an input changed while the analysis ran: this result is no one's
+        assert self.inputs is not None
         _save(self._result_file, self.inputs, dataclasses.replace(result, facts=()))
         for stale in self.folder.glob(f"{self._stem}.*.out"):
             with contextlib.suppress(OSError):
@@ -204,6 +225,8 @@ class Products:
 
     def rendered(self, renderer: str) -> bytes | None:
         """The bytes a renderer wrote for these inputs (kept as they are: no pickle)."""
+        if self.inputs is None:
+            return None
         try:
             with open(self._rendered_file(renderer), "rb") as fh:
                 if fh.readline().rstrip(b"\n") != self.inputs.encode():
@@ -216,6 +239,8 @@ class Products:
         return body if size.isdigit() and int(size) == len(body) else None
 
     def store_rendered(self, renderer: str, data: bytes) -> None:
+        if self.inputs is None:
+            return  # stored only with the result it renders
         _write(self._rendered_file(renderer), self.inputs.encode() + b"\n" + data + b"\n"
                + str(len(data)).encode())
 
@@ -295,11 +320,53 @@ def open_products(cache_dir: Path | None, root: Path, key: str,
     cache = FactsCache(cache_dir, "")
     if not cache.enabled:
         return None
+    folder = cache_dir / "products"
     try:
         skip = frozenset({str(cache_dir.resolve())})
         where = hashlib.sha1(os.fsencode(str(root)), usedforsecurity=False).hexdigest()[:16]
-        inputs = inputs_digest(root, cache, skip,
-                               cache_dir / "products" / f"inputs-{where}.stamps")
+        manifest = folder / f"inputs-{where}.stamps"
+        listed = list(input_files(root, skip))
+        if not _has_entries(folder, key) and not _racy(listed, time.time_ns()):
+            return Products(folder, key, None,
+                            functools.partial(_digest_after, cache_dir, root, skip, manifest,
+                                              listed))
+        inputs = inputs_digest(root, cache, skip, manifest, listed)
     finally:
         cache.close()
-    return Products(cache_dir / "products", key, inputs)
+    return Products(folder, key, inputs)
+
+
+def _has_entries(folder: Path, key: str) -> bool:
+    """Is any result of this options key stored (for whatever inputs)?"""
+    try:
+        return any(folder.glob(f"{key}-*.result"))
+    except OSError:
+        return False
+
+
+def _racy(listed: list[tuple[str, os.stat_result]], now: int) -> bool:
+    """Was a file changed so recently that a write in the same timestamp tick could leave
+    its stat as it is (facts/cache.py)? Then its stat before and after a run cannot vouch
+    for it, and the digest is taken before the run, as for a possible hit."""
+    return any(max(st.st_mtime_ns, st.st_ctime_ns) >= now - RACY_NS for _p, st in listed)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def _digest_after(cache_dir: Path, root: Path, skip: frozenset[str], manifest: Path,
+                  before: list[tuple[str, os.stat_result]]) -> str | None:
+    """The inputs digest after a run, when every input file is as it was listed before the
+    run (same names, same stat: none was touched since, _racy ruled out same-tick writes);
+    None when one changed (the result may hold some of both contents)."""
+    listed = list(input_files(root, skip))
+    if [(p, _stat_key(st)) for p, st in listed] != [(p, _stat_key(st)) for p, st in before]:
+        return None
+    cache = FactsCache(cache_dir, "")
+    if not cache.enabled:
+        return None
+    try:
+        return inputs_digest(root, cache, skip, manifest, listed)
+    finally:
+        cache.close()

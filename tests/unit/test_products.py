@@ -220,3 +220,49 @@ def test_loose_files_outside_a_kernel_tree_get_no_products(tmp_path: Path) -> No
     first = _scan(loose / "poke.c", cache, tmp_path / "a.json")
     assert _scan(loose / "poke.c", cache, tmp_path / "b.json") == first
     assert not list(cache.glob("products/*"))
+
+
+def _settled(root: Path, cache: Path, key: str = "k") -> products.Products:
+    found = products.open_products(cache, root, key)
+    assert found is not None
+    return found
+
+
+def test_a_cold_cache_takes_the_inputs_digest_after_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no entry of the key, nothing can be served: the digest is taken when the result
+    is stored (the facts stage has stamped the sources by then), and it is the digest a
+    look-up before a run takes. The result is then served."""
+    monkeypatch.setattr(products, "RACY_NS", 0)  # the copy is seconds old (see the next test)
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    result = _result(root, tmp_path / "other")
+    deferred = _settled(root, cache)
+    assert deferred.inputs is None and not deferred.has_result() and deferred.result() is None
+    deferred.store_result(result)
+    assert deferred.inputs is not None
+    eager = _settled(root, cache)  # an entry of the key exists now: taken before the run
+    assert eager.inputs == deferred.inputs and eager.has_result()
+    assert eager.result() is not None
+
+
+def test_a_file_changed_during_the_run_stores_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(products, "RACY_NS", 0)
+    root = copy_tree(tmp_path / "linux")
+    cache = tmp_path / "cache"
+    result = _result(root, tmp_path / "other")
+    deferred = _settled(root, cache)
+    source = next(p for p in sorted(root.rglob("*.c")))
+    source.write_bytes(source.read_bytes() + b"\n/* edited while the scan ran */\n")
+    deferred.store_result(result)
+    assert deferred.inputs is None and not list((cache / "products").glob("*.result"))
+    assert not _settled(root, cache).has_result()
+
+
+def test_a_file_changed_just_before_the_run_is_digested_first(tmp_path: Path) -> None:
+    """A file changed within the racy window (a fresh copy) cannot be vouched for by its
+    stat before and after: the digest is taken before the run, as for a possible hit."""
+    root = copy_tree(tmp_path / "linux")
+    found = _settled(root, tmp_path / "cache")
+    assert found.inputs is not None and found.later is None
