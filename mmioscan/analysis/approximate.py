@@ -46,6 +46,7 @@ class CallerIndex:
     - `eligible`, `naming`: the scopes that may be funnels (not an accessor, not over the
       length cap), and under each name they call or use as a value, (path, scope, name);
     - `calling`: under each callee, (path, scope) of every scope calling it (hot reach);
+    - `valuing`: under each name used as a value, (path, scope) of every scope using it;
     - `macros`: names defined only as macros somewhere (never as a function)."""
 
     def __init__(self, leaves: frozenset[str], max_function_lines: int,
@@ -58,6 +59,7 @@ class CallerIndex:
         self.eligible: set[tuple[str, int]] = set()
         self.naming: dict[str, list[tuple[str, int, str]]] = {}
         self.calling: dict[str, list[tuple[str, int]]] = {}
+        self.valuing: dict[str, list[tuple[str, int]]] = {}
         self._macro_names: set[str] = set()
         self._function_names: set[str] = set()
 
@@ -84,6 +86,8 @@ class CallerIndex:
              else self._macro_names).add(scope.name)
             for callee in set(scope.callees):
                 self.calling.setdefault(callee, []).append((path, i))
+            for value in set(scope.values):
+                self.valuing.setdefault(value, []).append((path, i))
             if scope.name in leaves or too_long(scope, flows, max_function_lines,
                                                 max_funnel_lines):
                 continue

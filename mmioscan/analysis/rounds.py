@@ -83,6 +83,9 @@ class RoundsMemo:
     scope_calls: ScopeCallsMemo = dataclasses.field(default_factory=dict)
     index: CallerIndex | None = None
     functions: FileFunctions | None = None  # what the files may store as functions
+    # whether each file makes a map that may be MMIO (wrappers.regmap_folders), by the facts
+    # object it was asked of
+    makes_maps: dict[str, tuple[FileFacts, bool]] = dataclasses.field(default_factory=dict)
 
 
 def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
@@ -118,12 +121,25 @@ def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
         else:
             visible.by_subtree.setdefault(posixpath.dirname(path), set()).add(scope.name)
     _field_calls(stores, funnels | leaves, visible)
-    for folder in regmap_folders(parsed.values(), rules.regmap):
+    for folder in regmap_folders(_map_makers(parsed, rules, memo), rules.regmap):
         by_folder.setdefault(folder, set()).update(rules.regmap.api,
                                                    rules.regmap.bus)
     _hot_partners(parsed, stores, funnels | leaves | frozenset(rules.regmap.api),
                   visible, index)
     return visible
+
+
+def _map_makers(parsed: Mapping[str, FileFacts], rules: RuleSet, memo: RoundsMemo
+                ) -> list[FileFacts]:
+    """The parsed files regmap_folders would find a map maker in, each asked once."""
+    found = []
+    for path, facts in parsed.items():
+        known = memo.makes_maps.get(path)
+        if known is None or known[0] is not facts:
+            known = memo.makes_maps[path] = (facts, bool(regmap_folders((facts,), rules.regmap)))
+        if known[1]:
+            found.append(facts)
+    return found
 
 
 def _hot_partners(parsed: Mapping[str, FileFacts], stores: FieldStores, accessing: set[str],
@@ -184,10 +200,12 @@ class _Reaching:
 
     def __init__(self, parsed: Mapping[str, FileFacts], stores: FieldStores,
                  accessing: set[str], index: CallerIndex) -> None:
-        self.by_path = {p: _makers(f, accessing) for p, f in parsed.items()}
+        self.by_path = _makers(parsed, accessing, index)
         self._names = NameScopes(accessing)  # the names known to reach an access
         callers = index.calling  # callee name -> (path, scope), over the parsed files
-        learned = set(accessing) | self._learn(parsed, self.by_path)
+        # the callers of `accessing` itself are makers already: only the makers' own names
+        # can bring new scopes in
+        learned = self._learn(parsed, self.by_path)
         calling_through = [(p, f) for p, f in parsed.items() if f.indirect]
         for _depth in range(MAX_REACH_DEPTH):
             through = _AccessFields(stores, frozenset(self._names.names()))
@@ -223,14 +241,22 @@ class _Reaching:
         return names
 
 
-def _makers(facts: FileFacts, accessing: set[str]) -> set[int]:
-    """The functions and macros of a file that make an access: an accessor, funnel or
-    regmap call, or a dereference, in their own body (a macro writing a fixed register
-    makes one in every function using it)."""
-    deref_scopes = {d[2] for d in facts.derefs}
-    disjoint = accessing.isdisjoint
-    return {i for i, s in enumerate(facts.scopes)
-            if i in deref_scopes or not (disjoint(s.callees) and disjoint(s.values))}
+def _makers(parsed: Mapping[str, FileFacts], accessing: set[str], index: CallerIndex
+            ) -> dict[str, set[int]]:
+    """Per parsed file, its functions and macros that make an access: an accessor, funnel
+    or regmap call, or a dereference, in their own body (a macro writing a fixed register
+    makes one in every function using it). Read off the caller index (the names' callers
+    and users), not by testing every scope of every file each round."""
+    found: dict[str, set[int]] = {
+        path: {d[2] for d in facts.derefs if 0 <= d[2] < len(facts.scopes)}
+        for path, facts in parsed.items()}
+    for table in (index.calling, index.valuing):
+        for name in accessing:
+            for path, i in table.get(name, ()):
+                scopes = found.get(path)
+                if scopes is not None:
+                    scopes.add(i)
+    return found
 
 
 class _AccessFields:

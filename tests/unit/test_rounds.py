@@ -411,3 +411,29 @@ def test_field_use_hashes_cover_every_field_a_round_can_find(data: bytes) -> Non
             assert zlib.crc32(field) in uses, (data, field)
         if _calls_field(data, frozenset({field}), idents, stores=False):
             assert zlib.crc32(field) in uses, (data, field)
+
+
+def test_the_makers_read_off_the_caller_index_are_the_scopes_making_an_access() -> None:
+    """_Reaching's makers (a call or value use of an accessing name, or a dereference, in a
+    scope's own body) come from the caller index: the same scopes as testing each scope."""
+    from mmioscan.analysis.approximate import CallerIndex
+    from mmioscan.analysis.rounds import _makers
+    from mmioscan.cfront.extract import Extractor
+
+    source = (b"#define X_WR(v) writel(v, x_base)\n"
+              b"static void __iomem *x_base;\n"
+              b"static u32 x_rd(u32 r) { return readl(x_base + r); }\n"
+              b"static void x_kick(void) { X_WR(1); }\n"
+              b"static void x_poke(u32 __iomem *p) { *p = 1; }\n"
+              b"static int x_pick(void) { return use(readl); }\n"
+              b"static int x_none(int a) { return a + 1; }\n")
+    facts = Extractor({"readl", "writel"}).extract("drivers/x/x.c", "d", source)
+    accessing = {"readl", "writel", "x_rd"}
+    index = CallerIndex(frozenset({"readl", "writel"}), 15, 400).update({facts.path: facts})
+    derefs = {d[2] for d in facts.derefs}
+    expected = {i for i, s in enumerate(facts.scopes)
+                if i in derefs or not accessing.isdisjoint((*s.callees, *s.values))}
+    found = _makers({facts.path: facts}, accessing, index)[facts.path]
+    names = {facts.scopes[i].name for i in found}
+    assert found == expected
+    assert {"X_WR", "x_rd", "x_poke", "x_pick"} <= names and "x_none" not in names
