@@ -6,8 +6,11 @@ Workers return these (picklable, immutable); later stages derive variants with
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 ScopeKind = Literal["function", "macro", "object-macro"]
 UseKind = Literal["call", "reference"]
@@ -133,11 +136,53 @@ class FileFacts:
     # `.f =`: prefilter.field_use_hashes), for the rounds' field calls
     field_uses: bytes = b""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its field values, scopes as plain tuples, rebuilt by _rebuild_facts:
+        # a NamedTuple unpickles through its Python __new__ (878,000 scopes in a whole-tree
+        # run) and a frozen slotted dataclass through a Python __setstate__; loading the
+        # whole tree's cached facts takes a fifth less time this way.
+        values = [getattr(self, name) for name in _FACTS_FIELDS]
+        values[_SCOPES_AT] = tuple(map(tuple, self.scopes))
+        return _rebuild_facts, (tuple(values),)
+
     def call_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.calls)
 
     def reference_records(self) -> tuple[Call, ...]:
         return tuple(Call._make(c) for c in self.references)
+
+
+_FACTS_FIELDS = tuple(f.name for f in dataclasses.fields(FileFacts))
+_SCOPES_AT = _FACTS_FIELDS.index("scopes")
+
+
+def _facts_builder() -> Callable[[tuple[Any, ...]], FileFacts]:
+    """build(values): a FileFacts from its field values (FileFacts.__reduce__), one
+    straight-line function setting each slot through its descriptor (generated once, as
+    dataclasses generates __init__; core/evolve.py does the same for Site), the scopes made
+    Scopes again by tuple.__new__ at C speed."""
+    lines = ["def build(values):", "    new = _new(FileFacts)"]
+    for i, name in enumerate(_FACTS_FIELDS):
+        value = (f"values[{i}]" if i != _SCOPES_AT
+                 else f"tuple(_map(_tuple_new, _repeat(Scope), values[{i}]))")
+        lines.append(f"    _set_{name}(new, {value})")
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"_new": object.__new__, "FileFacts": FileFacts, "Scope": Scope,
+                                 "_map": map, "_tuple_new": tuple.__new__,
+                                 "_repeat": itertools.repeat}
+    namespace.update((f"_set_{name}", FileFacts.__dict__[name].__set__)
+                     for name in _FACTS_FIELDS)
+    exec("\n".join(lines), namespace)  # noqa: S102 - the code above, from field names only
+    build: Callable[[tuple[Any, ...]], FileFacts] = namespace["build"]
+    return build
+
+
+_build_facts = _facts_builder()
+
+
+def _rebuild_facts(values: tuple[Any, ...]) -> FileFacts:
+    """Unpickle a FileFacts (a module-level name: pickle stores the reconstructor by name)."""
+    return _build_facts(values)
 
 
 SiteKind = Literal["direct", "wrapper", "reference", "deref", "regmap"]

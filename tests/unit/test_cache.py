@@ -271,3 +271,29 @@ def test_one_pool_of_workers_serves_every_batch_of_an_analysis(tmp_path: Path) -
         assert pool is not None and workers._pool is pool
     assert workers._pool is None
     assert first.facts + second.facts == alone.facts
+
+
+def test_facts_pickle_back_equal_with_their_scopes_as_scopes() -> None:
+    """FileFacts pickle as their field values (FileFacts.__reduce__): every fixture file's
+    facts, every field set or not, come back equal, of the same types (scopes are Scope
+    NamedTuples again, not bare tuples), and through copy too."""
+    import copy
+    import pickle
+
+    from mmioscan.analysis.gather import _spec
+    from mmioscan.core.model import Scope
+
+    from .helpers import fixture_sources
+
+    runner._init_worker(_spec(load_rules(None)))
+    checked = 0
+    for source in fixture_sources():
+        facts = runner.facts_for_bytes(source.name, source.read_bytes(), force=True)
+        back = pickle.loads(pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == facts and type(back) is FileFacts
+        assert all(type(s) is Scope for s in back.scopes)
+        assert copy.deepcopy(facts) == facts
+        checked += bool(facts.scopes)
+    assert checked >= 5
+    bare = FileFacts("a.c", "d", 0, parsed=False, identifiers=b"\x01\x00\x00\x00")
+    assert pickle.loads(pickle.dumps(bare)) == bare
