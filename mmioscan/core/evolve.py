@@ -13,33 +13,22 @@ from collections.abc import Callable
 from typing import Any
 
 from mmioscan.core.model import DriverInfo, Site, Tdx
+from mmioscan.core.slots import slot_filler
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Site))
 _KNOWN = frozenset(_FIELDS)
 
 
-def _copier() -> Callable[[Site, dict[str, Any]], Site]:
-    """copy(site, changes): one straight-line function that sets every slot through its
-    descriptor (generated once, as dataclasses generates __init__), twice as fast as a
-    loop over the field names with getattr and setattr."""
-    lines = ["def copy(site, changes):", "    new = _new(Site)", "    get = changes.get"]
-    lines += [f"    _set_{name}(new, get({name!r}, site.{name}))" for name in _FIELDS]
-    lines.append("    return new")
-    namespace: dict[str, Any] = {"_new": object.__new__, "Site": Site}
-    namespace.update((f"_set_{name}", Site.__dict__[name].__set__) for name in _FIELDS)
-    exec("\n".join(lines), namespace)  # noqa: S102 - the code above, from field names only
-    copy: Callable[[Site, dict[str, Any]], Site] = namespace["copy"]
-    return copy
-
-
-_copy = _copier()
+# copy(site, changes.get): every field from the changes, else from the site (core/slots.py)
+_copy: Callable[[Site, Callable[[str, Any], Any]], Site] = slot_filler(
+    Site, "site, get", lambda _i, name: f"get({name!r}, site.{name})")
 
 
 def evolved(site: Site, **changes: Any) -> Site:
     """dataclasses.replace(site, **changes), without re-running __init__."""
     if not changes.keys() <= _KNOWN:
         raise TypeError(f"Site has no field {sorted(changes.keys() - _KNOWN)[0]!r}")
-    return _copy(site, changes)
+    return _copy(site, changes.get)
 
 
 def placed(site: Site, driver: str, scope_key: str | None, hot: bool,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from mmioscan.core.slots import slot_filler
+
 ScopeKind = Literal["function", "macro", "object-macro"]
 UseKind = Literal["call", "reference"]
 
@@ -156,28 +158,13 @@ _FACTS_FIELDS = tuple(f.name for f in dataclasses.fields(FileFacts))
 _SCOPES_AT = _FACTS_FIELDS.index("scopes")
 
 
-def _facts_builder() -> Callable[[tuple[Any, ...]], FileFacts]:
-    """build(values): a FileFacts from its field values (FileFacts.__reduce__), one
-    straight-line function setting each slot through its descriptor (generated once, as
-    dataclasses generates __init__; core/evolve.py does the same for Site), the scopes made
-    Scopes again by tuple.__new__ at C speed."""
-    lines = ["def build(values):", "    new = _new(FileFacts)"]
-    for i, name in enumerate(_FACTS_FIELDS):
-        value = (f"values[{i}]" if i != _SCOPES_AT
-                 else f"tuple(_map(_tuple_new, _repeat(Scope), values[{i}]))")
-        lines.append(f"    _set_{name}(new, {value})")
-    lines.append("    return new")
-    namespace: dict[str, Any] = {"_new": object.__new__, "FileFacts": FileFacts, "Scope": Scope,
-                                 "_map": map, "_tuple_new": tuple.__new__,
-                                 "_repeat": itertools.repeat}
-    namespace.update((f"_set_{name}", FileFacts.__dict__[name].__set__)
-                     for name in _FACTS_FIELDS)
-    exec("\n".join(lines), namespace)  # noqa: S102 - the code above, from field names only
-    build: Callable[[tuple[Any, ...]], FileFacts] = namespace["build"]
-    return build
-
-
-_build_facts = _facts_builder()
+# build(values): a FileFacts from its field values (FileFacts.__reduce__, core/slots.py),
+# the scopes made Scopes again by tuple.__new__ at C speed
+_build_facts: Callable[[tuple[Any, ...]], FileFacts] = slot_filler(
+    FileFacts, "values",
+    lambda i, _name: (f"values[{i}]" if i != _SCOPES_AT
+                      else f"tuple(_map(_tuple_new, _repeat(_Scope), values[{i}]))"),
+    {"_map": map, "_tuple_new": tuple.__new__, "_repeat": itertools.repeat, "_Scope": Scope})
 
 
 def _rebuild_facts(values: tuple[Any, ...]) -> FileFacts:
