@@ -216,7 +216,9 @@ def facts_for_bytes(rel: str, data: bytes, force: bool = False,
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         notes = (Problem(rel, f"{NOT_UTF8} {exc.start}: scanned as raw bytes"),)
-    found = lexer.words(data)
+    # the set once: the name test over it is a few look-ups (over the list it hashed every
+    # word), and a skipped file's identifier hashes are taken from it
+    found = set(lexer.words(data))
     skip = (not _Worker.scanner.mentioned(found) and not mentions_iomem(data)
             and _prefiltered(rel))
     # a skipped file's identifiers, hashed here, on the workers: the caller rounds would read
