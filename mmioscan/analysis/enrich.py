@@ -8,6 +8,7 @@ memcpy_toio's #VE count).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
@@ -21,7 +22,7 @@ from mmioscan.cfront.callargs import call_arguments
 from mmioscan.cfront.includes import include_candidates
 from mmioscan.core.catalogue import Catalogue
 from mmioscan.core.evolve import enriched
-from mmioscan.core.model import DriverInfo, FileFacts, Problem, Site, Tdx
+from mmioscan.core.model import DriverInfo, FileFacts, Problem, Site, Tdx, TextRead
 from mmioscan.core.ruleset import RuleSet
 from mmioscan.kernel.drivermap import DriverMap
 from mmioscan.kernel.groups import load_group_rules
@@ -99,19 +100,23 @@ class Enricher:
     # each site then carries a verdict per platform beside `tdx`.
     platforms: tuple[X86Model, ...] = ()
 
-    def run(self, sites: Sequence[Site]) -> tuple[tuple[Site, ...], dict[SiteKey, list[str]]]:
-        """Enriched sites (same order) and the call arguments read for bulk sites, which
-        the strategy comparison reuses."""
+    def run(self, sites: Sequence[Site]
+            ) -> tuple[tuple[Site, ...], dict[SiteKey, list[str]], tuple[TextRead, ...]]:
+        """Enriched sites (same order), the call arguments read for bulk sites, which the
+        strategy comparison reuses, and what was read from each file's text."""
         done: list[Site] = []
         arguments: dict[SiteKey, list[str]] = {}
+        reads: list[TextRead] = []
         for path, group in groupby(sites, key=lambda s: s.path):
-            done.extend(self._file(path, list(group), arguments))
-        return tuple(done), arguments
+            done.extend(self._file(path, list(group), arguments, reads))
+        return tuple(done), arguments, tuple(reads)
 
-    def _file(self, path: str, sites: list[Site],
-              arguments: dict[SiteKey, list[str]]) -> Iterable[Site]:
+    def _file(self, path: str, sites: list[Site], arguments: dict[SiteKey, list[str]],
+              reads: list[TextRead]) -> Iterable[Site]:
         text = _read_text(self.root / path)
         lines = text.splitlines() if text is not None else []
+        site_lines = tuple(sorted({s.line for s in sites}))
+        points: list[tuple[int, int, tuple[str, ...] | None]] = []
         if self.definitions is not None:
             sites = [s for s in sites if not self.definitions.is_definition(
                 s, lines[s.line - 1] if 0 < s.line <= len(lines) else "")]
@@ -125,6 +130,7 @@ class Enricher:
             args = None
             if text is not None and any(m.needs_args(site) for m in self.models()):
                 args = call_arguments(text, site.line, site.column)
+                points.append((site.line, site.column, tuple(args) if args is not None else None))
                 if args is not None:
                     arguments[site.sort_key()] = args
             tdx = verdict(site, self.model, self.strategy, args, info.group)
@@ -136,6 +142,10 @@ class Enricher:
             if dead and any(first <= site.line <= last for first, last in dead):
                 where = replace(info, reachable=False)  # inside #ifdef CONFIG_<not set>
             yield enriched(site, where, tdx, fp, code or None, per_platform)
+        read_dead = self.conditions is not None and text is not None and \
+            info.reachable is not False
+        reads.append(TextRead(path, site_lines, _lines_digest(text, lines, site_lines),
+                              tuple(dead) if read_dead else None, tuple(points)))
 
     def models(self) -> tuple[X86Model, ...]:
         """The model of every platform asked for (TDX's alone by default)."""
@@ -145,6 +155,33 @@ class Enricher:
                   arguments: dict[SiteKey, list[str]], model: X86Model | None = None) -> Tdx:
         """The site's verdict under another strategy (for `mmioscan strategies`)."""
         return verdict(site, model or self.model, strategy, arguments.get(site.sort_key()))
+
+
+def _lines_digest(text: str | None, lines: Sequence[str], numbers: Sequence[int]) -> str:
+    """A digest of the text of the given lines ("" for an unreadable file: never equal)."""
+    if text is None:
+        return ""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for n in numbers:
+        digest.update(lines[n - 1].encode("utf-8", "surrogateescape") if 0 < n <= len(lines)
+                      else b"\1")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def read_again(root: Path, was: TextRead, conditions: ConfigConditions | None) -> TextRead:
+    """What Enricher._file would read from the file's current text, for the same sites (a
+    file whose facts are unchanged has the same sites): compared with `was`, it says whether
+    the file's enriched sites would be the same."""
+    text = _read_text(root / was.path)
+    lines = text.splitlines() if text is not None else []
+    dead = None
+    if was.dead is not None and conditions is not None and text is not None:
+        dead = tuple(conditions.dead_lines(text))
+    points = tuple((line, column, tuple(a) if (a := call_arguments(text, line, column))
+                    is not None else None) for line, column, _ in was.arguments
+                   ) if text is not None else ()
+    return TextRead(was.path, was.lines, _lines_digest(text, lines, was.lines), dead, points)
 
 
 def _read_text(path: Path) -> str | None:
@@ -164,6 +201,7 @@ class Judged:
     enricher: Enricher  # the tree's driver map and platform model, for other strategies
     strategies: dict[str, Strategy]  # every strategy with its rules resolved on this scan
     problems: tuple[Problem, ...]  # the driver map's and the platform model's notes
+    reads: tuple[TextRead, ...] = ()  # what was read from each site file's text
 
 
 def judge(root: Path, sites: tuple[Site, ...], facts: Iterable[FileFacts], rules: RuleSet,
@@ -196,5 +234,5 @@ def judge(root: Path, sites: tuple[Site, ...], facts: Iterable[FileFacts], rules
                 for name, s in {**(strategies or {}), strategy.name: strategy}.items()}
     enricher = Enricher(root, included, model, resolved[strategy.name], rules.catalogue,
                         conditions, definitions, selected)
-    done, arguments = enricher.run(sites)
-    return Judged(done, arguments, enricher, resolved, tuple(problems))
+    done, arguments, reads = enricher.run(sites)
+    return Judged(done, arguments, enricher, resolved, tuple(problems), reads)

@@ -58,7 +58,7 @@ class ScanOptions:
     prepared: Prepared | None = None
 
 
-def _spec(rules: RuleSet) -> ExtractSpec:
+def extract_spec(rules: RuleSet) -> ExtractSpec:
     return ExtractSpec(
         names=rules.catalogue.names() | rules.regmap.maybe_mmio(),
         registrations=tuple(sorted(rules.hot.registrations.items())),
@@ -74,7 +74,7 @@ class _Facts:
     def __init__(self, root: Path, options: ScanOptions, rules: RuleSet,
                  progress: Progress | None) -> None:
         self.root, self.options, self.rules, self.progress = root, options, rules, progress
-        self.spec = _spec(rules)
+        self.spec = extract_spec(rules)
         self.by_path: dict[str, FileFacts] = {}
         self.problems: list[Problem] = []
         self.hit_paths: set[str] = set()  # a forced file read again counts once

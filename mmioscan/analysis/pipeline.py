@@ -177,7 +177,8 @@ def _result(gathered: Gathered, sites: tuple[Site, ...],
                                for m in judged.enricher.platforms) if judged is not None else (),
         strategies=rows,
         counts_unreachable=options.config is None or options.all_sites,
-        ram_backed_derefs=sum(f.ram_backed_derefs for f in gathered.scoped))
+        ram_backed_derefs=sum(f.ram_backed_derefs for f in gathered.scoped),
+        text_reads=judged.reads if judged is not None else ())
 
 
 def analyse(options: AnalysisOptions, rules: RuleSet | None = None,

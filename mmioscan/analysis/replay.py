@@ -89,10 +89,10 @@ def replayable(record: Record, by_path: Mapping[str, FileFacts], cache: FactsCac
     if len(changed) > MAX_CHANGED:
         return False
     old = cache.facts(digests[p] for p in changed if digests[p]) if changed else {}
-    return all(_same_facts(old.get(digests[p]), by_path[p]) for p in changed)
+    return all(same_facts(old.get(digests[p]), by_path[p]) for p in changed)
 
 
-def _same_facts(was: FileFacts | None, now: FileFacts) -> bool:
+def same_facts(was: FileFacts | None, now: FileFacts) -> bool:
     """Only a parsed file may have changed, and only in its bytes: an unparsed one's bytes
     (its identifiers) are what the rounds search; a file without a digest is not cached."""
     if was is None or not now.digest or not now.parsed or not was.parsed:

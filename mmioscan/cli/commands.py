@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmioscan.analysis.pipeline import Analysis, AnalysisOptions, ScanOptions, Timings, run
+from mmioscan.analysis.unchanged import serve_unchanged
 from mmioscan.cli.options import UsageError, cache_dir, cpu_features, jobs, platforms
 from mmioscan.cli.output import encoded, target_name, write_data
 from mmioscan.cli.precise import engine_options
@@ -20,6 +21,7 @@ from mmioscan.cli.progress import ProgressBar
 from mmioscan.core.model import ScanResult
 from mmioscan.core.ruleset import RuleSet, load_rules
 from mmioscan.facts.products import Products, open_products, options_key
+from mmioscan.kernel.dotconfig import ConfigError, load_config
 from mmioscan.kernel.kernelsrc import ensure_cloud_config, ensure_tree
 from mmioscan.kernel.tree import resolve_root
 from mmioscan.report.explain import Location, explain_location, explain_name, parse_location
@@ -125,10 +127,28 @@ def _result(args: argparse.Namespace, compare: bool = False) -> Served:
             products.store_result(result)
         return result
 
-    if products is not None and products.has_result():
+    if products is not None and (products.has_result()
+                                 or _unchanged(options, rules, products, clock)):
         _print_timings(args, clock)
         return Served(None, products, hit=True, compute=compute)
     return Served(compute(), products, compute=compute)
+
+
+def _unchanged(options: AnalysisOptions, rules: RuleSet, products: Products,
+               clock: Timings) -> bool:
+    """Does an earlier entry answer for these inputs (analysis/unchanged.py)? An unusable
+    .config is left to the analysis, which reports it."""
+    scan = options.scan
+    if scan.cache_dir is None or products.inputs is None:
+        return False  # no cache, or a run that cannot be served (a cold one: no entry)
+    try:
+        config = load_config(options.config) if options.config is not None else None
+    except ConfigError:
+        return False
+    served = serve_unchanged(products, resolve_root(list(scan.paths), scan.root), rules,
+                             config, scan.cache_dir)
+    clock.lap("unchanged")
+    return served
 
 
 # Renderers whose text shows how many files came from the cache: a rendering made on a miss

@@ -329,6 +329,22 @@ class StrategyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TextRead:
+    """What the drivers-and-verdicts stage read from one file's text beyond its facts
+    (analysis/enrich.py): the lines of its sites (their code, fingerprints, and whether one
+    is an accessor's own definition), the blocks the .config leaves out, and the arguments
+    of its bulk calls. Two versions of a file with equal facts and equal reads give the
+    same result (analysis/unchanged.py serves an edit so)."""
+
+    path: str
+    lines: tuple[int, ...]  # the lines of its sites, before definitions are left out
+    digest: str  # of those lines' text
+    dead: tuple[tuple[int, int], ...] | None  # ConfigConditions.dead_lines; None: not read
+    # (line, column, call_arguments) of every bulk call whose arguments were read
+    arguments: tuple[tuple[int, int, tuple[str, ...] | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     root: str
     kernel_version: str | None
@@ -355,3 +371,6 @@ class ScanResult:
     indirect_mixed: int = 0
     # Raw derefs of the scanned files left out: the pointer's value is RAM (rules/ram.toml)
     ram_backed_derefs: int = 0
+    # What the verdicts read from each site file's text (TextRead); kept beside the result
+    # in the products cache, not rendered
+    text_reads: tuple[TextRead, ...] = field(default=(), repr=False, compare=False)

@@ -85,14 +85,16 @@ def input_files(root: Path, skip: frozenset[str] = frozenset()
 
 def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozenset(),
                   manifest: Path | None = None,
-                  listed: list[tuple[str, os.stat_result]] | None = None) -> str:
+                  listed: list[tuple[str, os.stat_result]] | None = None,
+                  each: dict[str, str] | None = None) -> str:
     """One digest of the content of every input file under root (see the module doc).
 
     A symlink counts by where it points (the scan decides whether it follows it). Stamps come
     from `manifest` (this root's stamps in one file: looking 66,000 up in SQLite took a
     second), else from the facts cache; a file without a valid stamp is hashed and its
     stamp recorded, so the next run reads nothing. listed: input_files(root, skip), if
-    already taken."""
+    already taken. each: filled with every file's own part of the digest, by path under
+    root (its content digest; what a link points to), for analysis/unchanged.py."""
     files = list(input_files(root, skip)) if listed is None else listed
     known = _load_manifest(manifest)
     missing = [p for p, _ in files if p not in known]
@@ -105,9 +107,13 @@ def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozense
         digest.update(os.fsencode(path[len(str(root)):]))
         digest.update(b"\0")
         if stat.S_ISLNK(st.st_mode):
+            target = "?"
             with contextlib.suppress(OSError):
-                digest.update(b"->" + os.fsencode(os.readlink(path)))
+                target = os.readlink(path)
+                digest.update(b"->" + os.fsencode(target))
             digest.update(b"\0")
+            if each is not None:
+                each[path[len(str(root)):].lstrip("/")] = "->" + target
             continue
         stamp = stamps.get(path)
         if stamp is None or not stamp.trusted(st):
@@ -118,8 +124,11 @@ def inputs_digest(root: Path, cache: FactsCache, skip: frozenset[str] = frozense
                 renewed.append((path, stamp))
         if stamp is not None:
             current[path] = stamp
-        digest.update((stamp.digest if stamp is not None else "unreadable").encode())
+        part = stamp.digest if stamp is not None else "unreadable"
+        digest.update(part.encode())
         digest.update(b"\0")
+        if each is not None:
+            each[path[len(str(root)):].lstrip("/")] = part
     cache.store_stamps(renewed)
     if manifest is not None and current != known:
         _write(manifest, pickle.dumps(current, protocol=pickle.HIGHEST_PROTOCOL))
@@ -166,6 +175,10 @@ class Products:
     key: str
     inputs: str | None
     later: Callable[[], str | None] | None = None
+    # every input file's own digest, by path under the root (inputs_digest's `each`),
+    # filled with `inputs`: kept with a stored result, so that a later run can tell which
+    # files an edit changed (analysis/unchanged.py)
+    each: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def _settle(self) -> bool:
         """Is the inputs digest known (taken now if it was deferred)?"""
@@ -217,11 +230,56 @@ class Products:
         if not self._settle():
             return  # an input changed while the analysis ran: this result is no one's
         assert self.inputs is not None
-        _save(self._result_file, self.inputs, dataclasses.replace(result, facts=()))
         for stale in self.folder.glob(f"{self._stem}.*.out"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+        _save(self._side_file("inputs"), self.inputs, self.each)
+        _save(self._side_file("reads"), self.inputs, {r.path: r for r in result.text_reads})
+        _save(self._result_file, self.inputs,
+              dataclasses.replace(result, facts=(), text_reads=()))
         _prune(self.folder)
+
+    def _side_file(self, what: str) -> Path:
+        return self.folder / f"{self._stem}.{what}"
+
+    def earlier(self) -> list[str]:
+        """The other stored entries of this options key (their stems), newest first."""
+        try:
+            found = sorted(self.folder.glob(f"{self.key}-*.result"),
+                           key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        except OSError:
+            return []
+        return [p.name.removesuffix(".result") for p in found
+                if p.name.removesuffix(".result") != self._stem]
+
+    def side(self, stem: str, what: str) -> object:
+        """What entry `stem` keeps beside its result ("inputs": each file's digest;
+        "reads": the TextReads by path), or None."""
+        return _load_any(self.folder / f"{stem}.{what}")
+
+    def adopt(self, stem: str) -> bool:
+        """Store entry `stem`'s result and renderings as these inputs' own (an edit that
+        changes no answer: analysis/unchanged.py), the same bytes under this entry's name;
+        False when that entry cannot be read."""
+        if self.inputs is None:
+            return False
+        header = self.inputs.encode() + b"\n"
+        renderings = list(self.folder.glob(f"{stem}.*.out"))
+        copies = [(self.folder / f"{stem}.result", self._result_file),
+                  (self.folder / f"{stem}.reads", self._side_file("reads")),
+                  *((old, self.folder / (self._stem + old.name[len(stem):]))
+                    for old in renderings)]
+        for old, new in copies:
+            try:
+                with open(old, "rb") as fh:
+                    fh.readline()
+                    body = fh.read()
+            except OSError:
+                return False
+            _write(new, header + body)
+        _save(self._side_file("inputs"), self.inputs, self.each)
+        _prune(self.folder)
+        return True
 
     def rendered(self, renderer: str) -> bytes | None:
         """The bytes a renderer wrote for these inputs (kept as they are: no pickle)."""
@@ -251,6 +309,16 @@ def _load(path: Path, inputs: str) -> object:
         with open(path, "rb") as fh:
             if fh.readline().rstrip(b"\n") != inputs.encode():
                 return None
+            return pickle.loads(zlib.decompress(fh.read()))
+    except Exception:  # noqa: BLE001 - a damaged entry is only a miss
+        return None
+
+
+def _load_any(path: Path) -> object:
+    """What was saved at path, for whatever inputs, or None (missing or corrupt)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.readline()
             return pickle.loads(zlib.decompress(fh.read()))
     except Exception:  # noqa: BLE001 - a damaged entry is only a miss
         return None
@@ -291,7 +359,8 @@ def _prune(folder: Path) -> None:
         return
     for old in results[MAX_ENTRIES:]:
         key = old.name.removesuffix(".result")
-        for path in (old, *folder.glob(f"{key}.*.out")):
+        for path in (old, *folder.glob(f"{key}.*.out"), folder / f"{key}.inputs",
+                     folder / f"{key}.reads"):
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -326,14 +395,15 @@ def open_products(cache_dir: Path | None, root: Path, key: str,
         where = hashlib.sha1(os.fsencode(str(root)), usedforsecurity=False).hexdigest()[:16]
         manifest = folder / f"inputs-{where}.stamps"
         listed = list(input_files(root, skip))
+        each: dict[str, str] = {}
         if not _has_entries(folder, key) and not _racy(listed, time.time_ns()):
             return Products(folder, key, None,
                             functools.partial(_digest_after, cache_dir, root, skip, manifest,
-                                              listed))
-        inputs = inputs_digest(root, cache, skip, manifest, listed)
+                                              listed, each), each)
+        inputs = inputs_digest(root, cache, skip, manifest, listed, each)
     finally:
         cache.close()
-    return Products(folder, key, inputs)
+    return Products(folder, key, inputs, each=each)
 
 
 def _has_entries(folder: Path, key: str) -> bool:
@@ -356,7 +426,8 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 def _digest_after(cache_dir: Path, root: Path, skip: frozenset[str], manifest: Path,
-                  before: list[tuple[str, os.stat_result]]) -> str | None:
+                  before: list[tuple[str, os.stat_result]],
+                  each: dict[str, str] | None = None) -> str | None:
     """The inputs digest after a run, when every input file is as it was listed before the
     run (same names, same stat: none was touched since, _racy ruled out same-tick writes);
     None when one changed (the result may hold some of both contents)."""
@@ -367,6 +438,6 @@ def _digest_after(cache_dir: Path, root: Path, skip: frozenset[str], manifest: P
     if not cache.enabled:
         return None
     try:
-        return inputs_digest(root, cache, skip, manifest, listed)
+        return inputs_digest(root, cache, skip, manifest, listed, each)
     finally:
         cache.close()

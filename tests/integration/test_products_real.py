@@ -84,7 +84,9 @@ def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
 def test_a_comment_edit_replays_the_caller_rounds(kernel_tree: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # analysis/replay.py: netdev.c's facts do not change, so the rounds are not searched
-    # again, and the output is still that of a scan without any cache
+    # again, and the output is still that of a scan without any cache. The comment goes on
+    # a line with a site: its text is read for the verdicts, so the products cache does not
+    # answer (analysis/unchanged.py) and the analysis runs
     from mmioscan.analysis import gather
 
     tree = _small_tree(kernel_tree, tmp_path / "linux")
@@ -98,9 +100,42 @@ def test_a_comment_edit_replays_the_caller_rounds(kernel_tree: Path, tmp_path: P
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(gather, "_callers_round", counting)
+    served = _served(monkeypatch)
     changed = tree / DRIVER / "netdev.c"
-    changed.write_bytes(changed.read_bytes() + b"/* a comment at the end */\n")
+    lines = changed.read_bytes().split(b"\n")
+    at = next(i for i, line in enumerate(lines) if b"ew32(" in line and line.endswith(b");"))
+    lines[at] += b" /* a comment on a site's line */"
+    changed.write_bytes(b"\n".join(lines))
     edited = _scan(tree, tmp_path / "edited.json", cache)
     assert not searched
     assert edited == _scan(tree, tmp_path / "edited-fresh.json", None) == cold
     assert searched  # the scan without a cache searched
+    assert [s.hit for s in served] == [False, False]
+
+
+def test_a_comment_at_the_end_is_served_from_the_products(kernel_tree: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    # analysis/unchanged.py: netdev.c parses to the same facts and its sites' lines read the
+    # same, so the stored result answers; its bytes are those of a scan without a cache
+    tree = _small_tree(kernel_tree, tmp_path / "linux")
+    cache = tmp_path / "cache"
+    _scan(tree, tmp_path / "cold.json", cache)
+    served = _served(monkeypatch)
+    changed = tree / DRIVER / "netdev.c"
+    changed.write_bytes(changed.read_bytes() + b"/* a comment at the end */\n")
+    edited = _scan(tree, tmp_path / "edited.json", cache)
+    assert edited == _scan(tree, tmp_path / "edited-fresh.json", None)
+    assert [s.hit for s in served] == [True, False]
+
+
+def _served(monkeypatch: pytest.MonkeyPatch) -> list[commands.Served]:
+    seen: list[commands.Served] = []
+    real = commands._result
+
+    def spy(*args: object, **kwargs: object) -> commands.Served:
+        seen.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return seen[-1]
+
+    monkeypatch.setattr(commands, "_result", spy)
+    return seen

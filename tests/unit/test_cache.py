@@ -253,7 +253,7 @@ def test_one_pool_of_workers_serves_every_batch_of_an_analysis(tmp_path: Path) -
     """The rounds parse batch after batch; the pool started for the first is kept for the
     next (a pool per batch cost its workers' start each time), gives the same facts as
     parsing in this process, and is gone once closed."""
-    from mmioscan.analysis.gather import _spec
+    from mmioscan.analysis.gather import extract_spec
     from mmioscan.core.ruleset import load_rules
     from mmioscan.facts.runner import Workers, collect_facts
 
@@ -262,7 +262,7 @@ def test_one_pool_of_workers_serves_every_batch_of_an_analysis(tmp_path: Path) -
             b"u32 get%d(void __iomem *r)\n{\n\treturn readl(r + %d);\n}\n" % (i, i))
     files = tuple(f"f{i}.c" for i in range(40))
     rules = load_rules(None)
-    spec = _spec(rules)
+    spec = extract_spec(rules)
     alone = collect_facts(tmp_path, files, spec, rules.digest, 1, None)
     with Workers(spec, 2) as workers:
         first = collect_facts(tmp_path, files[:20], spec, rules.digest, workers, None)
@@ -280,12 +280,12 @@ def test_facts_pickle_back_equal_with_their_scopes_as_scopes() -> None:
     import copy
     import pickle
 
-    from mmioscan.analysis.gather import _spec
+    from mmioscan.analysis.gather import extract_spec
     from mmioscan.core.model import Scope
 
     from .helpers import fixture_sources
 
-    runner._init_worker(_spec(load_rules(None)))
+    runner._init_worker(extract_spec(load_rules(None)))
     checked = 0
     for source in fixture_sources():
         facts = runner.facts_for_bytes(source.name, source.read_bytes(), force=True)

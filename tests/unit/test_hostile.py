@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fixtures import hostile
 
-from mmioscan.analysis.gather import _spec
+from mmioscan.analysis.gather import extract_spec
 from mmioscan.cfront import extract, iomem, lexer, macros, pasted, prefilter, preprocess
 from mmioscan.core.model import FileFacts
 from mmioscan.core.ruleset import load_rules
@@ -55,7 +55,7 @@ def _lines_executed(work: Callable[[], Any]) -> int:
 
 @pytest.fixture(scope="module")
 def worker() -> None:
-    _init_worker(_spec(load_rules()))
+    _init_worker(extract_spec(load_rules()))
 
 
 class _Searched:

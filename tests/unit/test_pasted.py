@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mmioscan.analysis.gather import _spec
+from mmioscan.analysis.gather import extract_spec
 from mmioscan.cfront import pasted
 from mmioscan.cfront.extract import Extractor
 from mmioscan.cfront.macros import Directives
@@ -117,7 +117,7 @@ CALL_STATUS, CALL_HRD = _line("if (!pst_mac_status("), _line("return pst_phy_hrd
 
 @pytest.fixture(scope="module")
 def extractor() -> Extractor:
-    spec = _spec(load_rules())
+    spec = extract_spec(load_rules())
     return Extractor(spec.names, dict(spec.registrations), spec.hot_fields, spec.regmap)
 
 

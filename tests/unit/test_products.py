@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from mmioscan.facts import cache as facts_cache
 from mmioscan.facts import products
 from mmioscan.report.formats import FORMATS, renderer
 
-from .helpers import copy_tree, run_cli
+from .helpers import FIXTURES, copy_tree, run_cli
 
 FORMATS_OUT = ("json", "sarif", "csv", "markdown", "summary", "text")
 
@@ -203,12 +204,61 @@ def test_undoing_an_edit_finds_the_earlier_products(tmp_path: Path,
     cold = _scan(root, cache, tmp_path / "cold.json")
     source = next(p for p in sorted(root.rglob("*.c")) if b"writel" in p.read_bytes())
     data = source.read_bytes()
-    source.write_bytes(data + b"\n/* an edit */\n")
+    source.write_bytes(data + b"\nvoid an_edit(void __iomem *b) { writel(2, b); }\n")
     hits = _hits(monkeypatch)
     _scan(root, cache, tmp_path / "edited.json")
     source.write_bytes(data)
     assert _scan(root, cache, tmp_path / "undone.json") == cold
     assert _was_hit(hits) == [False, True]
+
+
+# A driver of the tests' own for the edits below (analysis/unchanged.py)
+_QUX = """// SPDX-License-Identifier: GPL-2.0
+/* Fixture for mmioscan: edits that change no answer. Written for the tests. */
+#include <linux/io.h>
+
+static void qux_start(void __iomem *base, const void *buf)
+{
+	/* the doorbell comes last */
+	writel(1, base + 0x10);
+	memcpy_toio(base + 0x100, buf, 4);
+}
+"""
+
+# edit -> (path under the root, new text from old text, served from the earlier entry)
+_EDITS = {
+    "comment-appended": ("drivers/qux/qux.c", lambda t: t + "/* a note */\n", True),
+    "comment-reworded": ("drivers/qux/qux.c",
+                         lambda t: t.replace("comes last", "rings at the end"), True),
+    "site-line": ("drivers/qux/qux.c", lambda t: t.replace("writel(1,", "writel(2,"), False),
+    "bulk-length": ("drivers/qux/qux.c", lambda t: t.replace("buf, 4)", "buf, 8)"), False),
+    "lines-moved": ("drivers/qux/qux.c", lambda t: "\n" + t, False),
+    "header": ("drivers/foo/foo_regs.h", lambda t: t + "/* a note */\n", False),
+    "unparsed": ("drivers/bar/bar_nothing.c", lambda t: t + "/* a note */\n", False),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_EDITS))
+def test_an_edit_that_changes_no_answer_is_served(tmp_path: Path, edit: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Served or not, the output is the bytes of a scan without any cache; served only when
+    the edited files' facts and what the verdicts read of their text are unchanged."""
+    root = copy_tree(tmp_path / "linux")
+    (root / "drivers/qux").mkdir()
+    (root / "drivers/qux/qux.c").write_text(_QUX)
+    cache = tmp_path / "cache"
+    before = _scan(root, cache, tmp_path / "before.json")
+    path, change, served = _EDITS[edit]
+    target = root / path
+    target.write_text(change(target.read_text()))
+    hits = _hits(monkeypatch)
+    after = _scan(root, cache, tmp_path / "after.json")
+    assert _was_hit(hits) == [served]
+    assert after == _scan(root, None, tmp_path / "fresh.json")  # no cache: never a hit
+    if edit in ("site-line", "bulk-length"):
+        assert after != before  # the code line, the #VE count: why these are not served
+    assert _scan(root, cache, tmp_path / "again.json") == after
+    assert _was_hit(hits) == [served, False, True]
 
 
 def test_loose_files_outside_a_kernel_tree_get_no_products(tmp_path: Path) -> None:
@@ -266,3 +316,23 @@ def test_a_file_changed_just_before_the_run_is_digested_first(tmp_path: Path) ->
     root = copy_tree(tmp_path / "linux")
     found = _settled(root, tmp_path / "cache")
     assert found.inputs is not None and found.later is None
+
+
+def test_an_ifdef_edit_under_a_config_is_not_served(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Which blocks a .config leaves out is read from the text (ConfigConditions): a changed
+    # symbol on an #ifdef line is a changed answer, though no fact changed
+    root = tmp_path / "linux"
+    shutil.copytree(FIXTURES / "tdtree", root)
+    source = root / "drivers/misc/gdev.c"  # built: CONFIG_GDEV=y
+    source.write_text(source.read_text() + "\nstatic void gdev_extra(void __iomem *base)\n"
+                      "{\n#ifdef CONFIG_PCI\n\twritel(5, base + 0x20);\n#endif\n}\n")
+    cache = tmp_path / "cache"
+    extra = ("--config", str(root / "td.config"))
+    before = _scan(root, cache, tmp_path / "before.json", "json", *extra)
+    source.write_text(source.read_text().replace("#ifdef CONFIG_PCI", "#ifdef CONFIG_GOLD"))
+    hits = _hits(monkeypatch)
+    after = _scan(root, cache, tmp_path / "after.json", "json", *extra)
+    assert _was_hit(hits) == [False]
+    assert after == _scan(root, None, tmp_path / "fresh.json", "json", *extra)
+    assert after != before  # CONFIG_GOLD is not set: the write is no longer built

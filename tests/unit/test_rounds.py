@@ -369,7 +369,7 @@ def test_the_prefilters_identifier_hashes_answer_without_a_read() -> None:
 def test_an_unparsed_record_carries_its_identifier_hashes(tmp_path: Path) -> None:
     """The facts of a file the prefilter skips hold the hashes of its identifiers; a parsed
     file's hold none (the rounds never search it)."""
-    from mmioscan.analysis.gather import _spec
+    from mmioscan.analysis.gather import extract_spec
     from mmioscan.cfront.lexer import words
     from mmioscan.cfront.prefilter import field_use_hashes, identifier_hashes
     from mmioscan.core.ruleset import load_rules
@@ -378,7 +378,7 @@ def test_an_unparsed_record_carries_its_identifier_hashes(tmp_path: Path) -> Non
     (tmp_path / "a.c").write_bytes(b"int a_setup(struct a *p)\n{\n\treturn p->start(1);\n}\n")
     (tmp_path / "b.c").write_bytes(b"u32 b_get(void __iomem *r)\n{\n\treturn readl(r);\n}\n")
     rules = load_rules(None)
-    run = collect_facts(tmp_path, ("a.c", "b.c"), _spec(rules), rules.digest, 1, None)
+    run = collect_facts(tmp_path, ("a.c", "b.c"), extract_spec(rules), rules.digest, 1, None)
     skipped, parsed = run.facts
     assert not skipped.parsed and parsed.parsed
     assert skipped.identifiers == identifier_hashes(words((tmp_path / "a.c").read_bytes()))
