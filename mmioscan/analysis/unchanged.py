@@ -6,13 +6,15 @@ with no site: the common small edit of a warm tree, answered in the time it take
 the tree and parse the edited file, with the bytes a cold run would write.
 
 Why the result is then the same: every stage reads the sources through their facts, except
-in four places. The caller rounds search the bytes of unparsed files (so an edited file must
+in five places. The caller rounds search the bytes of unparsed files (so an edited file must
 have been parsed by the byte prefilter before and after the edit, never only because a
 round forced it); the hot-header step reads the code names of headers (so only .c files
 count); the platform models read files of arch/ and lib/ (so no edit there counts); and the
 drivers-and-verdicts stage reads, from each file with sites, the lines of its sites, the
 blocks the .config leaves out and the arguments of bulk calls (analysis/enrich.py's
-TextRead, stored with the entry and read again here from the edited file). Equal facts give
+TextRead, stored with the entry and read again here from the edited file); and a file
+including a .c file of its folder reads that file's macros into its own facts (so no edited
+file may be named in quotes by a file beside it). Equal facts give
 the same sites in the same places, so the same lines are read; when they read the same
 too, the enriched sites, and every count and summary made of them, are the same.
 
@@ -53,7 +55,8 @@ def serve_unchanged(products: Products, root: Path, rules: RuleSet,
         if not isinstance(before, dict) or before.keys() != products.each.keys():
             continue  # a file added or removed (or an entry from before this was kept)
         edited = sorted(p for p, d in products.each.items() if before[p] != d)
-        if not edited or len(edited) > MAX_EDITED or not all(map(_may_serve, edited)):
+        if (not edited or len(edited) > MAX_EDITED or not all(map(_may_serve, edited))
+                or any(_included_nearby(root, p) for p in edited)):
             continue
         reads = products.side(stem, "reads")
         if not isinstance(reads, dict):
@@ -66,6 +69,20 @@ def serve_unchanged(products: Products, root: Path, rules: RuleSet,
 
 def _may_serve(path: str) -> bool:
     return path.endswith(".c") and not path.startswith(_MODEL_TREES)
+
+
+def _included_nearby(root: Path, path: str) -> bool:
+    """May a file of the same folder include this one (`#include "ehci-q.c"`)? Its facts
+    then depend on this file's bytes (the pasting macros it reads: cfront/pasted.py), and
+    would be made again. Any file naming it in quotes counts."""
+    folder = (root / path).parent
+    quoted = f'"{Path(path).name}"'.encode()
+    try:
+        return any(quoted in other.read_bytes() for other in folder.iterdir()
+                   if other.is_file() and other.name != Path(path).name
+                   and other.suffix in (".c", ".h"))
+    except OSError:
+        return True
 
 
 def _edits_parse_alike(root: Path, rules: RuleSet, cache_dir: Path, edited: list[str],

@@ -336,3 +336,21 @@ def test_an_ifdef_edit_under_a_config_is_not_served(tmp_path: Path,
     assert _was_hit(hits) == [False]
     assert after == _scan(root, None, tmp_path / "fresh.json", "json", *extra)
     assert after != before  # CONFIG_GOLD is not set: the write is no longer built
+
+
+def test_a_c_file_another_includes_is_not_served(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # qux_all.c includes qux.c: its facts read qux.c's bytes (pasting macros), so even a
+    # comment there is left to the analysis
+    root = copy_tree(tmp_path / "linux")
+    (root / "drivers/qux").mkdir()
+    (root / "drivers/qux/qux.c").write_text(_QUX)
+    (root / "drivers/qux/qux_all.c").write_text('#include "qux.c"\n')
+    cache = tmp_path / "cache"
+    _scan(root, cache, tmp_path / "before.json")
+    source = root / "drivers/qux/qux.c"
+    source.write_text(source.read_text() + "/* a note */\n")
+    hits = _hits(monkeypatch)
+    after = _scan(root, cache, tmp_path / "after.json")
+    assert _was_hit(hits) == [False]
+    assert after == _scan(root, None, tmp_path / "fresh.json")
