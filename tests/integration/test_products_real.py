@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmioscan.cli import commands
 from mmioscan.cli.main import main
+from tests.unit.helpers import served_spy
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +49,7 @@ def test_cold_warm_and_incremental_runs_agree(kernel_tree: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     tree = _small_tree(kernel_tree, tmp_path / "linux")
     cache = tmp_path / "cache"
-    served: list[commands.Served] = []
-    real = commands._result
-
-    def spy(*args: object, **kwargs: object) -> commands.Served:
-        served.append(real(*args, **kwargs))  # type: ignore[arg-type]
-        return served[-1]
-
-    monkeypatch.setattr(commands, "_result", spy)
+    served = served_spy(monkeypatch)
     fresh = _scan(tree, tmp_path / "fresh.json", None)
     assert b'"kind": "wrapper"' in fresh  # the real driver: ew32/er32 wrapper sites
     cold = _scan(tree, tmp_path / "cold.json", cache)
@@ -100,7 +93,7 @@ def test_a_comment_edit_replays_the_caller_rounds(kernel_tree: Path, tmp_path: P
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(gather, "_callers_round", counting)
-    served = _served(monkeypatch)
+    served = served_spy(monkeypatch)
     changed = tree / DRIVER / "netdev.c"
     lines = changed.read_bytes().split(b"\n")
     at = next(i for i, line in enumerate(lines) if b"ew32(" in line and line.endswith(b");"))
@@ -121,21 +114,10 @@ def test_a_comment_at_the_end_is_served_from_the_products(kernel_tree: Path, tmp
     tree = _small_tree(kernel_tree, tmp_path / "linux")
     cache = tmp_path / "cache"
     _scan(tree, tmp_path / "cold.json", cache)
-    served = _served(monkeypatch)
+    served = served_spy(monkeypatch)
     changed = tree / DRIVER / "netdev.c"
     changed.write_bytes(changed.read_bytes() + b"/* a comment at the end */\n")
     edited = _scan(tree, tmp_path / "edited.json", cache)
     assert edited == _scan(tree, tmp_path / "edited-fresh.json", None)
     assert [s.hit for s in served] == [True, False]
 
-
-def _served(monkeypatch: pytest.MonkeyPatch) -> list[commands.Served]:
-    seen: list[commands.Served] = []
-    real = commands._result
-
-    def spy(*args: object, **kwargs: object) -> commands.Served:
-        seen.append(real(*args, **kwargs))  # type: ignore[arg-type]
-        return seen[-1]
-
-    monkeypatch.setattr(commands, "_result", spy)
-    return seen

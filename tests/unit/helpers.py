@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from mmioscan.cli import commands
 from mmioscan.cli.main import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -102,3 +105,17 @@ def line_starting(text: str, needle: str) -> int:
              if line.lstrip("\t").startswith(needle)]
     assert len(lines) == 1, needle
     return lines[0]
+
+
+def served_spy(monkeypatch: pytest.MonkeyPatch) -> list[commands.Served]:
+    """Every command's Served from now on, to ask after the command whether it was a
+    products hit (a damaged entry turns a hit into a miss while rendering)."""
+    seen: list[commands.Served] = []
+    real = commands._result
+
+    def spy(*args: object, **kwargs: object) -> commands.Served:
+        seen.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return seen[-1]
+
+    monkeypatch.setattr(commands, "_result", spy)
+    return seen

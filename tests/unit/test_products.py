@@ -15,7 +15,7 @@ from mmioscan.facts import cache as facts_cache
 from mmioscan.facts import products
 from mmioscan.report.formats import FORMATS, renderer
 
-from .helpers import FIXTURES, copy_tree, run_cli
+from .helpers import FIXTURES, copy_tree, run_cli, served_spy
 
 FORMATS_OUT = ("json", "sarif", "csv", "markdown", "summary", "text")
 
@@ -29,17 +29,7 @@ def _scan(root: Path, cache: Path | None, out: Path, fmt: str = "json",
 
 
 def _hits(monkeypatch: pytest.MonkeyPatch) -> list[commands.Served]:
-    """Every command's Served, to ask after the command whether it was a products hit (a
-    damaged entry turns a hit into a miss while rendering)."""
-    seen: list[commands.Served] = []
-    real = commands._result
-
-    def spy(*args: object, **kwargs: object) -> commands.Served:
-        seen.append(real(*args, **kwargs))  # type: ignore[arg-type]
-        return seen[-1]
-
-    monkeypatch.setattr(commands, "_result", spy)
-    return seen
+    return served_spy(monkeypatch)
 
 
 def _was_hit(seen: list[commands.Served]) -> list[bool]:
