@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from mmioscan.analysis.approximate import CallerIndex, ScopeCallsMemo, approximate_wrappers
+from mmioscan.analysis.approximate import CallerIndex, FunnelSearch, ScopeCallsMemo
 from mmioscan.analysis.callgraph import folder_of
 from mmioscan.analysis.fnptrs import FieldStores, FileFunctions, NameScopes
 from mmioscan.analysis.wrappers import regmap_folders
@@ -83,6 +83,7 @@ class RoundsMemo:
     scope_calls: ScopeCallsMemo = dataclasses.field(default_factory=dict)
     index: CallerIndex | None = None
     functions: FileFunctions | None = None  # what the files may store as functions
+    funnels: FunnelSearch | None = None  # the funnel search, going on from the last round
     # whether each file makes a map that may be MMIO (wrappers.regmap_folders), by the facts
     # object it was asked of
     makes_maps: dict[str, tuple[FileFacts, bool]] = dataclasses.field(default_factory=dict)
@@ -104,10 +105,9 @@ def visible_names(by_path: Mapping[str, FileFacts], rules: RuleSet,
         memo.index = CallerIndex(leaves, rules.wrappers.max_function_lines,
                                  rules.wrappers.max_funnel_lines)
     index = memo.index.update(parsed)
-    for path, scope in approximate_wrappers(parsed, leaves,
-                                            rules.wrappers.max_function_lines, addr_args,
-                                            rules.wrappers.max_funnel_lines,
-                                            memo.scope_calls, stores, index):
+    if memo.funnels is None:
+        memo.funnels = FunnelSearch(leaves, addr_args, memo.scope_calls, memo.index)
+    for path, scope in memo.funnels.run(parsed, stores):
         funnels.add(scope.name)
         if path.endswith(".h"):
             by_header.setdefault(path, set()).add(scope.name)

@@ -437,3 +437,54 @@ def test_the_makers_read_off_the_caller_index_are_the_scopes_making_an_access() 
     names = {facts.scopes[i].name for i in found}
     assert found == expected
     assert {"X_WR", "x_rd", "x_poke", "x_pick"} <= names and "x_none" not in names
+
+
+def _facts_of(path: str, source: bytes) -> Any:
+    from mmioscan.cfront.extract import Extractor
+
+    return Extractor({"readl", "writel"}).extract(path, path, source)
+
+
+# Files parsed round by round: the second makes x_rd a function too (it was a macro only),
+# stores a plain function into the `read` field a funnel call went through, and the third
+# calls a funnel found before
+_ROUND_FILES = (
+    {"drivers/x/a.c": b"#define x_rd(r) readl(x_base + (r))\n"
+                      b"static void __iomem *x_base;\n"
+                      b"u32 x_get(u32 r) { return x_rd(r); }\n"
+                      b"static u32 x_fun(void __iomem *a) { return readl(a); }\n"
+                      b"static const struct x_ops x_mmio = { .read = x_fun };\n"
+                      b"u32 x_via(struct x_dev *d, u32 r) { return d->ops->read(d->base + r); }\n"
+                      b"u32 x_outer(struct x_dev *d, u32 r) { return x_via(d, r); }\n"},
+    {"drivers/x/b.c": b"u32 x_rd(u32 r) { return r; }\n"
+                      b"static u32 x_plain(void __iomem *a) { return 0; }\n"
+                      b"static const struct x_ops x_fake = { .read = x_plain };\n"
+                      b"u32 x_more(u32 r) { return x_get(r); }\n"},
+    {"drivers/x/c.c": b"u32 x_top(u32 r) { return x_more(r) + x_get(r + 4); }\n"},
+)
+
+
+def test_the_funnel_search_going_on_finds_what_a_fresh_one_finds() -> None:
+    """FunnelSearch carried from round to round (taking back what a macro turned function
+    or a field's new candidate unmakes) ends where approximate_wrappers over the same files
+    ends, round after round."""
+    from mmioscan.analysis.approximate import CallerIndex, FunnelSearch, approximate_wrappers
+    from mmioscan.analysis.fnptrs import FieldStores
+
+    leaves = frozenset({"readl", "writel"})
+    addr = {"readl": 0, "writel": 1}
+    search = FunnelSearch(leaves, addr, {}, CallerIndex(leaves, 15, 400))
+    files: dict[str, Any] = {}
+    found_by_round = []
+    for added in _ROUND_FILES:
+        files.update({p: _facts_of(p, s) for p, s in added.items()})
+        going_on = search.run(files, FieldStores(files, leaves))
+        fresh = approximate_wrappers(files, leaves, 15, addr, 400)
+        assert [(p, s.name) for p, s in going_on] == [(p, s.name) for p, s in fresh]
+        found_by_round.append({s.name for _p, s in going_on})
+    assert found_by_round == [
+        {"x_rd", "x_get", "x_fun", "x_via", "x_outer"},
+        # the `read` field may hold a plain function now: x_via and its caller taken back
+        {"x_rd", "x_get", "x_fun", "x_more"},
+        {"x_rd", "x_get", "x_fun", "x_more", "x_top"}]
+    assert search.retracted > 0 and search.restarts == 0
