@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -84,6 +85,14 @@ class _Facts:
         self.code_names: dict[str, frozenset[str]] = {}  # a header's code names (_hot_headers)
         self.workers: Workers | None = None  # kept across the rounds (gather sets it)
         self.include_paths = IncludePaths(root)  # the Makefiles' -I folders
+        # (folder or "", #include target) -> the tree file it names, or None: the files of
+        # the tree do not change during a run, and the context and hot headers resolved
+        # the same includes again after every round (a stat each, through pathlib)
+        self.resolved: dict[tuple[str, str], str | None] = {}
+        self._root = str(root)
+
+    def is_file(self, rel: str) -> bool:
+        return os.path.isfile(os.path.join(self._root, rel))
 
     def includes(self) -> IncludeIndex:
         """The include index of every file read. Kept while no file is added and no file's
@@ -116,7 +125,7 @@ class _Facts:
 
 def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> None:
     """Parse the headers the parsed files include from outside the scope, transitively."""
-    resolved: dict[tuple[str, str], str | None] = {}
+    resolved = store.resolved
     for _ in range(MAX_INCLUDE_DEPTH):
         wanted: set[str] = set()
         for facts in new:
@@ -128,7 +137,7 @@ def _context_headers(store: _Facts, new: list[FileFacts], scoped: set[str]) -> N
                 if memo not in resolved:
                     resolved[memo] = next(
                         (c for c in include_candidates(facts.path, target)
-                         if (store.root / c).is_file()), None)
+                         if store.is_file(c)), None)
                 found = resolved[memo]
                 if found is None:  # then in the folders its Makefiles add with -I
                     found = _through_flags(store, folder, target, resolved)
@@ -144,7 +153,7 @@ def _through_flags(store: _Facts, folder: str, target: str,
     memo = (folder, "-I" + target)
     if memo not in resolved:
         resolved[memo] = next((c for c in store.include_paths.candidates(folder, target)
-                               if (store.root / c).is_file()), None)
+                               if store.is_file(c)), None)
     return resolved[memo]
 
 
