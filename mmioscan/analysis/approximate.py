@@ -96,24 +96,12 @@ class CallerIndex:
                 self.naming.setdefault(name, []).append((path, i, name))
 
 
-def approximate_wrappers(files: Mapping[str, FileFacts], leaves: frozenset[str],
-                         max_function_lines: int, addr_args: Mapping[str, int] | None = None,
-                         max_funnel_lines: int = 400, memo: ScopeCallsMemo | None = None,
-                         stores: FieldStores | None = None, index: CallerIndex | None = None
-                         ) -> list[tuple[str, Scope]]:
-    """Definitions that may be funnels, by name only (no resolution): the funnel rule with
-    every definition of a name standing for all of them. memo keeps each file's scope
-    calls from round to round (keyed by the facts object, so a file parsed again is read
-    again); stores: the FieldStores of these files, if built; index: the CallerIndex kept
-    over the rounds, brought up to date here."""
-    search = FunnelSearch(leaves, addr_args or {}, memo,
-                          index or CallerIndex(leaves, max_function_lines, max_funnel_lines))
-    return search.run(files, stores or FieldStores(files, leaves))
-
-
 class FunnelSearch:
-    """approximate_wrappers kept from round to round: the next round goes on from the
-    last one's fixpoint with what the files it parsed add (their scopes' calls, the calls
+    """Definitions that may be funnels, by name only (no resolution): the funnel rule with
+    every definition of a name standing for all of them. Kept from round to round (memo:
+    each file's scope calls, keyed by the facts object; index: the CallerIndex of the
+    rounds, brought up to date by each run): the next round goes on from the last one's
+    fixpoint with what the files it parsed add (their scopes' calls, the calls
     through fields that wait for new candidates), instead of starting again from the
     accessors over 15,000 files (a third of the whole tree's caller rounds).
 

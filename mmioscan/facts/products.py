@@ -31,6 +31,7 @@ import functools
 import hashlib
 import os
 import pickle
+import shutil
 import stat
 import tempfile
 import time
@@ -38,6 +39,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mmioscan.core.model import ScanResult
 from mmioscan.core.rules_path import rules_dir
@@ -270,13 +272,8 @@ class Products:
                   *((old, self.folder / (self._stem + old.name[len(stem):]))
                     for old in renderings)]
         for old, new in copies:
-            try:
-                with open(old, "rb") as fh:
-                    fh.readline()
-                    body = fh.read()
-            except OSError:
+            if not _rewrite_header(old, new, header):
                 return False
-            _write(new, header + body)
         _save(self._side_file("inputs"), self.inputs, self.each)
         _prune(self.folder)
         return True
@@ -335,19 +332,37 @@ def _save(path: Path, inputs: str, value: object) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError), _replacing(path) as fh:
+        fh.write(data)
+
+
+def _rewrite_header(old: Path, new: Path, header: bytes) -> bool:
+    """Copy old to new with its first line replaced by header, streamed: a whole-tree JSON
+    rendering is 260 MB."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with open(old, "rb") as src, _replacing(new) as dst:
+            src.readline()
+            dst.write(header)
+            shutil.copyfileobj(src, dst, 1 << 20)
     except OSError:
-        return
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A file written beside path and put in its place when the block ends (a concurrent
+    reader sees the old file or the new one); removed if the block fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _prune(folder: Path) -> None:

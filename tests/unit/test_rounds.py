@@ -466,9 +466,9 @@ _ROUND_FILES = (
 
 def test_the_funnel_search_going_on_finds_what_a_fresh_one_finds() -> None:
     """FunnelSearch carried from round to round (taking back what a macro turned function
-    or a field's new candidate unmakes) ends where approximate_wrappers over the same files
-    ends, round after round."""
-    from mmioscan.analysis.approximate import CallerIndex, FunnelSearch, approximate_wrappers
+    or a field's new candidate unmakes) ends where a fresh search over the same files ends,
+    round after round."""
+    from mmioscan.analysis.approximate import CallerIndex, FunnelSearch
     from mmioscan.analysis.fnptrs import FieldStores
 
     leaves = frozenset({"readl", "writel"})
@@ -479,7 +479,8 @@ def test_the_funnel_search_going_on_finds_what_a_fresh_one_finds() -> None:
     for added in _ROUND_FILES:
         files.update({p: _facts_of(p, s) for p, s in added.items()})
         going_on = search.run(files, FieldStores(files, leaves))
-        fresh = approximate_wrappers(files, leaves, 15, addr, 400)
+        fresh = FunnelSearch(leaves, addr, {}, CallerIndex(leaves, 15, 400)).run(
+            files, FieldStores(files, leaves))
         assert [(p, s.name) for p, s in going_on] == [(p, s.name) for p, s in fresh]
         found_by_round.append({s.name for _p, s in going_on})
     assert found_by_round == [
